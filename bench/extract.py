@@ -1,0 +1,112 @@
+"""Extraction speed: frames/s with the detector on every frame against detect-and-track, on GRID (360x288)
+and White House (1280x720) footage from ../shared/data, and the share of frames where a face was found.
+
+    python bench/extract.py            # writes bench/results/extract.json
+
+Targets on the 2-core dev machine, tracking: >= 60 fps at 360x288, >= 20 fps at 720p, faces on >= 99%.
+"""
+
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import torch
+
+from dualface import __version__
+from dualface.detect import _hog
+from dualface.extract import ExtractConfig, extract
+from dualface.identity import _recognizer
+from dualface.landmarks import _predictor
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared" / "data"
+SETS = {
+    "grid 360x288": sorted((SHARED / "grid" / "s1").glob("*.mpg"))[:4],
+    "whitehouse 1280x720": sorted((SHARED / "whitehouse").glob("*.mp4")),
+}
+MODES = {"detect every frame": 1, "track (detect every 5)": 5}
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def run(clips: list[Path], detect_every: int) -> dict:
+    with tempfile.TemporaryDirectory() as out:
+        config = ExtractConfig(inputs=clips, output=Path(out), detect_every=detect_every, progress=False)
+        start = time.perf_counter()
+        summary = extract(config)
+        seconds = time.perf_counter() - start
+    if summary.errors:
+        raise SystemExit(f"extraction failed: {summary.errors}")
+    frames = summary.total("frames_read")
+    return {
+        "frames": frames,
+        "seconds": round(seconds, 3),
+        "fps": round(frames / seconds, 2),
+        "face_fraction": round(summary.total("frames_with_face") / frames, 4),
+    }
+
+
+def main() -> None:
+    missing = [name for name, clips in SETS.items() if not clips]
+    if missing:
+        sys.exit(f"footage missing for {missing}: this benchmark reads ../shared/data")
+    start = time.perf_counter()
+    _hog(), _predictor(), _recognizer()  # loading the weights (~1 s) is not extraction speed
+    load_s = time.perf_counter() - start
+    results = {}
+    for name, clips in SETS.items():
+        for mode, detect_every in MODES.items():
+            results[f"{name} | {mode}"] = run(clips, detect_every)
+    hardware = {
+        "cpu": cpu_name(),
+        "cores": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "opencv": cv2.__version__,
+    }
+    print(f"dualface {__version__} extraction benchmark on {hardware['cpu']}, {hardware['cores']} cores")
+    print(f"weights loaded once in {load_s:.2f} s (not counted)\n")
+    header = f"{'footage':<22}{'mode':<26}{'frames':>7}{'fps':>8}{'x baseline':>12}{'faces found':>13}"
+    print(header)
+    print("-" * len(header))
+    for name in SETS:
+        base = results[f"{name} | detect every frame"]["fps"]
+        for mode in MODES:
+            r = results[f"{name} | {mode}"]
+            r["ratio_to_detect_every_frame"] = round(r["fps"] / base, 2)
+            print(
+                f"{name:<22}{mode:<26}{r['frames']:>7}{r['fps']:>8.1f}{r['fps'] / base:>11.2f}x"
+                f"{100 * r['face_fraction']:>12.1f}%"
+            )
+    out = ROOT / "bench" / "results" / "extract.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    clips = {name: [p.name for p in clips] for name, clips in SETS.items()}
+    out.write_text(
+        json.dumps(
+            {
+                "version": __version__,
+                "hardware": hardware,
+                "weights_load_s": round(load_s, 2),
+                "clips": clips,
+                "results": results,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    print(f"\nwritten to {out.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+from dualface.cli import main
+
+main()

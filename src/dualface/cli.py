@@ -1,0 +1,138 @@
+"""The `dualface` command: one sub-command per stage, each a thin layer over the stage's config and function."""
+
+import logging
+import sys
+from pathlib import Path
+
+import typer
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from dualface import __version__
+from dualface.errors import DualfaceError
+from dualface.extract import ExtractConfig, ExtractSummary, extract
+
+app = typer.Typer(
+    name="dualface",
+    help="Face-swap studio: extract faces, train a shared-encoder autoencoder, convert, evaluate.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+EXTRACT = ExtractConfig(inputs=[Path(".")], output=Path("."))  # the defaults, for --help
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"dualface {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log more detail."),
+) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s: %(message)s")
+
+
+@app.command("extract")
+def extract_command(
+    inputs: list[Path] = typer.Argument(..., help="Videos, images, or folders of them.", show_default=False),
+    output: Path = typer.Option(..., "--output", "-o", help="Folder for the face PNGs and alignments files."),
+    size: int = typer.Option(EXTRACT.size, help="Side of the aligned face crops, in pixels."),
+    coverage: float = typer.Option(EXTRACT.coverage, help="Share of the crop's width the face spans (0.8: tight)."),
+    centering: str = typer.Option(EXTRACT.centering, help="'face' (brows to chin) or 'head' (takes in the forehead)."),
+    detector: str = typer.Option(EXTRACT.detector, help="'hog' (fast) or 'cnn' (dlib's MMOD CNN: slower, finds more)."),
+    detect_every: int = typer.Option(EXTRACT.detect_every, help="Frames between detections while faces are tracked."),
+    detect_size: int = typer.Option(EXTRACT.detect_size, help="Longest side of the frame the detector scans."),
+    every: int = typer.Option(EXTRACT.every, help="Process every Nth frame of a video."),
+    min_size: int = typer.Option(EXTRACT.min_size, help="Ignore faces smaller than this many source pixels."),
+    smooth: bool = typer.Option(EXTRACT.smooth, help="Smooth landmarks over time in videos."),
+    reference: list[Path] = typer.Option(
+        [], "--reference", "-r", help="Photo of the person to keep (repeatable); other faces are skipped."
+    ),
+    threshold: float = typer.Option(EXTRACT.threshold, help="Largest embedding distance to a reference kept."),
+    embed_every: int = typer.Option(EXTRACT.embed_every, help="Frames between identity embeddings of a face."),
+    overwrite: bool = typer.Option(False, help="Extract again inputs already extracted into OUTPUT."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Detect, track and align faces: writes aligned face PNGs and one alignments file per input."""
+    config = ExtractConfig(
+        inputs=inputs,
+        output=output,
+        size=size,
+        coverage=coverage,
+        centering=centering,
+        detector=detector,
+        detect_every=detect_every,
+        detect_size=detect_size,
+        every=every,
+        min_size=min_size,
+        smooth=smooth,
+        references=reference,
+        threshold=threshold,
+        embed_every=embed_every,
+        overwrite=overwrite,
+        progress=progress and sys.stderr.isatty(),
+    )
+    _report(config, _run_extract(config))
+
+
+def _run_extract(config: ExtractConfig) -> ExtractSummary:
+    with logging_redirect_tqdm():
+        return extract(config)
+
+
+def _report(config: ExtractConfig, summary: ExtractSummary) -> None:
+    output = config.output
+    for item in summary.inputs:
+        if item.error:
+            continue
+        state = "already extracted" if item.skipped else f"{item.fps:.1f} fps"
+        print(
+            f"{item.path}: {item.frames_processed} frames, {item.faces_written} faces, "
+            f"{item.frames_processed - item.frames_with_face} without a face ({state})"
+        )
+    done = [s for s in summary.inputs if not s.error]
+    print(
+        f"extracted {len(done)} of {len(summary.inputs)} inputs into {output}: "
+        f"{summary.total('frames_read')} frames read, {summary.total('frames_processed')} searched, "
+        f"{summary.total('faces_written')} faces, "
+        f"{summary.total('frames_processed') - summary.total('frames_with_face')} frames without a face"
+        + (f", {summary.fps:.1f} fps" if summary.fps else "")
+    )
+    if summary.errors:
+        for error in summary.errors:
+            print(f"error: {error}", file=sys.stderr)
+        raise typer.Exit(1)
+
+
+DATA = Path(__file__).resolve().parents[2] / "data"  # the footage bundled in the repository
+
+
+@app.command("demo")
+def demo_command(
+    output: Path = typer.Option(Path("demo-output"), "--output", "-o", help="Folder for everything the demo writes."),
+    data: Path = typer.Option(DATA, help="The bundled footage (the repository's data/ folder)."),
+) -> None:
+    """Run the workflow on the bundled footage. So far: extract the faces of both GRID speakers."""
+    if not (data / "grid").is_dir():
+        raise DualfaceError(f"{data}: bundled footage not found; run from a clone of the repository or pass --data")
+    for identity, clips in {"s1": data / "grid" / "s1", "brbk7n": data / "grid" / "speakers"}.items():
+        config = ExtractConfig(inputs=[clips], output=output / "faces" / identity, progress=sys.stderr.isatty())
+        print(f"extracting {identity} from {clips}")
+        summary = _run_extract(config)
+        _report(config, summary)
+    print(f"faces written to {output / 'faces'}")
+
+
+def main() -> None:
+    """Entry point: user-facing errors become one line on stderr and a non-zero exit, never a traceback."""
+    try:
+        app()
+    except DualfaceError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("interrupted: run the same command again to continue where it stopped", file=sys.stderr)
+        sys.exit(130)

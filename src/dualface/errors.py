@@ -1,0 +1,10 @@
+"""The one exception type whose message is meant for the user."""
+
+
+class DualfaceError(Exception):
+    """A failure the user can act on. The CLI prints its message on one line and exits non-zero."""
+
+
+class DamagedMediaError(DualfaceError):
+    """Raised after the last frame of a video some of whose packets could not be decoded: every frame that
+    could be was already delivered, so the caller keeps its work and still reports the damage."""

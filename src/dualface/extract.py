@@ -1,0 +1,323 @@
+"""Stage 1, extraction: media -> detected, tracked faces -> 68 landmarks -> aligned crops + alignments.
+
+For each input, `extract` writes `<name>_<frame>_<face>.png` crops into the output folder and one
+`<name>.alignments.json`. The alignments file is saved atomically every few seconds with `complete: false`,
+so an interrupted run resumes where it stopped and a finished input is skipped on the next run.
+"""
+
+import logging
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import cv2
+from tqdm import tqdm
+
+from dualface.align import CENTERS, align_matrix, warp_face
+from dualface.alignments import encode_face_png, load_alignments, new_alignments, rounded, save_alignments
+from dualface.detect import DETECTORS
+from dualface.errors import DamagedMediaError, DualfaceError
+from dualface.files import atomic_write_bytes, ensure_writable_dir
+from dualface.identity import SAME_PERSON, nearest_distance, reference_embeddings
+from dualface.track import FaceTracker, Track, TrackerConfig
+from dualface.types import Embedding, Frame
+from dualface.video import Source, expand_inputs, prefetch, probe_video, read_frames
+
+log = logging.getLogger(__name__)
+
+SAVE_EVERY_S = 5.0  # how much work an interruption can cost
+
+
+@dataclass
+class ExtractConfig:
+    """Settings of `dualface extract`."""
+
+    inputs: list[Path]
+    output: Path
+    size: int = 256  # side of the aligned face crops, pixels
+    coverage: float = 0.6  # share of the crop's width the face spans jaw to jaw (0.8: tight face)
+    centering: Literal["face", "head"] = "face"  # "head" moves the crop up to take in the forehead
+    detector: Literal["hog", "cnn"] = "hog"
+    detect_every: int = 5  # frames between detections while faces are tracked (1: detect every frame)
+    detect_size: int = 640  # longest side of the frame the detector scans for new faces
+    every: int = 1  # process every Nth frame of a video
+    min_size: int = 0  # ignore faces smaller than this, source pixels
+    smooth: bool = True  # smooth landmarks over time in videos (never for stills)
+    references: list[Path] = field(default_factory=list)  # keep only faces of the person in these photos
+    threshold: float = SAME_PERSON  # embedding distance to a reference that still counts as that person
+    embed_every: int = 100  # frames between identity embeddings of a tracked face (each costs ~0.13 s)
+    overwrite: bool = False  # re-extract inputs already done, even with other settings
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.inputs = [Path(p) for p in self.inputs]
+        self.output = Path(self.output)
+        self.references = [Path(p) for p in self.references]
+        if not self.inputs:
+            raise DualfaceError("give at least one video, image or folder to extract from")
+        if not 16 <= self.size <= 2048:
+            raise DualfaceError(f"--size must be between 16 and 2048, not {self.size}")
+        if not 0.2 <= self.coverage <= 1.0:
+            raise DualfaceError(f"--coverage must be between 0.2 and 1.0, not {self.coverage}")
+        if self.centering not in CENTERS:
+            raise DualfaceError(f"--centering must be one of {', '.join(CENTERS)}, not {self.centering!r}")
+        if self.detector not in DETECTORS:
+            raise DualfaceError(f"--detector must be one of {', '.join(DETECTORS)}, not {self.detector!r}")
+        for name in ("detect_every", "every", "embed_every"):
+            if getattr(self, name) < 1:
+                raise DualfaceError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.detect_size < 80:
+            raise DualfaceError("--detect-size must be at least 80 (the detector's smallest face)")
+        if self.threshold <= 0:
+            raise DualfaceError("--threshold must be positive")
+
+    def settings(self) -> dict[str, Any]:
+        """What shapes the faces: an input extracted with other settings is not resumed or skipped."""
+        keys = (
+            "size",
+            "coverage",
+            "centering",
+            "detector",
+            "detect_every",
+            "detect_size",
+            "every",
+            "min_size",
+            "smooth",
+            "threshold",
+            "embed_every",
+        )
+        settings = {k: getattr(self, k) for k in keys}
+        settings["references"] = sorted(str(p.resolve()) for p in self.references)
+        return settings
+
+
+@dataclass
+class InputSummary:
+    path: Path
+    frames_read: int = 0  # decoded
+    frames_processed: int = 0  # searched for faces (every Nth of those read)
+    frames_with_face: int = 0
+    faces_written: int = 0
+    seconds: float = 0.0
+    skipped: bool = False  # already extracted with these settings
+    error: str | None = None
+
+    @property
+    def fps(self) -> float:
+        return self.frames_read / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class ExtractSummary:
+    inputs: list[InputSummary]
+
+    @property
+    def errors(self) -> list[str]:
+        return [s.error for s in self.inputs if s.error]
+
+    def total(self, name: str) -> int:
+        return sum(getattr(s, name) for s in self.inputs)
+
+    @property
+    def fps(self) -> float:
+        done = [s for s in self.inputs if not s.skipped]
+        seconds = sum(s.seconds for s in done)
+        return sum(s.frames_read for s in done) / seconds if seconds > 0 else 0.0
+
+
+def extract(config: ExtractConfig) -> ExtractSummary:
+    """Extract aligned faces from every input; a bad input is reported in the summary, the rest go on."""
+    ensure_writable_dir(config.output)
+    references = reference_embeddings(config.references) if config.references else []
+    sources, problems = expand_inputs(config.inputs)
+    summaries = [InputSummary(path, error=problem) for path, problem in problems]
+    names = [s.name for s in sources]
+    for source in sources:
+        summary = InputSummary(source.path)
+        summaries.append(summary)
+        if names.count(source.name) > 1:
+            summary.error = f"{source.path}: another input is also named '{source.name}'; extract it separately"
+            continue
+        try:
+            extract_source(source, config, references, summary)
+        except DualfaceError as error:
+            summary.error = str(error)
+    return ExtractSummary(summaries)
+
+
+def _source_info(source: Source) -> dict[str, Any]:
+    stat = source.path.stat()
+    info: dict[str, Any] = {"path": str(source.path.resolve()), "kind": source.kind}
+    if source.kind == "video":
+        video = probe_video(source.path)
+        info |= {
+            "bytes": stat.st_size,
+            "mtime": stat.st_mtime,
+            "width": video.width,
+            "height": video.height,
+            "fps": video.fps,
+            "frame_count": video.frame_count,
+        }
+    else:
+        info |= {"frame_count": len(source.files), "files": [str(p.resolve()) for p in source.files]}
+    return info
+
+
+def _resume_point(path: Path, info: dict[str, Any], config: ExtractConfig) -> dict[str, Any] | None:
+    """The alignments to continue from, or None to start afresh."""
+    if not path.exists() or config.overwrite:
+        return None
+    old = load_alignments(path)
+    if old["source"]["path"] != info["path"]:
+        raise DualfaceError(f"{path} holds faces of {old['source']['path']}; use another output folder")
+    changed = [k for k, v in config.settings().items() if old["settings"].get(k) != v]
+    if changed:
+        raise DualfaceError(
+            f"{info['path']} was extracted into {path.parent} with other settings ({', '.join(changed)}); "
+            "pass --overwrite to extract it again, or use another output folder"
+        )
+    same_file = all(old["source"].get(k) == info.get(k) for k in ("bytes", "mtime", "files"))
+    if not same_file:
+        raise DualfaceError(f"{info['path']} changed since it was extracted; pass --overwrite to extract it again")
+    return old
+
+
+def extract_source(source: Source, config: ExtractConfig, references: list[Embedding], summary: InputSummary) -> None:
+    """Extract one source into config.output, resuming a previous run where one was interrupted."""
+    start = time.perf_counter()
+    info = _source_info(source)
+    path = config.output / f"{source.name}.alignments.json"
+    alignments = _resume_point(path, info, config)
+    if alignments is not None and alignments["complete"]:
+        if "damage" in alignments["source"]:
+            log.warning("%s (extracted before)", alignments["source"]["damage"])
+        summary.skipped = True
+        _count(alignments, config.every, summary)
+        return
+    if alignments is None:
+        alignments = new_alignments(info, config.settings())
+    resume_from = alignments["frames_read"]
+    still = source.kind == "images"
+    tracker = FaceTracker(
+        TrackerConfig(
+            detector=config.detector,
+            detect_every=config.detect_every,
+            detect_size=config.detect_size,
+            min_size=config.min_size,
+            still=still,
+            smooth=config.smooth,
+            embed_every=config.embed_every,
+        ),
+        fps=info.get("fps", 25.0) / config.every,
+    )
+    crop = {"size": config.size, "coverage": config.coverage, "centering": config.centering}
+    writes: list[Future] = []
+    last_save = time.perf_counter()
+    bar = tqdm(
+        total=info["frame_count"] or None,
+        initial=resume_from,
+        unit="frame",
+        desc=source.name,
+        disable=not config.progress,
+        dynamic_ncols=True,
+        leave=False,
+    )
+    # PNG encoding releases the GIL: one writer thread takes the second core while this one tracks.
+    # (Two writers measured slower: three busy threads on two cores starve the tracker.)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        try:
+            for index, frame in prefetch(read_frames(source)):
+                if index < resume_from:
+                    continue
+                if index % config.every:
+                    alignments["frames_read"] = index + 1
+                    continue
+                tracks = tracker.update(frame, index)
+                faces = []
+                for track in tracks:
+                    if references and nearest_distance(track.embedding, references) > config.threshold:
+                        continue
+                    record, face = _face(frame, track, len(faces), crop)
+                    record["png"] = f"{source.name}_{index:06d}_{record['face']}.png"
+                    png_record = {"source": info["path"], "frame": index, **crop, **record}
+                    writes.append(pool.submit(_write_png, config.output / record["png"], face, png_record))
+                    faces.append(record)
+                if faces:
+                    entry: dict[str, Any] = {"index": index, "faces": faces}
+                    if still:
+                        entry["file"] = str(source.files[index].name)
+                    alignments["frames"].append(entry)
+                    summary.faces_written += len(faces)
+                alignments["frames_read"] = index + 1
+                bar.update(index + 1 - bar.n)
+                bar.set_postfix(faces=summary.faces_written, refresh=False)
+                if time.perf_counter() - last_save > SAVE_EVERY_S:
+                    _settle(writes)
+                    save_alignments(path, alignments)
+                    last_save = time.perf_counter()
+            alignments["complete"] = True
+        except DamagedMediaError as error:
+            # Every readable frame was processed: keep the work, note the damage, still report it.
+            alignments["complete"] = True
+            alignments["source"]["damage"] = str(error)
+            raise
+        finally:
+            bar.close()
+            try:
+                _settle(writes)
+            finally:
+                save_alignments(path, alignments)
+                _count(alignments, config.every, summary)
+                summary.seconds = time.perf_counter() - start
+    if summary.faces_written == 0:
+        who = " matching the reference" if references else ""
+        raise DualfaceError(f"{source.path}: no face{who} found in {summary.frames_processed} frame(s) searched")
+
+
+def _count(alignments: dict[str, Any], every: int, summary: InputSummary) -> None:
+    summary.frames_read = alignments["frames_read"]
+    summary.frames_processed = len(range(0, alignments["frames_read"], every))
+    summary.frames_with_face = len(alignments["frames"])
+    summary.faces_written = sum(len(f["faces"]) for f in alignments["frames"])
+
+
+def _face(frame: Frame, track: Track, number: int, crop: dict[str, Any]) -> tuple[dict[str, Any], Frame]:
+    matrix = align_matrix(track.smoothed, crop["size"], crop["coverage"], crop["centering"])
+    face = warp_face(frame, matrix, crop["size"])
+    record = {
+        "face": number,
+        "track": track.id,
+        "box": rounded(track.box, 1),
+        "landmarks": rounded(track.smoothed, 2),
+        "matrix": rounded(matrix, 6),
+        "embedding": rounded(track.embedding, 5) if track.embedding is not None else None,
+        "embedding_frame": track.embedding_index if track.embedding is not None else None,
+        "score": round(track.score, 4),
+        "detected": track.detected,
+        "blur": round(blur_score(face), 2),
+    }
+    return record, face
+
+
+def blur_score(face: Frame) -> float:
+    """Variance of the Laplacian over the centre of the face: low means blurred (motion, focus, upscaling)."""
+    size = face.shape[0]
+    centre = face[size // 4 : 3 * size // 4, size // 4 : 3 * size // 4]
+    grey = cv2.cvtColor(centre, cv2.COLOR_RGB2GRAY)
+    return float(cv2.Laplacian(grey, cv2.CV_32F).var())
+
+
+def _write_png(path: Path, face: Frame, record: dict[str, Any]) -> None:
+    atomic_write_bytes(path, encode_face_png(face, record), fsync=False)
+
+
+def _settle(writes: list[Future]) -> None:
+    """Wait for queued face writes; a failed write (a full disk) becomes a one-line error."""
+    for future in writes:
+        try:
+            future.result()
+        except OSError as error:
+            raise DualfaceError(f"cannot write faces: {error.strerror or error}") from None
+    writes.clear()

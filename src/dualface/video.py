@@ -1,0 +1,203 @@
+"""Reading media: videos through PyAV (anything FFmpeg decodes), stills through Pillow.
+
+Inputs are expanded into `Source`s: a video file is one source; an image file, or a folder's images
+taken together, is one source of stills; a folder's videos are a source each.
+"""
+
+import logging
+import queue
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, TypeVar
+
+import av
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from dualface.errors import DamagedMediaError, DualfaceError
+from dualface.types import Frame
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+VIDEO_EXTENSIONS = {
+    ".mp4",
+    ".mov",
+    ".m4v",
+    ".avi",
+    ".mkv",
+    ".webm",
+    ".mpg",
+    ".mpeg",
+    ".wmv",
+    ".flv",
+    ".ts",
+    ".gif",
+}
+
+
+@dataclass(frozen=True)
+class Source:
+    """One unit of extraction: one video, or a set of stills (with one alignments file between them)."""
+
+    path: Path
+    kind: Literal["video", "images"]
+    files: tuple[Path, ...] = field(default=())  # the stills, for kind == "images"
+
+    @property
+    def name(self) -> str:
+        return self.path.stem if self.path.is_file() else self.path.name
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    width: int
+    height: int
+    fps: float
+    frame_count: int  # from the container; an estimate for formats that don't store it
+    has_audio: bool
+
+
+def expand_inputs(paths: Sequence[Path]) -> tuple[list[Source], list[tuple[Path, str]]]:
+    """Turn command-line paths into sources, and (path, one-line problem) for each that can't be used."""
+    sources: list[Source] = []
+    problems: list[tuple[Path, str]] = []
+    for path in paths:
+        if not path.exists():
+            problems.append((path, f"{path}: no such file or folder"))
+        elif path.is_dir():
+            entries = sorted(p for p in path.iterdir() if p.is_file())
+            images = tuple(p for p in entries if p.suffix.lower() in IMAGE_EXTENSIONS)
+            videos = [p for p in entries if p.suffix.lower() in VIDEO_EXTENSIONS]
+            if images:
+                sources.append(Source(path, "images", images))
+            sources.extend(Source(p, "video") for p in videos)
+            if not images and not videos:
+                problems.append((path, f"{path}: folder holds no images or videos"))
+        elif path.suffix.lower() in IMAGE_EXTENSIONS:
+            sources.append(Source(path, "images", (path,)))
+        else:
+            sources.append(Source(path, "video"))  # let FFmpeg judge any other extension
+    return sources, problems
+
+
+def _open(path: Path) -> "av.container.InputContainer":
+    try:
+        container = av.open(str(path))
+    except av.error.FFmpegError as error:
+        raise DualfaceError(f"{path}: not a readable video ({error.strerror or error})") from None
+    if not container.streams.video:
+        container.close()
+        raise DualfaceError(f"{path}: has no video stream")
+    return container
+
+
+def probe_video(path: Path) -> VideoInfo:
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        fps = float(stream.average_rate or stream.guessed_rate or 25)
+        count = stream.frames
+        if not count:
+            duration = stream.duration * stream.time_base if stream.duration else (container.duration or 0) / 1e6
+            count = round(float(duration) * fps)
+        return VideoInfo(stream.width, stream.height, fps, int(count), bool(container.streams.audio))
+
+
+def read_video(path: Path) -> Iterator[tuple[int, Frame]]:
+    """Every decodable frame of a video as (index, RGB frame), in order.
+
+    Damaged packets are skipped so the rest of the video still comes through; after the last frame a
+    DamagedMediaError says how many were lost.
+    """
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        index = damaged = 0
+        try:
+            for packet in container.demux(stream):
+                try:
+                    frames = packet.decode()
+                except av.error.FFmpegError:
+                    damaged += 1
+                    continue
+                for frame in frames:
+                    # PyAV may hand back strided arrays, which dlib rejects.
+                    yield index, np.ascontiguousarray(frame.to_ndarray(format="rgb24"))
+                    index += 1
+        except av.error.FFmpegError as error:  # the container itself, not one packet, broke
+            raise DamagedMediaError(f"{path}: video is truncated or corrupt after frame {index} ({error})") from None
+        if index == 0:
+            raise DualfaceError(f"{path}: no frame could be decoded (corrupt or empty video)")
+        if damaged:
+            raise DamagedMediaError(f"{path}: video is corrupt: {damaged} damaged packets skipped, {index} frames read")
+
+
+def read_image(path: Path) -> Frame:
+    """An image file as an RGB frame, turned upright by its EXIF orientation."""
+    try:
+        with Image.open(path) as image:
+            image = ImageOps.exif_transpose(image)
+            return np.ascontiguousarray(np.asarray(image.convert("RGB")))
+    except FileNotFoundError:
+        raise DualfaceError(f"{path}: no such file") from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise DualfaceError(f"{path}: not a readable image ({error})") from None
+
+
+def read_frames(source: Source) -> Iterator[tuple[int, Frame]]:
+    """The frames of a source; for stills the index is the image's position in `source.files`. An
+    unreadable still is logged and skipped, so one bad photo doesn't stop a folder."""
+    if source.kind == "video":
+        yield from read_video(source.path)
+        return
+    for index, path in enumerate(source.files):
+        try:
+            yield index, read_image(path)
+        except DualfaceError as error:
+            log.warning("%s", error)
+
+
+def prefetch(items: Iterator[T], depth: int = 8) -> Iterator[T]:
+    """Run an iterator in a background thread, `depth` items ahead.
+
+    FFmpeg decodes with the GIL released, so decoding the next frames overlaps the work on this one.
+    Exceptions from the iterator are re-raised here; closing this generator stops the thread.
+    """
+    done = object()
+    buffer: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                buffer.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+            put(done)
+        except BaseException as error:  # handed to the consumer, who re-raises it
+            put(error)
+
+    thread = threading.Thread(target=run, daemon=True, name="prefetch")
+    thread.start()
+    try:
+        while True:
+            item = buffer.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()

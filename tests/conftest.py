@@ -1,0 +1,62 @@
+"""Fixtures built from the footage that ships in data/: never ../shared, never downloads."""
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+from dualface.video import read_video
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+S1_CLIPS = sorted((DATA / "grid" / "s1").glob("*.mpg"))
+S1 = S1_CLIPS[0]
+OTHER = DATA / "grid" / "speakers" / "brbk7n.mpg"
+
+
+def frames_of(path: Path, count: int) -> list[np.ndarray]:
+    frames = []
+    for index, frame in read_video(path):
+        frames.append(frame)
+        if index + 1 == count:
+            break
+    return frames
+
+
+def write_video(path: Path, frames: list[np.ndarray], fps: int = 25) -> Path:
+    """Encode RGB frames as H.264 with PyAV (the real codec)."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.height, stream.width = frames[0].shape[:2]
+        stream.pix_fmt = "yuv420p"
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
+@pytest.fixture(scope="session")
+def s1_frames() -> list[np.ndarray]:
+    return frames_of(S1, 75)
+
+
+@pytest.fixture(scope="session")
+def other_frames() -> list[np.ndarray]:
+    return frames_of(OTHER, 75)
+
+
+@pytest.fixture
+def stills(tmp_path: Path, s1_frames: list[np.ndarray]) -> Path:
+    """A folder of four photos of s1 (frames of the bundled clip, saved as JPEG and PNG)."""
+    folder = tmp_path / "stills"
+    folder.mkdir()
+    for i in range(4):
+        Image.fromarray(s1_frames[i * 15]).save(folder / f"s1_{i}.{'jpg' if i % 2 else 'png'}")
+    return folder
+
+
+@pytest.fixture
+def faceless_video(tmp_path: Path, s1_frames: list[np.ndarray]) -> Path:
+    """Real footage with no face in it: the studio backdrop in the top-left corner of the GRID frames."""
+    return write_video(tmp_path / "backdrop.mp4", [f[:96, :96].copy() for f in s1_frames[:20]])

@@ -1,0 +1,112 @@
+import numpy as np
+import pytest
+
+from dualface.align import (
+    MEAN_FACE,
+    align_matrix,
+    box_from_landmarks,
+    compose,
+    crop_matrix,
+    invert,
+    matrix_scale,
+    to_mean_face,
+    transform_points,
+    umeyama,
+    warp_face,
+)
+from dualface.detect import detect_faces
+from dualface.landmarks import predict_landmarks
+from dualface.weights import SHAPE_PREDICTOR_68, weights_path
+
+
+def read_initial_shape() -> np.ndarray:
+    """dlib's serialised shape_predictor starts: version, then the initial shape as a (136, 1) matrix of
+    floats; ints are a size/sign byte plus little-endian bytes, floats a mantissa and an exponent."""
+    data = weights_path(SHAPE_PREDICTOR_68).read_bytes()[:4096]
+    pos = 0
+
+    def integer() -> int:
+        nonlocal pos
+        head = data[pos]
+        size = head & 0x0F
+        value = int.from_bytes(data[pos + 1 : pos + 1 + size], "little")
+        pos += 1 + size
+        return -value if head & 0x80 else value
+
+    assert integer() == 1  # version
+    rows, cols = abs(integer()), abs(integer())
+    values = []
+    for _ in range(rows * cols):
+        mantissa = integer()
+        values.append(mantissa * 2.0 ** integer())
+    return np.array(values).reshape(68, 2)
+
+
+def test_mean_face_is_dlibs_initial_shape():
+    np.testing.assert_allclose(MEAN_FACE, read_initial_shape(), atol=1e-6)
+
+
+def test_umeyama_recovers_a_similarity():
+    rng = np.random.default_rng(0)
+    angle, scale, shift = 0.3, 2.5, np.array([40.0, -7.0])
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    src = rng.normal(size=(68, 2))
+    dst = src @ (scale * rotation).T + shift
+    matrix = umeyama(src, dst)
+    np.testing.assert_allclose(matrix[:, :2], scale * rotation, atol=1e-5)
+    np.testing.assert_allclose(matrix[:, 2], shift, atol=1e-4)
+
+
+def test_umeyama_never_reflects():
+    src = MEAN_FACE.astype(np.float64)
+    mirrored = src * [-1, 1]
+    assert np.linalg.det(umeyama(src, mirrored)[:, :2]) > 0
+
+
+def test_align_then_unalign_returns_the_landmarks(s1_frames):
+    frame = s1_frames[0]
+    landmarks = predict_landmarks(frame, detect_faces(frame)[0].box)
+    matrix = align_matrix(landmarks, 256, 0.6, "face")
+    back = transform_points(transform_points(landmarks, matrix), invert(matrix))
+    np.testing.assert_allclose(back, landmarks, atol=1e-3)
+
+
+def test_aligned_face_matches_landmarks_predicted_in_the_crop(s1_frames):
+    """The crop really is the transform: landmarks found in it agree with the transformed ones."""
+    frame = s1_frames[10]
+    landmarks = predict_landmarks(frame, detect_faces(frame)[0].box)
+    matrix = align_matrix(landmarks, 256, 0.6, "face")
+    face = warp_face(frame, matrix, 256)
+    expected = transform_points(landmarks, matrix)
+    found = predict_landmarks(face, box_from_landmarks(expected))
+    assert np.median(np.linalg.norm(found - expected, axis=1)) < 3.0  # pixels of a 256 px crop
+
+
+def test_mean_face_box_is_the_unit_square():
+    np.testing.assert_allclose(box_from_landmarks(MEAN_FACE), (0, 0, 1, 1), atol=1e-5)
+
+
+def test_box_follows_scale_and_shift():
+    landmarks = MEAN_FACE * 120 + [50, 30]
+    np.testing.assert_allclose(box_from_landmarks(landmarks), (50, 30, 170, 150), atol=1e-3)
+
+
+@pytest.mark.parametrize("centering", ["face", "head"])
+def test_crop_keeps_the_whole_face(centering):
+    """At the default coverage every landmark of the mean face lands inside the crop."""
+    points = transform_points(MEAN_FACE, crop_matrix(256, 0.6, centering))
+    assert points.min() > 0 and points.max() < 256
+
+
+def test_coverage_sets_face_width():
+    points = transform_points(MEAN_FACE, crop_matrix(200, 0.5, "face"))
+    assert points[:, 0].max() - points[:, 0].min() == pytest.approx(100, abs=0.01)
+
+
+def test_compose_and_scale():
+    inner = to_mean_face(MEAN_FACE * 3 + 5)
+    assert matrix_scale(inner) == pytest.approx(1 / 3, rel=1e-4)
+    both = compose(crop_matrix(64, 0.6, "face"), inner)
+    np.testing.assert_allclose(
+        transform_points(MEAN_FACE * 3 + 5, both), transform_points(MEAN_FACE, crop_matrix(64, 0.6, "face")), atol=1e-3
+    )

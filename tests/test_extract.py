@@ -1,0 +1,158 @@
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import S1, S1_CLIPS, write_video
+from dualface.align import transform_points
+from dualface.alignments import load_alignments, read_face_png, read_face_record
+from dualface.errors import DualfaceError
+from dualface.extract import ExtractConfig, extract
+from dualface.identity import SAME_PERSON
+
+
+def run(inputs, output, **settings):
+    return extract(ExtractConfig(inputs=list(inputs), output=output, progress=False, **settings))
+
+
+@pytest.fixture(scope="module")
+def extracted(tmp_path_factory):
+    out = tmp_path_factory.mktemp("faces")
+    return out, run([S1], out)
+
+
+def test_a_clip_gives_a_face_per_frame_and_an_alignments_file(extracted):
+    out, summary = extracted
+    (item,) = summary.inputs
+    assert (item.frames_read, item.frames_with_face, item.faces_written, item.error) == (75, 75, 75, None)
+    data = load_alignments(out / f"{S1.stem}.alignments.json")
+    assert data["complete"] and data["frames_read"] == 75 and data["source"]["fps"] == 25.0
+    assert [f["index"] for f in data["frames"]] == list(range(75))
+    assert len(list(out.glob("*.png"))) == 75
+
+
+def test_face_records_are_complete_and_consistent(extracted):
+    out, _ = extracted
+    data = load_alignments(out / f"{S1.stem}.alignments.json")
+    face = data["frames"][30]["faces"][0]
+    assert np.array(face["landmarks"]).shape == (68, 2) and np.array(face["matrix"]).shape == (2, 3)
+    assert len(face["embedding"]) == 128 and face["embedding_frame"] == 0
+    assert face["blur"] > 0 and face["score"] > 0 and len(face["box"]) == 4
+    image, record = read_face_png(out / face["png"])
+    assert image.shape == (256, 256, 3)
+    assert record["frame"] == 30 and record["source"] == data["source"]["path"]
+    assert record["landmarks"] == face["landmarks"] and record["matrix"] == face["matrix"]
+    aligned = transform_points(np.array(face["landmarks"]), np.array(face["matrix"], np.float32))
+    assert aligned.min() > 0 and aligned.max() < 256  # the face lies inside its crop
+
+
+def test_embeddings_say_who_it_is(extracted, tmp_path):
+    out, _ = extracted
+    ours = np.array(read_face_record(out / f"{S1.stem}_000000_0.png")["embedding"])
+    again = run([S1_CLIPS[1]], tmp_path)
+    other = load_alignments(tmp_path / f"{S1_CLIPS[1].stem}.alignments.json")["frames"][0]["faces"][0]
+    assert np.linalg.norm(ours - np.array(other["embedding"])) < SAME_PERSON
+    assert again.inputs[0].faces_written == 75
+
+
+def test_rerun_skips_finished_input_and_keeps_hand_deleted_faces_deleted(tmp_path):
+    run([S1], tmp_path, every=5)
+    (tmp_path / f"{S1.stem}_000010_0.png").unlink()
+    summary = run([S1], tmp_path, every=5)
+    assert summary.inputs[0].skipped
+    assert not (tmp_path / f"{S1.stem}_000010_0.png").exists()
+
+
+def test_interrupted_run_resumes_where_it_stopped(tmp_path):
+    run([S1], tmp_path, every=3)
+    path = tmp_path / f"{S1.stem}.alignments.json"
+    data = json.loads(path.read_text())
+    # The state an interruption after frame 29 leaves behind (the periodic save writes exactly this).
+    data["complete"], data["frames_read"] = False, 30
+    data["frames"] = [f for f in data["frames"] if f["index"] < 30]
+    path.write_text(json.dumps(data))
+    for png in tmp_path.glob("*.png"):
+        if read_face_record(png)["frame"] >= 30:
+            png.unlink()
+    kept = {p.name: p.stat().st_mtime_ns for p in tmp_path.glob("*.png")}
+    summary = run([S1], tmp_path, every=3)
+    assert summary.inputs[0].faces_written == 25
+    assert all((tmp_path / name).stat().st_mtime_ns == ns for name, ns in kept.items())  # not redone
+    assert [f["index"] for f in load_alignments(path)["frames"]] == list(range(0, 75, 3))
+
+
+def test_other_settings_need_overwrite(tmp_path):
+    run([S1], tmp_path, every=25)
+    summary = run([S1], tmp_path, every=25, size=128)
+    assert "other settings (size)" in summary.errors[0]
+    summary = run([S1], tmp_path, every=25, size=128, overwrite=True)
+    assert not summary.errors and read_face_png(tmp_path / f"{S1.stem}_000000_0.png")[0].shape == (128, 128, 3)
+
+
+def test_stills_share_one_alignments_file(tmp_path, stills):
+    summary = run([stills], tmp_path / "out")
+    assert summary.total("faces_written") == 4
+    data = load_alignments(tmp_path / "out" / "stills.alignments.json")
+    assert data["source"]["kind"] == "images" and [f["file"] for f in data["frames"]][:2] == ["s1_0.png", "s1_1.jpg"]
+
+
+def test_reference_keeps_only_that_person(tmp_path, s1_frames, other_frames):
+    """Two people side by side in every frame; a photo of s1 picks s1 (on the left)."""
+    pair = [np.ascontiguousarray(np.hstack([a, b])) for a, b in zip(s1_frames[:10], other_frames[:10], strict=True)]
+    video = write_video(tmp_path / "pair.mp4", pair)
+    Image.fromarray(s1_frames[60]).save(tmp_path / "ref.jpg")
+    everyone = run([video], tmp_path / "all")
+    assert everyone.total("faces_written") == 20
+    chosen = run([video], tmp_path / "s1", references=[tmp_path / "ref.jpg"])
+    assert chosen.total("faces_written") == 10
+    data = load_alignments(tmp_path / "s1" / "pair.alignments.json")
+    assert all(np.mean(np.array(f["faces"][0]["landmarks"])[:, 0]) < 360 for f in data["frames"])
+
+
+def test_min_size_filters_small_faces(tmp_path):
+    summary = run([S1], tmp_path, every=25, min_size=400)
+    assert "no face found" in summary.errors[0]
+
+
+def test_one_bad_input_among_many_is_reported_and_the_rest_processed(tmp_path, faceless_video):
+    fake = tmp_path / "fake.mov"
+    fake.write_text("not a video")
+    summary = run([fake, faceless_video, tmp_path / "missing.mp4", S1], tmp_path / "out", every=25)
+    errors = " | ".join(summary.errors)
+    assert "fake.mov: not a readable video" in errors
+    assert "backdrop.mp4: no face found in 1 frame(s) searched" in errors  # every 25th of 20 frames
+    assert "missing.mp4: no such file" in errors
+    assert len(summary.errors) == 3
+    assert (tmp_path / "out" / f"{S1.stem}_000025_0.png").exists()
+
+
+def test_damaged_video_keeps_what_was_extracted(tmp_path, s1_frames):
+    data = bytearray(write_video(tmp_path / "whole.mp4", s1_frames[:40]).read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 4000] = np.random.default_rng(1).integers(0, 256, 4000, dtype=np.uint8).tobytes()
+    (tmp_path / "damaged.mp4").write_bytes(bytes(data))
+    summary = run([tmp_path / "damaged.mp4"], tmp_path / "out")
+    assert "damaged.mp4: video is corrupt" in summary.errors[0]
+    saved = load_alignments(tmp_path / "out" / "damaged.alignments.json")
+    assert saved["complete"] and len(saved["frames"]) == summary.inputs[0].faces_written > 10
+
+
+def test_config_rejects_bad_values(tmp_path):
+    for bad in ({"size": 8}, {"coverage": 2.0}, {"centering": "chin"}, {"detector": "yolo"}, {"every": 0}):
+        with pytest.raises(DualfaceError):
+            ExtractConfig(inputs=[S1], output=tmp_path, **bad)
+
+
+def test_output_that_cannot_be_written(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(DualfaceError, match="is not a folder"):
+        run([S1], blocker)
+    with pytest.raises(DualfaceError, match="cannot write here"):
+        run([S1], blocker / "sub")
+
+
+def test_cnn_detector_finds_the_face(tmp_path):
+    summary = run([S1], tmp_path, detector="cnn", every=25)
+    assert summary.total("faces_written") == 3

@@ -1,0 +1,90 @@
+import numpy as np
+import pytest
+
+from conftest import DATA, S1, write_video
+from dualface.errors import DamagedMediaError, DualfaceError
+from dualface.video import expand_inputs, prefetch, probe_video, read_frames, read_image, read_video
+
+
+def test_grid_clip_decodes_every_frame_as_contiguous_rgb():
+    frames = list(read_video(S1))
+    assert [i for i, _ in frames] == list(range(75))
+    frame = frames[0][1]
+    assert frame.shape == (288, 360, 3) and frame.dtype == np.uint8 and frame.flags.c_contiguous
+    corner = frame[:40, :40].reshape(-1, 3).mean(0)
+    assert corner[2] > corner[0]  # GRID's backdrop is blue: the channels are RGB, not BGR
+
+
+def test_probe_reads_size_rate_and_audio():
+    info = probe_video(S1)
+    assert (info.width, info.height, info.fps, info.has_audio) == (360, 288, 25.0, True)
+    assert abs(info.frame_count - 75) <= 1
+
+
+def test_expand_inputs(tmp_path, stills):
+    (tmp_path / "notes.txt").write_text("no media")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    sources, problems = expand_inputs([DATA / "grid" / "s1", stills, stills / "s1_0.png", tmp_path / "missing", empty])
+    kinds = [(s.kind, s.name) for s in sources]
+    assert kinds[:5] == [("video", p.stem) for p in sorted((DATA / "grid" / "s1").glob("*.mpg"))]
+    assert ("images", "stills") in kinds and ("images", "s1_0") in kinds
+    assert [p for p, _ in problems] == [tmp_path / "missing", empty]
+
+
+def test_folder_of_stills_reads_in_order(stills):
+    (source,) = expand_inputs([stills])[0]
+    frames = list(read_frames(source))
+    assert [i for i, _ in frames] == [0, 1, 2, 3] and frames[1][1].shape == (288, 360, 3)
+
+
+def test_unreadable_still_is_skipped_not_fatal(stills):
+    (stills / "s1_9.jpg").write_bytes(b"not a jpeg")
+    (source,) = expand_inputs([stills])[0]
+    assert len(list(read_frames(source))) == 4
+
+
+def test_not_media_is_a_clear_error(tmp_path):
+    fake = tmp_path / "fake.mp4"
+    fake.write_text("hello " * 100)
+    with pytest.raises(DualfaceError, match=r"fake\.mp4: not a readable video"):
+        list(read_video(fake))
+    with pytest.raises(DualfaceError, match="not a readable image"):
+        read_image(tmp_path / "fake.mp4")
+
+
+def test_truncated_mp4_is_a_clear_error(tmp_path, s1_frames):
+    whole = write_video(tmp_path / "whole.mp4", s1_frames[:30]).read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(DualfaceError, match=r"cut\.mp4"):
+        list(read_video(tmp_path / "cut.mp4"))
+
+
+def test_damaged_video_yields_the_good_frames_then_says_so(tmp_path, s1_frames):
+    data = bytearray(write_video(tmp_path / "whole.mp4", s1_frames[:40]).read_bytes())
+    rng = np.random.default_rng(1)
+    middle = len(data) // 2
+    data[middle : middle + 4000] = rng.integers(0, 256, 4000, dtype=np.uint8).tobytes()
+    (tmp_path / "damaged.mp4").write_bytes(bytes(data))
+    got = []
+    with pytest.raises(DamagedMediaError, match=r"damaged\.mp4"):
+        for index, _ in read_video(tmp_path / "damaged.mp4"):
+            got.append(index)
+    assert 10 < len(got) < 40
+
+
+def test_prefetch_keeps_order_and_reraises():
+    assert list(prefetch(iter(range(100)), depth=3)) == list(range(100))
+
+    def failing():
+        yield 1
+        raise DualfaceError("boom")
+
+    with pytest.raises(DualfaceError, match="boom"):
+        list(prefetch(failing()))
+
+
+def test_prefetch_stops_its_thread_when_abandoned():
+    stream = prefetch(read_video(S1), depth=2)
+    next(stream)
+    stream.close()  # must not hang waiting on a full queue
