@@ -7,6 +7,7 @@ Targets on the 2-core dev machine, tracking: >= 60 fps at 360x288, >= 20 fps at 
 """
 
 import json
+import os
 import platform
 import sys
 import tempfile
@@ -14,7 +15,6 @@ import time
 from pathlib import Path
 
 import cv2
-import torch
 
 from dualface import __version__
 from dualface.detect import _hog
@@ -71,7 +71,7 @@ def main() -> None:
             results[f"{name} | {mode}"] = run(clips, detect_every)
     hardware = {
         "cpu": cpu_name(),
-        "cores": torch.get_num_threads(),
+        "cores": os.cpu_count(),
         "python": platform.python_version(),
         "opencv": cv2.__version__,
     }
