@@ -34,6 +34,7 @@ test: install-dev
 
 bench: install
 	$(BIN)/python bench/extract.py
+	$(BIN)/python bench/train.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache

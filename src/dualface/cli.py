@@ -8,8 +8,12 @@ import typer
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from dualface import __version__
+from dualface.augment import AugmentConfig
 from dualface.errors import DualfaceError
 from dualface.extract import ExtractConfig, ExtractSummary, extract
+from dualface.losses import LOSSES
+from dualface.model import MODEL_PRESETS
+from dualface.train import TrainConfig, parse_duration, train
 
 app = typer.Typer(
     name="dualface",
@@ -105,6 +109,75 @@ def _report(config: ExtractConfig, summary: ExtractSummary) -> None:
         for error in summary.errors:
             print(f"error: {error}", file=sys.stderr)
         raise typer.Exit(1)
+
+
+TRAIN = TrainConfig(faces=[Path("a"), Path("b")], model_dir=Path("."))  # the defaults, for --help
+
+
+@app.command("train")
+def train_command(
+    faces: list[Path] = typer.Argument(..., help="Two or more face folders from `dualface extract`, one per identity."),
+    model_dir: Path = typer.Option(..., "--model", "-m", help="Folder for checkpoints, previews and logs."),
+    name: list[str] = typer.Option([], "--name", help="Identity names, one per face folder (default: folder names)."),
+    preset: str = typer.Option(TRAIN.preset, help=f"Model: {', '.join(MODEL_PRESETS)}."),
+    batch_size: int = typer.Option(TRAIN.batch_size, help="Faces per identity per step (per process)."),
+    lr: float = typer.Option(TRAIN.lr, help="Adam learning rate."),
+    warmup: int = typer.Option(TRAIN.warmup, help="Steps of learning-rate warmup."),
+    loss: str = typer.Option(TRAIN.loss, help=f"Reconstruction loss: {', '.join(LOSSES)}."),
+    eye_weight: float = typer.Option(TRAIN.augment.eye_weight, help="Loss weight on the eyes."),
+    mouth_weight: float = typer.Option(TRAIN.augment.mouth_weight, help="Loss weight on the mouth."),
+    mask: str = typer.Option(TRAIN.augment.mask, help="Loss mask from the landmarks: hull or extended."),
+    precision: str = typer.Option(TRAIN.precision, help="auto (bf16 where the hardware has it), fp32 or bf16."),
+    device: str = typer.Option(TRAIN.device, help="auto, cpu, cuda or cuda:N."),
+    iterations: int | None = typer.Option(None, help="Stop after this many steps."),
+    epochs: float | None = typer.Option(None, help="Stop after this many passes over the largest face set."),
+    target_loss: float | None = typer.Option(None, help="Stop when every identity's smoothed loss is below this."),
+    time: str | None = typer.Option(None, "--time", help="Stop after this long, e.g. 20m, 1h30m."),
+    save_every: int = typer.Option(TRAIN.save_every, help="Steps between checkpoints."),
+    preview_every: int = typer.Option(TRAIN.preview_every, help="Steps between preview grids."),
+    keep: int = typer.Option(TRAIN.keep, help="Checkpoints kept besides the best."),
+    resume: bool = typer.Option(False, help="Continue the model in --model."),
+    seed: int = typer.Option(TRAIN.seed, help="Random seed."),
+    max_faces: int | None = typer.Option(None, help="Use at most this many faces per identity."),
+    timelapse: bool = typer.Option(False, help="Keep every preview, for a timelapse."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Train the shared encoder and one decoder per identity. Ctrl-C stops cleanly and saves."""
+    augment = AugmentConfig(eye_weight=eye_weight, mouth_weight=mouth_weight, mask=mask)
+    config = TrainConfig(
+        faces=faces,
+        model_dir=model_dir,
+        names=name,
+        preset=preset,
+        batch_size=batch_size,
+        lr=lr,
+        warmup=warmup,
+        loss=loss,
+        augment=augment,
+        precision=precision,
+        device=device,
+        iterations=iterations,
+        epochs=epochs,
+        target_loss=target_loss,
+        time_limit=parse_duration(time) if time else None,
+        save_every=save_every,
+        preview_every=preview_every,
+        keep=keep,
+        resume=resume,
+        seed=seed,
+        max_faces=max_faces,
+        timelapse=timelapse,
+        progress=progress and sys.stderr.isatty(),
+    )
+    if not any([iterations, epochs, target_loss, time]):
+        print("no stop rule given: training until Ctrl-C (see --iterations, --epochs, --target-loss, --time)")
+    with logging_redirect_tqdm():
+        summary = train(config)
+    print(
+        f"stopped by {summary.stopped_by} at step {summary.step}: {summary.examples_per_second:.1f} EGs/s, "
+        f"losses " + ", ".join(f"{n} {v:.4f}" for n, v in summary.losses.items())
+    )
+    print(f"checkpoint {summary.checkpoint}; preview {model_dir / 'preview.png'}; loss curve {model_dir / 'loss.png'}")
 
 
 DATA = Path(__file__).resolve().parents[2] / "data"  # the footage bundled in the repository

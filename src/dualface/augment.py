@@ -1,0 +1,91 @@
+"""Training augmentation: sample the random parameters, then apply them, so one draw moves the face, its
+landmarks and so its mask together.
+
+The classic deepfakes recipe: the *input* is randomly warped on a coarse grid while the target stays
+unwarped, which teaches the decoder to draw a clean face from a code rather than copy pixels; both get
+the same flip, small rotation/scale/shift and colour jitter (in Lab, so lightness and colour move apart).
+"""
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from dualface.data import FaceSet
+from dualface.masks import MASKS, region_weights
+from dualface.types import Frame
+
+
+@dataclass
+class AugmentConfig:
+    rotation: float = 10.0  # degrees, uniform +-
+    zoom: float = 0.05  # scale change, uniform +-
+    shift: float = 0.05  # share of the side, uniform +-
+    flip: float = 0.5  # probability
+    warp: float = 0.04  # random-warp noise, share of the side (std of the coarse grid's offsets)
+    lightness: float = 0.1  # Lab L scale, uniform +-
+    color: float = 6.0  # Lab a/b shift, uniform +- (of 255)
+    mask: str = "extended"
+    eye_weight: float = 2.0
+    mouth_weight: float = 3.0
+
+
+@dataclass
+class Batch:
+    """One identity's batch, as numpy arrays (the training loop turns them into tensors)."""
+
+    inputs: np.ndarray  # (B, S, S, 3) uint8, warped
+    targets: np.ndarray  # (B, S, S, 3) uint8
+    masks: np.ndarray  # (B, S, S) float32 in [0, 1]
+    weights: np.ndarray  # (B, S, S) float32 >= 1: eyes and mouth count more
+
+
+def affine(rng: np.random.Generator, cfg: AugmentConfig, work: int, size: int) -> tuple[np.ndarray, bool]:
+    """A random similarity from the work crop to the model crop (centred), and whether to flip.
+
+    The work crop has the model crop's pixel density over a wider field, so the identity draw is a plain
+    centre crop.
+    """
+    angle = rng.uniform(-cfg.rotation, cfg.rotation)
+    scale = 1 + rng.uniform(-cfg.zoom, cfg.zoom)
+    matrix = cv2.getRotationMatrix2D((work / 2, work / 2), angle, scale)
+    matrix[:, 2] += size / 2 - work / 2 + rng.uniform(-cfg.shift, cfg.shift, 2) * size
+    flip = bool(rng.random() < cfg.flip)
+    if flip:
+        matrix = np.array([[-1, 0, size - 1], [0, 1, 0]]) @ np.vstack([matrix, [0, 0, 1]])
+    return matrix.astype(np.float32), flip
+
+
+def random_warp(image: Frame, rng: np.random.Generator, strength: float) -> Frame:
+    """Displace a 5x5 grid of control points by Gaussian noise and interpolate a smooth warp from it."""
+    size = image.shape[0]
+    offsets = rng.normal(0, strength * size, (2, 5, 5)).astype(np.float32)
+    flow = [cv2.resize(o, (size, size), interpolation=cv2.INTER_CUBIC) for o in offsets]
+    grid = np.mgrid[0:size, 0:size].astype(np.float32)  # (2, S, S): rows, cols
+    return cv2.remap(image, grid[1] + flow[0], grid[0] + flow[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def jitter_color(image: Frame, rng: np.random.Generator, cfg: AugmentConfig) -> Frame:
+    lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB).astype(np.float32)
+    lab[..., 0] *= 1 + rng.uniform(-cfg.lightness, cfg.lightness)
+    lab[..., 1:] += rng.uniform(-cfg.color, cfg.color, 2)
+    return cv2.cvtColor(np.clip(lab, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
+
+
+def sample_batch(faces: FaceSet, size: int, batch: int, rng: np.random.Generator, cfg: AugmentConfig) -> Batch:
+    """Draw `batch` faces with replacement and augment them."""
+    work = faces.faces.shape[1]
+    picks = rng.integers(0, len(faces), batch)
+    inputs, targets, masks, weights = [], [], [], []
+    for i in picks:
+        matrix, _ = affine(rng, cfg, work, size)
+        target = cv2.warpAffine(
+            faces.faces[i], matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
+        target = jitter_color(target, rng, cfg)
+        points = faces.landmarks[i] @ matrix[:, :2].T + matrix[:, 2]
+        targets.append(target)
+        inputs.append(random_warp(target, rng, cfg.warp))
+        masks.append(MASKS[cfg.mask](points, size))
+        weights.append(region_weights(points, size, cfg.eye_weight, cfg.mouth_weight))
+    return Batch(np.stack(inputs), np.stack(targets), np.stack(masks), np.stack(weights))

@@ -1,0 +1,145 @@
+"""Checkpoints: the whole training state in one safetensors file, written atomically and verified on load.
+
+One bundle holds the model weights, Adam's state, the RNG state, and (as metadata) the step, the model
+and training configs and the identity names, so `convert` needs only the model folder and `--resume`
+continues exactly. A SHA-256 over every tensor and the metadata is stored in the file and checked on load,
+so a damaged file is refused with a clear error instead of producing a broken model.
+"""
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+
+from dualface.errors import DualfaceError
+from dualface.files import atomic_write_bytes
+
+FORMAT = "dualface.checkpoint"
+VERSION = 1
+NAME = re.compile(r"step-(\d+)\.safetensors$")
+
+
+@dataclass
+class Checkpoint:
+    step: int
+    model: dict[str, torch.Tensor]
+    optimizer: dict[str, Any] | None
+    rng: torch.Tensor | None
+    meta: dict[str, Any]  # "model_config", "train", "identities", plus whatever the trainer adds
+
+
+def _digest(tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> str:
+    h = hashlib.sha256()
+    for key in sorted(tensors):
+        h.update(key.encode())
+        h.update(tensors[key].contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    h.update(json.dumps(meta, sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def save_checkpoint(
+    path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None, step: int, meta: dict[str, Any]
+) -> None:
+    """Write the bundle to `path` atomically (temp file, fsync, rename): a crash or a full disk never
+    leaves a half-written checkpoint under a checkpoint's name."""
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    groups = None
+    if optimizer is not None:
+        state = optimizer.state_dict()
+        for index, values in state["state"].items():
+            for name, value in values.items():
+                tensors[f"optim.{index}.{name}"] = torch.as_tensor(value).detach().cpu().contiguous()
+        groups = state["param_groups"]
+    tensors["rng.torch"] = torch.get_rng_state()
+    text = {
+        "format": FORMAT,
+        "version": str(VERSION),
+        "step": str(step),
+        "param_groups": json.dumps(groups),
+        **{k: json.dumps(v) for k, v in meta.items()},
+    }
+    text["sha256"] = _digest(tensors, text)
+    try:
+        atomic_write_bytes(path, save_safetensors(tensors, metadata=text))
+    except OSError as error:
+        raise DualfaceError(f"cannot save checkpoint {path}: {error.strerror or error}") from None
+
+
+def load_checkpoint(path: Path) -> Checkpoint:
+    try:
+        raw = Path(path).read_bytes()
+        tensors = load_safetensors(raw)
+        text = _metadata(raw)
+    except FileNotFoundError:
+        raise DualfaceError(f"{path}: no such checkpoint") from None
+    except (SafetensorError, ValueError, json.JSONDecodeError) as error:
+        raise DualfaceError(f"{path}: checkpoint is corrupt ({error})") from None
+    if text.get("format") != FORMAT:
+        raise DualfaceError(f"{path}: not a dualface checkpoint")
+    stored = text.pop("sha256", None)
+    if stored != _digest(tensors, text):
+        raise DualfaceError(f"{path}: checkpoint is corrupt (checksum mismatch)")
+    model = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+    groups = json.loads(text.pop("param_groups"))
+    optimizer = None
+    if groups is not None:
+        state: dict[int, dict[str, torch.Tensor]] = {}
+        for key, value in tensors.items():
+            if key.startswith("optim."):
+                _, index, name = key.split(".", 2)
+                state.setdefault(int(index), {})[name] = value
+        optimizer = {"state": state, "param_groups": groups}
+    step = int(text.pop("step"))
+    meta = {k: json.loads(v) for k, v in text.items() if k not in ("format", "version")}
+    return Checkpoint(step, model, optimizer, tensors.get("rng.torch"), meta)
+
+
+def _metadata(raw: bytes) -> dict[str, str]:
+    """The safetensors header's `__metadata__` (the library's loader returns only tensors)."""
+    length = int.from_bytes(raw[:8], "little")
+    return dict(json.loads(raw[8 : 8 + length]).get("__metadata__", {}))
+
+
+def checkpoints_in(folder: Path) -> list[Path]:
+    """A model folder's step checkpoints, oldest first."""
+    found = [(int(m.group(1)), p) for p in Path(folder).glob("step-*.safetensors") if (m := NAME.search(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def latest_checkpoint(folder: Path) -> Path | None:
+    found = checkpoints_in(folder)
+    return found[-1] if found else None
+
+
+def prune_checkpoints(folder: Path, keep: int) -> None:
+    for path in checkpoints_in(folder)[:-keep]:
+        path.unlink(missing_ok=True)
+
+
+def best_or_latest(folder: Path) -> Path:
+    """The checkpoint `convert` and `evaluate` use: the best one, else the latest."""
+    folder = Path(folder)
+    best = folder / "best.safetensors"
+    if best.exists():
+        return best
+    latest = latest_checkpoint(folder)
+    if latest is None:
+        raise DualfaceError(f"{folder}: holds no checkpoint; train a model into it first")
+    return latest
+
+
+def load_model(folder: Path, device: str = "cpu"):
+    """The trained autoencoder in a model folder, in eval mode."""
+    from dualface.model import Autoencoder, ModelConfig
+
+    checkpoint = load_checkpoint(best_or_latest(folder))
+    model = Autoencoder(ModelConfig(**checkpoint.meta["model_config"]), checkpoint.meta["identities"])
+    model.load_state_dict(checkpoint.model)
+    return model.to(device).eval()

@@ -1,0 +1,91 @@
+"""Training data: the face folders that `dualface extract` writes, loaded into memory at the model's crop.
+
+Each face is re-cut from its extracted PNG into a "work" crop a little larger than the model's (so that
+augmentation can rotate and shift without running off the edge), and its landmarks are carried into the
+same coordinates; masks are drawn from them after augmentation.
+"""
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from dualface.align import compose, crop_matrix, invert, transform_points
+from dualface.alignments import read_face_png
+from dualface.errors import DualfaceError
+from dualface.model import ModelConfig
+
+log = logging.getLogger(__name__)
+
+MARGIN = 1.25  # the work crop's side over the model crop's
+
+
+@dataclass
+class FaceSet:
+    """One identity's faces, ready for augmentation."""
+
+    name: str
+    faces: np.ndarray  # (N, W, W, 3) uint8 RGB work crops, W = round(size * MARGIN)
+    landmarks: np.ndarray  # (N, 68, 2) float32 in work-crop pixels
+    files: list[str]
+
+    def __len__(self) -> int:
+        return len(self.faces)
+
+
+def work_size(cfg: ModelConfig) -> int:
+    return round(cfg.size * MARGIN)
+
+
+def _work_matrix(record: dict, cfg: ModelConfig) -> np.ndarray:
+    """Affine from the extracted crop's pixels to the work crop's."""
+    extracted = crop_matrix(record["size"], record["coverage"], record["centering"])
+    work = crop_matrix(work_size(cfg), cfg.coverage / MARGIN, cfg.centering)
+    return compose(work, invert(extracted))
+
+
+def _load_one(path: Path, cfg: ModelConfig) -> tuple[np.ndarray, np.ndarray, int]:
+    face, record = read_face_png(path)
+    if face.shape[0] != record.get("size"):
+        raise DualfaceError(f"{path}: image is {face.shape[0]} px but its record says {record.get('size')}")
+    to_work = _work_matrix(record, cfg)
+    size = work_size(cfg)
+    work = cv2.warpAffine(face, to_work, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
+    aligned = transform_points(np.array(record["landmarks"], np.float32), np.array(record["matrix"], np.float32))
+    return work, transform_points(aligned, to_work), face.shape[0]
+
+
+def load_face_set(
+    folder: Path, cfg: ModelConfig, name: str | None = None, limit: int | None = None, progress: bool = False
+) -> FaceSet:
+    """Every extracted face in `folder` (at most `limit`, spread evenly), at the model's crop."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DualfaceError(f"{folder}: no such face folder")
+    files = sorted(folder.glob("*.png"))
+    if not files:
+        raise DualfaceError(f"{folder}: holds no face PNGs; run `dualface extract` into it first")
+    if limit and len(files) > limit:
+        files = [files[i] for i in np.linspace(0, len(files) - 1, limit).round().astype(int)]
+    # PNG decoding and cv2 release the GIL: two threads load twice as fast on two cores.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        loaded = list(
+            tqdm(
+                pool.map(lambda p: _load_one(p, cfg), files),
+                total=len(files),
+                unit="face",
+                desc=f"loading {folder.name}",
+                disable=not progress,
+                leave=False,
+            )
+        )
+    sizes = {size for _, _, size in loaded}
+    if len(sizes) > 1:
+        raise DualfaceError(f"{folder}: faces of mixed sizes {sorted(sizes)}; extract them with one --size")
+    faces = np.stack([work for work, _, _ in loaded])
+    landmarks = np.stack([points for _, points, _ in loaded]).astype(np.float32)
+    return FaceSet(name or folder.name, faces, landmarks, [p.name for p in files])

@@ -1,0 +1,81 @@
+"""Honest numbers for a swap. So far: does the swapped face follow the source's mouth?
+
+A decoder that draws the target's average face for every input passes a glance at a still preview but
+fails this: the mouth opening measured on the swapped faces (68 dlib landmarks) must move with the
+source's over many frames (Pearson r).
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from dualface.align import box_from_landmarks, transform_points
+from dualface.alignments import read_face_png
+from dualface.data import MARGIN, _work_matrix
+from dualface.landmarks import mouth_opening, predict_landmarks
+from dualface.model import Autoencoder
+
+MEASURE_SIZE = 256  # faces are upscaled to this before landmarks are found on them
+
+
+@dataclass
+class MouthSync:
+    r: float  # Pearson r of mouth opening, source vs swapped
+    r_input: float  # the same measurement on the unswapped model input: the ceiling at this resolution
+    frames: int
+    source: np.ndarray  # (N,) mouth opening of the source faces
+    swapped: np.ndarray  # (N,) mouth opening of the swapped faces
+
+
+def model_inputs(paths: list[Path], model: Autoencoder) -> tuple[np.ndarray, np.ndarray]:
+    """Faces cut to the model's crop, (N, S, S, 3) uint8, and their landmarks in that crop, (N, 68, 2)."""
+    cfg = model.config
+    size = cfg.size
+    margin = (round(size * MARGIN) - size) / 2
+    faces, points = [], []
+    for path in paths:
+        face, record = read_face_png(path)
+        to_crop = _work_matrix(record, cfg)
+        to_crop[:, 2] -= margin
+        faces.append(cv2.warpAffine(face, to_crop, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE))
+        aligned = transform_points(np.array(record["landmarks"]), np.array(record["matrix"], np.float32))
+        points.append(transform_points(aligned, to_crop))
+    return np.stack(faces), np.stack(points)
+
+
+@torch.no_grad()
+def swap_faces(model: Autoencoder, faces: np.ndarray, identity: str, batch: int = 64) -> np.ndarray:
+    out = []
+    for i in range(0, len(faces), batch):
+        x = torch.from_numpy(faces[i : i + batch]).permute(0, 3, 1, 2).float() / 255
+        y = model({identity: x})[identity].rgb
+        out.append((y.clamp(0, 1).permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8))
+    return np.concatenate(out)
+
+
+def measured_mouth(faces: np.ndarray, hint: np.ndarray) -> np.ndarray:
+    """Mouth opening found by dlib on each face, placed by the box the hint landmarks imply."""
+    scale = MEASURE_SIZE / faces.shape[1]
+    values = []
+    for face, points in zip(faces, hint, strict=True):
+        big = np.ascontiguousarray(cv2.resize(face, (MEASURE_SIZE, MEASURE_SIZE), interpolation=cv2.INTER_CUBIC))
+        values.append(mouth_opening(predict_landmarks(big, box_from_landmarks(points * scale))))
+    return np.array(values)
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    if a.std() < 1e-9 or b.std() < 1e-9:
+        return 0.0
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def mouth_sync(model: Autoencoder, face_paths: list[Path], identity: str) -> MouthSync:
+    """How well swaps of these faces into `identity` follow the source's mouth."""
+    faces, points = model_inputs(face_paths, model)
+    source = np.array([mouth_opening(p) for p in points])
+    swapped = measured_mouth(swap_faces(model, faces, identity), points)
+    on_input = measured_mouth(faces, points)
+    return MouthSync(pearson(source, swapped), pearson(source, on_input), len(faces), source, swapped)

@@ -1,0 +1,60 @@
+"""Reconstruction losses, weighted per pixel (the face mask, with extra weight on eyes and mouth).
+
+SSIM is Wang et al., "Image Quality Assessment: From Error Visibility to Structural Similarity", IEEE TIP
+2004, with the usual 11x11 Gaussian window (sigma 1.5). The classic deepfakes recipe is (1 - SSIM) + L1.
+"""
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+Loss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def _gaussian_window(channels: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    coords = torch.arange(11, device=device, dtype=dtype) - 5
+    g = torch.exp(-(coords**2) / (2 * 1.5**2))
+    g = g / g.sum()
+    return (g[:, None] * g[None, :]).expand(channels, 1, 11, 11).contiguous()
+
+
+def ssim_map(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-pixel SSIM of (B, C, H, W) images in [0, 1]; same shape out."""
+    c = x.shape[1]
+    window = _gaussian_window(c, x.device, x.dtype)
+    blur = lambda t: F.conv2d(F.pad(t, (5, 5, 5, 5), mode="reflect"), window, groups=c)  # noqa: E731
+    mu_x, mu_y = blur(x), blur(y)
+    var_x = blur(x * x) - mu_x**2
+    var_y = blur(y * y) - mu_y**2
+    cov = blur(x * y) - mu_x * mu_y
+    c1, c2 = 0.01**2, 0.03**2
+    return ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+
+
+def _weighted_mean(per_pixel: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Mean of (B, C, H, W) values under (B, 1, H, W) weights."""
+    return (per_pixel * weight).sum() / (weight.sum() * per_pixel.shape[1]).clamp_min(1e-8)
+
+
+def l1(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    return _weighted_mean((pred - target).abs(), weight)
+
+
+def mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    return _weighted_mean((pred - target) ** 2, weight)
+
+
+def dssim(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    return _weighted_mean((1 - ssim_map(pred, target)) / 2, weight)
+
+
+def ssim_l1(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    return dssim(pred, target, weight) + l1(pred, target, weight)
+
+
+def ssim_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    return dssim(pred, target, weight) + mse(pred, target, weight)
+
+
+LOSSES: dict[str, Loss] = {"ssim_l1": ssim_l1, "ssim_mse": ssim_mse, "l1": l1, "mse": mse, "ssim": dssim}

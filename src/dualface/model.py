@@ -1,0 +1,186 @@
+"""The autoencoder: one shared encoder, one decoder per identity.
+
+`original` is, layer for layer, the classic deepfakes / faceswap "Original" model (64 px in and out,
+82.06 M parameters with two decoders), kept so speed and quality compare with the peers on equal terms.
+`lite` is the CPU default: the same shape at a fraction of the cost. `hd` (128 px, residual decoder,
+learned mask) is for GPUs. Presets are data: `ModelConfig.from_preset("lite")`.
+
+An "upscale" is conv 3x3 to 4x the filters, LeakyReLU 0.1, pixel shuffle x2 (W. Shi et al., "Real-Time
+Single Image and Video Super-Resolution Using an Efficient Sub-Pixel Convolutional Neural Network", 2016).
+"""
+
+from dataclasses import asdict, dataclass, field
+from itertools import pairwise
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dualface.errors import DualfaceError
+
+
+@dataclass
+class ModelConfig:
+    """Shape of the autoencoder. Saved in every checkpoint, so a model folder is self-describing."""
+
+    preset: str = "lite"
+    size: int = 64  # input and output side, pixels
+    encoder_kernel: int = 5
+    encoder_widths: tuple[int, ...] = (128, 256, 512, 1024)  # stride-2 convs, 64 -> 4 px
+    latent: int = 1024  # the dense bottleneck
+    bottleneck_width: int = 1024  # channels of the 4x4 map the latent is reshaped into
+    decoder_widths: tuple[int, ...] = (512, 256, 128, 64)  # the encoder's upscale, then the decoder's
+    residual: bool = False  # a residual block after each decoder upscale
+    learn_mask: bool = False  # decoders also predict the face mask
+    coverage: float = 0.75  # share of the model's crop the face spans, jaw to jaw
+    centering: str = "face"
+
+    def __post_init__(self) -> None:
+        self.encoder_widths = tuple(self.encoder_widths)
+        self.decoder_widths = tuple(self.decoder_widths)
+        down = 2 ** len(self.encoder_widths)
+        if self.size % down or self.size // down != 4:
+            raise DualfaceError(f"size {self.size} needs {len(self.encoder_widths)} stride-2 convs to reach 4x4")
+        if len(self.decoder_widths) != len(self.encoder_widths):
+            raise DualfaceError("decoder_widths must have one entry per encoder stage")
+        if not 0.2 <= self.coverage <= 1.0:
+            raise DualfaceError(f"coverage must be between 0.2 and 1.0, not {self.coverage}")
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides: Any) -> "ModelConfig":
+        if name not in MODEL_PRESETS:
+            raise DualfaceError(f"unknown preset {name!r}: choose one of {', '.join(MODEL_PRESETS)}")
+        return cls(**{**MODEL_PRESETS[name], "preset": name, **overrides})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+MODEL_PRESETS: dict[str, dict[str, Any]] = {
+    "original": {},
+    # 1/8 of original's FLOPs: 3x3 encoder convs, a quarter of the widths, most of the budget left to the
+    # decoders' upscales, where the face is drawn.
+    "lite": {
+        "encoder_kernel": 3,
+        "encoder_widths": (32, 64, 128, 256),
+        "latent": 256,
+        "bottleneck_width": 256,
+        "decoder_widths": (192, 96, 64, 32),
+    },
+    "hd": {
+        "size": 128,
+        "encoder_kernel": 5,
+        "encoder_widths": (64, 128, 256, 512, 1024),
+        "latent": 1024,
+        "bottleneck_width": 1024,
+        "decoder_widths": (512, 384, 256, 128, 64),
+        "residual": True,
+        "learn_mask": True,
+    },
+}
+
+
+class Upscale(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels * 4, 3, padding=1)
+        self.shuffle = nn.PixelShuffle(2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.shuffle(F.leaky_relu(self.conv(x), 0.1))  # (B, C*4, H, W) -> (B, C, 2H, 2W)
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv2(F.leaky_relu(self.conv1(x), 0.2))
+        return F.leaky_relu(x + y, 0.2)
+
+
+class Encoder(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        widths = (3, *cfg.encoder_widths)
+        k = cfg.encoder_kernel
+        self.convs = nn.ModuleList(nn.Conv2d(a, b, k, stride=2, padding=k // 2) for a, b in pairwise(widths))
+        self.to_latent = nn.Linear(cfg.encoder_widths[-1] * 16, cfg.latent)
+        self.from_latent = nn.Linear(cfg.latent, cfg.bottleneck_width * 16)
+        self.upscale = Upscale(cfg.bottleneck_width, cfg.decoder_widths[0])
+        self.bottleneck_width = cfg.bottleneck_width
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for conv in self.convs:
+            x = F.leaky_relu(conv(x), 0.1)  # (B, 3, S, S) -> ... -> (B, C, 4, 4)
+        x = self.to_latent(x.flatten(1))  # (B, latent)
+        x = self.from_latent(x).view(-1, self.bottleneck_width, 4, 4)
+        return self.upscale(x)  # (B, decoder_widths[0], 8, 8)
+
+
+class Decoder(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        widths = cfg.decoder_widths
+        self.upscales = nn.ModuleList(Upscale(a, b) for a, b in pairwise(widths))
+        self.residuals = nn.ModuleList(ResidualBlock(b) if cfg.residual else nn.Identity() for b in widths[1:])
+        self.to_rgb = nn.Conv2d(widths[-1], 3, 5, padding=2)
+        self.to_mask = nn.Conv2d(widths[-1], 1, 5, padding=2) if cfg.learn_mask else None
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        for upscale, residual in zip(self.upscales, self.residuals, strict=True):
+            x = residual(upscale(x))  # (B, C, H, W) -> (B, C', 2H, 2W)
+        rgb = torch.sigmoid(self.to_rgb(x))  # (B, 3, S, S)
+        mask = torch.sigmoid(self.to_mask(x)) if self.to_mask is not None else None  # (B, 1, S, S)
+        return rgb, mask
+
+
+@dataclass
+class Output:
+    rgb: torch.Tensor  # (B, 3, S, S) in [0, 1]
+    mask: torch.Tensor | None = field(default=None)  # (B, 1, S, S) in [0, 1], with learn_mask
+
+
+class Autoencoder(nn.Module):
+    """`model({"bob": faces})["bob"]` draws the faces as bob, whoever they show: that is a swap.
+
+    Training passes every identity's own faces at once, `model({"alice": a, "bob": b})`: one encoder pass
+    over all of them (one larger batch runs faster than two), then each identity's own decoder.
+    """
+
+    def __init__(self, cfg: ModelConfig, identities: list[str]) -> None:
+        super().__init__()
+        if len(identities) < 2 or len(set(identities)) != len(identities):
+            raise DualfaceError(f"need two or more distinct identities, got {identities}")
+        self.config = cfg
+        self.identities = list(identities)
+        self.encoder = Encoder(cfg)
+        self.decoders = nn.ModuleDict({name: Decoder(cfg) for name in identities})
+
+    def forward(self, faces: dict[str, torch.Tensor]) -> dict[str, Output]:
+        names = list(faces)
+        codes = self.encoder(torch.cat([faces[n] for n in names]))  # (sum B, C, 8, 8)
+        outputs = {}
+        for name, code in zip(names, codes.split([len(faces[n]) for n in names]), strict=True):
+            outputs[name] = Output(*self.decoders[name](code))
+        return outputs
+
+
+def parameter_count(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def train_flops_per_example(cfg: ModelConfig) -> float:
+    """FLOPs to train on one face (forward through the encoder and one decoder, and backward), counted
+    by torch's FlopCounterMode on a real forward/backward pass."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = Autoencoder(cfg, ["a", "b"])
+    faces = torch.rand(2, 3, cfg.size, cfg.size)
+    with FlopCounterMode(display=False) as counter:
+        out = model({"a": faces})["a"]
+        out.rgb.mean().backward()
+    return counter.get_total_flops() / 2

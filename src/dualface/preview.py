@@ -1,0 +1,82 @@
+"""Pictures of training: the preview grid (input, reconstruction, swaps) and the loss curve."""
+
+import csv
+from pathlib import Path
+
+import cv2
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from PIL import Image
+
+from dualface.files import atomic_write_bytes
+from dualface.provenance import png_info
+
+
+def to_images(batch: torch.Tensor) -> np.ndarray:
+    """(B, 3, S, S) floats in [0, 1] -> (B, S, S, 3) uint8."""
+    return (batch.detach().float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy() * 255).round().astype(np.uint8)
+
+
+@torch.no_grad()
+def preview_grid(model: torch.nn.Module, faces: dict[str, torch.Tensor], scale: int = 2) -> np.ndarray:
+    """One row per face; columns: the face, its reconstruction, then its swap into every other identity.
+
+    Args:
+        faces: identity -> (K, 3, S, S) unwarped faces in [0, 1].
+    """
+    names = list(faces)
+    rows = []
+    for name in names:
+        columns = [faces[name]]
+        for target in [name, *[n for n in names if n != name]]:
+            columns.append(model({target: faces[name]})[target].rgb)
+        tiles = [to_images(c) for c in columns]  # each (K, S, S, 3)
+        rows.extend(np.concatenate([t[k] for t in tiles], axis=1) for k in range(len(faces[name])))
+    grid = np.concatenate(rows, axis=0)
+    grid = cv2.resize(grid, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+    size = faces[names[0]].shape[-1] * scale
+    header = np.full((22, grid.shape[1], 3), 255, np.uint8)
+    labels = ["face", "itself", *[f"as {n}" for n in names[1:]]]
+    for i, label in enumerate(labels):
+        text = label if i < 2 else "swaps"
+        cv2.putText(header, text, (i * size + 4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+    return np.concatenate([header, grid], axis=0)
+
+
+def save_png(path: Path, image: np.ndarray, kind: str) -> None:
+    import io
+
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, "PNG", pnginfo=png_info(kind))
+    atomic_write_bytes(path, buffer.getvalue(), fsync=False)
+
+
+def plot_loss_curve(log_csv: Path, out: Path) -> None:
+    """Loss per identity against step, from the training CSV."""
+    with open(log_csv, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return
+    names = [k[len("loss_") :] for k in rows[0] if k.startswith("loss_")]
+    steps = np.array([int(r["step"]) for r in rows])
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    for name in names:
+        values = np.array([float(r[f"loss_{name}"]) for r in rows])
+        ax.plot(steps, values, alpha=0.25, linewidth=0.8)
+        window = max(1, len(values) // 50)
+        smooth = np.convolve(values, np.ones(window) / window, mode="valid")
+        ax.plot(steps[window - 1 :], smooth, label=name, color=ax.lines[-1].get_color())
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax.set_title("dualface training loss")
+    fig.tight_layout()
+    fig.savefig(out.with_suffix(".tmp.png"))
+    plt.close(fig)
+    out.with_suffix(".tmp.png").replace(out)

@@ -1,0 +1,535 @@
+"""Stage 2, training: reconstruct every identity through the shared encoder and its own decoder.
+
+One explicit loop, top to bottom: batches come from a background thread (augmentation releases the GIL);
+the learning rate is a pure function of the step; a two-batch sanity check runs before the loop; previews,
+the CSV/TensorBoard log and checkpoints are written every N steps and at exit. Every batch is drawn from
+an RNG seeded by (seed, rank, step), so `--resume` replays the same data an uninterrupted run would see,
+and under `torchrun` every process draws different faces (distributed sampling).
+"""
+
+import csv
+import hashlib
+import logging
+import math
+import os
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from dualface.augment import AugmentConfig, Batch, sample_batch
+from dualface.checkpoint import latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint
+from dualface.data import FaceSet, load_face_set
+from dualface.errors import DualfaceError
+from dualface.files import ensure_writable_dir
+from dualface.losses import LOSSES
+from dualface.model import MODEL_PRESETS, Autoencoder, ModelConfig
+from dualface.preview import plot_loss_curve, preview_grid, save_png
+from dualface.video import prefetch
+
+log = logging.getLogger(__name__)
+
+Precision = Literal["auto", "fp32", "bf16"]
+
+
+@dataclass
+class TrainConfig:
+    """Settings of `dualface train`."""
+
+    faces: list[Path]  # one extracted face folder per identity
+    model_dir: Path
+    names: list[str] = field(default_factory=list)  # identity names; default: the folder names
+    preset: str = "lite"
+    batch_size: int = 16  # per identity, per process
+    lr: float = 5e-5
+    warmup: int = 100  # steps of linear learning-rate warmup
+    clip: float = 1.0  # gradient norm clip
+    loss: str = "ssim_l1"
+    mask_loss_weight: float = 1.0  # with a learned mask: weight of its L1 loss against the landmark mask
+    background_weight: float = 0.1  # loss weight outside the face mask
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    precision: Precision = "auto"  # bf16 where the hardware has it (CUDA, AMX/AVX-512 CPUs), else fp32
+    channels_last: bool | None = None  # default: on CUDA only (measured slower on AVX2 CPUs)
+    device: str = "auto"
+    iterations: int | None = None
+    epochs: float | None = None  # one epoch: every face of the largest set seen once
+    target_loss: float | None = None  # stop when every identity's smoothed loss is below this
+    time_limit: float | None = None  # seconds of training in this run
+    save_every: int = 500
+    preview_every: int = 100
+    keep: int = 3  # step checkpoints kept, besides the best
+    resume: bool = False
+    seed: int = 0
+    max_faces: int | None = None  # per identity, spread evenly over the folder
+    timelapse: bool = False  # also keep every preview of the same fixed faces
+    tensorboard: bool = True
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.faces = [Path(p) for p in self.faces]
+        self.model_dir = Path(self.model_dir)
+        if len(self.faces) < 2:
+            raise DualfaceError("give two or more face folders, one per identity")
+        if not self.names:
+            self.names = [p.name for p in self.faces]
+        if len(self.names) != len(self.faces) or len(set(self.names)) != len(self.names):
+            raise DualfaceError(f"need one distinct name per face folder, got {self.names}")
+        for name in self.names:
+            if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
+                raise DualfaceError(f"identity name {name!r} may use only letters, digits, '_' and '-'")
+        if self.preset not in MODEL_PRESETS:
+            raise DualfaceError(f"unknown preset {self.preset!r}: choose one of {', '.join(MODEL_PRESETS)}")
+        if self.loss not in LOSSES:
+            raise DualfaceError(f"unknown loss {self.loss!r}: choose one of {', '.join(LOSSES)}")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise DualfaceError(f"precision must be auto, fp32 or bf16, not {self.precision!r}")
+        if self.batch_size < 1 or self.lr <= 0 or self.save_every < 1 or self.preview_every < 1 or self.keep < 1:
+            raise DualfaceError("batch size, learning rate, save/preview intervals and keep must be positive")
+
+
+@dataclass
+class TrainSummary:
+    step: int
+    seconds: float
+    examples_per_second: float  # faceswap's EGs/s: batch x identities x iterations / seconds
+    losses: dict[str, float]
+    stopped_by: str
+    checkpoint: Path | None
+    weights_sha256: str  # of the final weights: replicas under torchrun must agree
+
+
+def parse_duration(text: str) -> float:
+    """'90s', '20m', '1h30m', '1.5h' or plain seconds -> seconds."""
+    parts = re.findall(r"(\d+(?:\.\d+)?)\s*([hms]?)", text.strip().lower())
+    if not parts or "".join(n + u for n, u in parts) != re.sub(r"\s", "", text.lower()):
+        raise DualfaceError(f"cannot read duration {text!r}: use e.g. 90s, 20m, 1h30m")
+    return sum(float(n) * {"h": 3600, "m": 60, "s": 1, "": 1}[u] for n, u in parts)
+
+
+def learning_rate(step: int, base: float, warmup: int) -> float:
+    return base * min(1.0, (step + 1) / max(warmup, 1))
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise DualfaceError("--device cuda asked for, but no CUDA GPU is available")
+    return torch.device(name)
+
+
+def hardware_bf16(device: torch.device) -> bool:
+    """Whether bf16 runs natively: on this project's AVX2 dev machine bf16 matmul is ~75x *slower*."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
+
+
+def pick_dtype(precision: Precision, device: torch.device) -> torch.dtype:
+    if precision == "bf16" or (precision == "auto" and hardware_bf16(device)):
+        return torch.bfloat16
+    return torch.float32
+
+
+# ---------------------------------------------------------------------------------------------------------
+# distributed: torchrun sets RANK / WORLD_SIZE / LOCAL_RANK
+
+
+@dataclass
+class Distributed:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed(device: torch.device) -> Distributed:
+    if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) < 2:
+        return Distributed()
+    ctx = Distributed(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0)))
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return ctx
+
+
+# ---------------------------------------------------------------------------------------------------------
+# data
+
+
+def batch_stream(
+    sets: list[FaceSet], size: int, batch: int, cfg: AugmentConfig, seed: int, rank: int, start: int
+) -> Iterator[tuple[int, dict[str, Batch]]]:
+    """Batches for step `start` onwards; each step's draw depends only on (seed, rank, step)."""
+    step = start
+    while True:
+        rng = np.random.default_rng([seed, rank, step])
+        yield step, {s.name: sample_batch(s, size, batch, rng, cfg) for s in sets}
+        step += 1
+
+
+def to_tensors(batches: dict[str, Batch], device: torch.device, channels_last: bool) -> dict[str, dict]:
+    def image(a: np.ndarray) -> torch.Tensor:
+        t = torch.from_numpy(a).to(device).permute(0, 3, 1, 2).float().div_(255)  # (B, 3, S, S)
+        return t.contiguous(memory_format=torch.channels_last) if channels_last else t.contiguous()
+
+    return {
+        name: {
+            "inputs": image(b.inputs),
+            "targets": image(b.targets),
+            "masks": torch.from_numpy(b.masks).to(device)[:, None],  # (B, 1, S, S)
+            "weights": torch.from_numpy(b.weights).to(device)[:, None],
+        }
+        for name, b in batches.items()
+    }
+
+
+def compute_losses(
+    model: torch.nn.Module, tensors: dict[str, dict], cfg: TrainConfig, dtype: torch.dtype, device: torch.device
+) -> dict[str, torch.Tensor]:
+    """Each identity's masked reconstruction loss (plus its mask loss, with a learned mask)."""
+    loss_fn = LOSSES[cfg.loss]
+    with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+        outputs = model({name: t["inputs"] for name, t in tensors.items()})
+    losses = {}
+    for name, t in tensors.items():
+        out = outputs[name]
+        weight = t["masks"] * t["weights"] + cfg.background_weight * (1 - t["masks"])
+        loss = loss_fn(out.rgb.float(), t["targets"], weight)
+        if out.mask is not None:
+            loss = loss + cfg.mask_loss_weight * (out.mask.float() - t["masks"]).abs().mean()
+        losses[name] = loss
+    return losses
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the loop
+
+
+def train(cfg: TrainConfig) -> TrainSummary:
+    device = pick_device(cfg.device)
+    ctx = setup_distributed(device)
+    if device.type == "cuda" and ctx.world > 1:
+        device = torch.device("cuda", ctx.local_rank)
+    dtype = pick_dtype(cfg.precision, device)
+    channels_last = device.type == "cuda" if cfg.channels_last is None else cfg.channels_last
+    if ctx.main:
+        ensure_writable_dir(cfg.model_dir)
+
+    resume_from = _resume_point(cfg)
+    model_cfg = ModelConfig(**resume_from.meta["model_config"]) if resume_from else ModelConfig.from_preset(cfg.preset)
+    if resume_from and resume_from.meta["identities"] != cfg.names:
+        raise DualfaceError(f"{cfg.model_dir} was trained on {resume_from.meta['identities']}, not {cfg.names}")
+
+    sets = [
+        load_face_set(folder, model_cfg, name, cfg.max_faces, progress=cfg.progress and ctx.main)
+        for folder, name in zip(cfg.faces, cfg.names, strict=True)
+    ]
+    torch.manual_seed(cfg.seed)
+    model = Autoencoder(model_cfg, cfg.names).to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.5, 0.999), **_fused(device))
+    step, lr_scale, best = 0, 1.0, math.inf
+    if resume_from:
+        model.load_state_dict(resume_from.model)
+        optimizer.load_state_dict(resume_from.optimizer)
+        if resume_from.rng is not None:
+            torch.set_rng_state(resume_from.rng)
+        step = resume_from.step
+        lr_scale = resume_from.meta.get("lr_scale", 1.0)
+        best = resume_from.meta.get("best_loss", math.inf)
+    train_model: torch.nn.Module = model
+    if ctx.world > 1:
+        train_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+
+    meta_base = {
+        "model_config": model_cfg.to_dict(),
+        "identities": cfg.names,
+        "train": {k: v for k, v in asdict(cfg).items() if k in ("preset", "batch_size", "lr", "loss", "seed")},
+    }
+    preview_faces = _preview_faces(sets, model_cfg, device, cfg)
+    stream = prefetch(
+        batch_stream(sets, model_cfg.size, cfg.batch_size, cfg.augment, cfg.seed, ctx.rank, step), depth=3
+    )
+
+    # Sanity check: two small batches through forward and loss before committing to the loop.
+    probe_rng = np.random.default_rng(cfg.seed)
+    for _ in range(2):
+        probe = {s.name: sample_batch(s, model_cfg.size, 2, probe_rng, cfg.augment) for s in sets}
+        with torch.no_grad():
+            check = compute_losses(model, to_tensors(probe, device, channels_last), cfg, dtype, device)
+        if not all(torch.isfinite(v) for v in check.values()):
+            raise DualfaceError("the loss is not finite before training started: the faces or settings are broken")
+
+    largest = max(len(s) for s in sets)
+    steps_per_epoch = largest / (cfg.batch_size * ctx.world)
+    stop_step = _stop_step(cfg, steps_per_epoch)
+    log_csv = cfg.model_dir / "training_log.csv"
+    writer = _tensorboard(cfg, ctx)
+    ema: dict[str, float] = {}
+    stopped_by, start_step, started = "interrupted", step, time.perf_counter()
+    # The state to roll back to on a non-finite loss when no checkpoint exists yet.
+    snapshot = (step, {k: v.detach().clone() for k, v in model.state_dict().items()})
+    bar = tqdm(
+        total=stop_step,
+        initial=step,
+        unit="it",
+        disable=not (cfg.progress and ctx.main),
+        dynamic_ncols=True,
+        desc="training",
+    )
+    rollbacks = 0
+    try:
+        while True:
+            data_step, batches = next(stream)
+            assert data_step == step, "batch stream out of step"
+            lr = learning_rate(step, cfg.lr, cfg.warmup) * lr_scale
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            tensors = to_tensors(batches, device, channels_last)
+            losses = compute_losses(train_model, tensors, cfg, dtype, device)
+            total = sum(losses.values())
+            if _any_rank(not torch.isfinite(total), ctx):
+                rollbacks += 1
+                if rollbacks > 5:
+                    raise DualfaceError("the loss keeps diverging (NaN/inf) even at a lower learning rate")
+                lr_scale *= 0.5
+                step = _roll_back(model, optimizer, cfg, snapshot, ctx)
+                log.warning("non-finite loss: rolled back to step %d, learning rate x%.3g", step, lr_scale)
+                stream.close()
+                stream = prefetch(
+                    batch_stream(sets, model_cfg.size, cfg.batch_size, cfg.augment, cfg.seed, ctx.rank, step), depth=3
+                )
+                bar.n = step
+                continue
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+            optimizer.step()
+            step += 1
+            values = {name: v.item() for name, v in losses.items()}
+            for name, v in values.items():
+                ema[name] = v if name not in ema else 0.98 * ema[name] + 0.02 * v
+            elapsed = time.perf_counter() - started
+            egs = (step - start_step) * cfg.batch_size * len(sets) * ctx.world / max(elapsed, 1e-9)
+            if ctx.main:
+                _log_row(log_csv, step, elapsed, lr, values, egs)
+                if writer is not None:
+                    for name, v in values.items():
+                        writer.add_scalar(f"loss/{name}", v, step)
+                    writer.add_scalar("egs_per_s", egs, step)
+                bar.update(1)
+                bar.set_postfix(
+                    {
+                        **{n: f"{v:.4f}" for n, v in ema.items()},
+                        "EGs/s": f"{egs:.1f}",
+                        **_eta(cfg, step, start_step, stop_step, elapsed),
+                    },
+                    refresh=False,
+                )
+            reason = _should_stop(cfg, step, stop_step, ema, elapsed)
+            # Every process must stop at the same step, or the others wait forever.
+            if ctx.world > 1 and _any_rank(bool(reason), ctx):
+                reason = reason or "another process stopped"
+            if ctx.main and step % cfg.preview_every == 0:
+                _write_preview(model, preview_faces, cfg, step, writer)
+            if step % cfg.save_every == 0 or reason:
+                best = _save(model, optimizer, step, cfg, ctx, meta_base, lr_scale, ema, best)
+                snapshot = (step, {k: v.detach().clone() for k, v in model.state_dict().items()})
+                rollbacks = 0
+            if reason:
+                stopped_by = reason
+                break
+    except KeyboardInterrupt:
+        stopped_by = "interrupted"
+        if ctx.main:
+            best = _save(model, optimizer, step, cfg, ctx, meta_base, lr_scale, ema, best, barrier=False)
+    finally:
+        bar.close()
+        stream.close()
+        if writer is not None:
+            writer.close()
+    if ctx.main:
+        _write_preview(model, preview_faces, cfg, step, None)
+        if log_csv.exists():
+            plot_loss_curve(log_csv, cfg.model_dir / "loss.png")
+    elapsed = time.perf_counter() - started
+    egs = (step - start_step) * cfg.batch_size * len(sets) * ctx.world / max(elapsed, 1e-9)
+    return TrainSummary(
+        step, elapsed, egs, dict(ema), stopped_by, latest_checkpoint(cfg.model_dir), weights_digest(model)
+    )
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    h = hashlib.sha256()
+    for name, value in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(value.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _fused(device: torch.device) -> dict[str, Any]:
+    """Fused Adam: one kernel for all parameters (CPU support since torch 2.4)."""
+    return {"fused": True} if device.type in ("cpu", "cuda") else {}
+
+
+def _resume_point(cfg: TrainConfig):
+    if not cfg.resume:
+        if latest_checkpoint(cfg.model_dir):
+            raise DualfaceError(
+                f"{cfg.model_dir} already holds a model: pass --resume to continue it, or choose another folder"
+            )
+        return None
+    path = latest_checkpoint(cfg.model_dir)
+    if path is None:
+        raise DualfaceError(f"--resume: {cfg.model_dir} holds no checkpoint")
+    checkpoint = load_checkpoint(path)
+    saved = checkpoint.meta["model_config"]["preset"]
+    if saved != cfg.preset:
+        raise DualfaceError(f"--resume: {cfg.model_dir} holds a '{saved}' model, not '{cfg.preset}'")
+    return checkpoint
+
+
+def _stop_step(cfg: TrainConfig, steps_per_epoch: float) -> int | None:
+    candidates = []
+    if cfg.iterations is not None:
+        candidates.append(cfg.iterations)
+    if cfg.epochs is not None:
+        candidates.append(math.ceil(cfg.epochs * steps_per_epoch))
+    return min(candidates) if candidates else None
+
+
+def _should_stop(cfg: TrainConfig, step: int, stop_step: int | None, ema: dict[str, float], elapsed: float) -> str:
+    if stop_step is not None and step >= stop_step:
+        return "iterations" if cfg.iterations == stop_step else "epochs"
+    if cfg.target_loss is not None and step > cfg.warmup and ema and max(ema.values()) <= cfg.target_loss:
+        return "target loss"
+    if cfg.time_limit is not None and elapsed >= cfg.time_limit:
+        return "time"
+    return ""
+
+
+def _eta(cfg: TrainConfig, step: int, start: int, stop_step: int | None, elapsed: float) -> dict[str, str]:
+    rate = (step - start) / max(elapsed, 1e-9)
+    remaining = []
+    if stop_step is not None and rate > 0:
+        remaining.append((stop_step - step) / rate)
+    if cfg.time_limit is not None:
+        remaining.append(cfg.time_limit - elapsed)
+    if not remaining:
+        return {}
+    seconds = max(0, int(min(remaining)))
+    return {"ETA": f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"}
+
+
+def _log_row(path: Path, step: int, elapsed: float, lr: float, losses: dict[str, float], egs: float) -> None:
+    new = not path.exists()
+    with open(path, "a", newline="") as f:
+        out = csv.writer(f)
+        if new:
+            out.writerow(["step", "seconds", "lr", *[f"loss_{n}" for n in losses], "egs_per_s"])
+        out.writerow([step, f"{elapsed:.2f}", f"{lr:.3g}", *[f"{v:.6f}" for v in losses.values()], f"{egs:.2f}"])
+
+
+def _tensorboard(cfg: TrainConfig, ctx: Distributed):
+    if not (cfg.tensorboard and ctx.main):
+        return None
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(str(cfg.model_dir / "tensorboard"))
+
+
+def _preview_faces(
+    sets: list[FaceSet], model_cfg: ModelConfig, device: torch.device, cfg: TrainConfig
+) -> dict[str, torch.Tensor]:
+    """Four fixed, unaugmented faces per identity, the same at every preview (a timelapse needs that)."""
+    size = model_cfg.size
+    margin = (sets[0].faces.shape[1] - size) // 2
+    faces = {}
+    for s in sets:
+        picks = np.linspace(0, len(s) - 1, 4).round().astype(int)
+        crops = s.faces[picks, margin : margin + size, margin : margin + size]
+        faces[s.name] = torch.from_numpy(np.ascontiguousarray(crops)).to(device).permute(0, 3, 1, 2).float() / 255
+    return faces
+
+
+def _write_preview(model: Autoencoder, faces: dict[str, torch.Tensor], cfg: TrainConfig, step: int, writer) -> None:
+    model.eval()
+    grid = preview_grid(model, faces)
+    model.train()
+    save_png(cfg.model_dir / "preview.png", grid, "training preview")
+    if cfg.timelapse:
+        (cfg.model_dir / "timelapse").mkdir(exist_ok=True)
+        save_png(cfg.model_dir / "timelapse" / f"step-{step:08d}.png", grid, "training preview")
+    if writer is not None:
+        writer.add_image("preview", grid, step, dataformats="HWC")
+
+
+def _save(
+    model: Autoencoder,
+    optimizer: torch.optim.Optimizer,
+    step: int,
+    cfg: TrainConfig,
+    ctx: Distributed,
+    meta_base: dict,
+    lr_scale: float,
+    ema: dict[str, float],
+    best: float,
+    barrier: bool = True,
+) -> float:
+    if ctx.main:
+        score = max(ema.values()) if ema else math.inf
+        meta = {**meta_base, "lr_scale": lr_scale, "losses": ema, "best_loss": min(best, score)}
+        path = cfg.model_dir / f"step-{step:08d}.safetensors"
+        save_checkpoint(path, model, optimizer, step, meta)
+        if score < best:
+            best = score
+            tmp = cfg.model_dir / ".best.tmp"
+            shutil.copyfile(path, tmp)
+            tmp.replace(cfg.model_dir / "best.safetensors")
+        prune_checkpoints(cfg.model_dir, cfg.keep)
+    if barrier and ctx.world > 1:
+        dist.barrier()
+    return best
+
+
+def _roll_back(
+    model: Autoencoder,
+    optimizer: torch.optim.Optimizer,
+    cfg: TrainConfig,
+    snapshot: tuple[int, dict[str, torch.Tensor]],
+    ctx: Distributed,
+) -> int:
+    """Restore the last good state: the latest checkpoint, or the weights this run started from."""
+    path = latest_checkpoint(cfg.model_dir)
+    if path is not None:
+        checkpoint = load_checkpoint(path)
+        model.load_state_dict(checkpoint.model)
+        optimizer.load_state_dict(checkpoint.optimizer)
+        return checkpoint.step
+    step, weights = snapshot
+    model.load_state_dict(weights)
+    optimizer.state.clear()
+    return step
+
+
+def _any_rank(flag: bool, ctx: Distributed) -> bool:
+    """True on every process if it is true on any (decisions that change control flow must agree)."""
+    if ctx.world == 1:
+        return flag
+    value = torch.tensor([float(flag)])
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())

@@ -1,0 +1,80 @@
+import numpy as np
+import pytest
+import torch
+
+from dualface.align import MEAN_FACE
+from dualface.errors import DualfaceError
+from dualface.losses import LOSSES, ssim_map
+from dualface.masks import MASKS, extended_mask, hull_mask, region_weights
+from dualface.model import Autoencoder, ModelConfig, parameter_count, train_flops_per_example
+
+
+def test_original_is_the_classic_model():
+    model = Autoencoder(ModelConfig.from_preset("original"), ["a", "b"])
+    assert parameter_count(model) == 82_062_470  # faceswap "Original": 82.06 M with two decoders
+    assert train_flops_per_example(model.config) == pytest.approx(11.4e9, rel=0.01)
+
+
+def test_lite_costs_at_most_an_eighth_of_original():
+    assert (
+        train_flops_per_example(ModelConfig.from_preset("lite"))
+        <= train_flops_per_example(ModelConfig.from_preset("original")) / 8
+    )
+
+
+@pytest.mark.parametrize("preset", ["lite", "original", "hd"])
+def test_shapes_and_swaps(preset):
+    cfg = ModelConfig.from_preset(preset)
+    model = Autoencoder(cfg, ["alice", "bob", "carol"])
+    faces = torch.rand(2, 3, cfg.size, cfg.size)
+    out = model({"alice": faces, "bob": faces[:1]})
+    assert out["alice"].rgb.shape == (2, 3, cfg.size, cfg.size) and out["bob"].rgb.shape[0] == 1
+    assert (out["alice"].mask is not None) == cfg.learn_mask
+    assert out["alice"].rgb.min() >= 0 and out["alice"].rgb.max() <= 1
+    swap = model({"carol": faces})["carol"].rgb  # alice's faces drawn by carol's decoder
+    assert not torch.allclose(swap, out["alice"].rgb)
+
+
+def test_model_config_validation():
+    with pytest.raises(DualfaceError):
+        ModelConfig.from_preset("huge")
+    with pytest.raises(DualfaceError):
+        ModelConfig.from_preset("lite", size=96)
+    with pytest.raises(DualfaceError):
+        Autoencoder(ModelConfig.from_preset("lite"), ["solo"])
+
+
+@pytest.mark.parametrize("name", list(LOSSES))
+def test_loss_of_identical_images_is_zero(name):
+    x = torch.rand(2, 3, 32, 32)
+    weight = torch.rand(2, 1, 32, 32)
+    assert LOSSES[name](x, x, weight).item() == pytest.approx(0, abs=1e-5)
+    assert LOSSES[name](x, 1 - x, weight).item() > 0.01
+
+
+def test_zero_weight_pixels_do_not_count():
+    x, y = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
+    weight = torch.zeros(1, 1, 32, 32)
+    weight[..., :16, :] = 1
+    y_same_top = y.clone()
+    y_same_top[..., :16, :] = x[..., :16, :]
+    assert LOSSES["l1"](x, y_same_top, weight).item() == pytest.approx(0, abs=1e-6)
+
+
+def test_ssim_is_one_for_identical_and_lower_for_noise():
+    x = torch.rand(1, 3, 32, 32)
+    assert ssim_map(x, x).mean().item() == pytest.approx(1, abs=1e-4)
+    assert ssim_map(x, (x + 0.3 * torch.randn_like(x)).clamp(0, 1)).mean() < 0.8
+
+
+def test_masks_from_landmarks():
+    points = MEAN_FACE * 40 + 12
+    hull, extended = hull_mask(points, 64), extended_mask(points, 64)
+    assert set(MASKS) == {"hull", "extended"}
+    assert hull.sum() > 500 and (extended >= hull).all() and extended.sum() > hull.sum() * 1.1
+    top = int(np.argmax(extended.any(1)))
+    assert top < int(np.argmax(hull.any(1)))  # the extended mask reaches higher: the forehead
+    weights = region_weights(points, 64, eye_weight=2.0, mouth_weight=3.0)
+    assert weights.max() == 3.0 and (weights == 2.0).any() and weights.min() == 1.0
+    mouth_y, mouth_x = np.round(points[62]).astype(int)[::-1]
+    assert weights[mouth_y, mouth_x] == 3.0

@@ -1,0 +1,208 @@
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import OTHER, S1
+from dualface.augment import AugmentConfig, random_warp, sample_batch
+from dualface.checkpoint import best_or_latest, checkpoints_in, load_checkpoint, load_model, save_checkpoint
+from dualface.data import load_face_set
+from dualface.errors import DualfaceError
+from dualface.extract import ExtractConfig, extract
+from dualface.model import Autoencoder, ModelConfig
+from dualface.train import TrainConfig, learning_rate, parse_duration, train, weights_digest
+
+LITE = ModelConfig.from_preset("lite")
+
+
+@pytest.fixture(scope="session")
+def face_dirs(tmp_path_factory) -> tuple[Path, Path]:
+    """Faces of the two bundled speakers, every 3rd frame: 25 each."""
+    root = tmp_path_factory.mktemp("faces")
+    for clip, name in ((S1, "s1"), (OTHER, "brbk7n")):
+        extract(ExtractConfig(inputs=[clip], output=root / name, every=3, progress=False))
+    return root / "s1", root / "brbk7n"
+
+
+def quick(face_dirs, model_dir, **settings) -> TrainConfig:
+    base = dict(batch_size=4, warmup=2, save_every=3, preview_every=3, progress=False, tensorboard=False)
+    return TrainConfig(faces=list(face_dirs), model_dir=model_dir, **{**base, **settings})
+
+
+def losses_in(model_dir: Path) -> list[tuple[int, float]]:
+    with open(model_dir / "training_log.csv", newline="") as f:
+        return [(int(r["step"]), float(r["loss_s1"])) for r in csv.DictReader(f)]
+
+
+def test_face_set_loads_crops_and_landmarks(face_dirs):
+    faces = load_face_set(face_dirs[0], LITE)
+    assert len(faces) == 25 and faces.faces.shape == (25, 80, 80, 3) and faces.landmarks.shape == (25, 68, 2)
+    mouth = faces.landmarks[:, 48:68].mean(1)
+    assert (mouth[:, 1] > 40).all() and (abs(mouth[:, 0] - 40) < 8).all()  # below centre, near the middle
+
+
+def test_augmentation_moves_face_and_mask_together(face_dirs):
+    faces = load_face_set(face_dirs[0], LITE)
+    still = AugmentConfig(rotation=0, zoom=0, shift=0, flip=0, warp=0, lightness=0, color=0)
+    batch = sample_batch(faces, 64, 3, np.random.default_rng(0), still)
+    assert np.array_equal(batch.inputs, batch.targets)  # nothing random left: input is the target
+    centre = faces.faces[:, 8:72, 8:72]
+    assert any(np.abs(centre[i].astype(int) - batch.targets[0]).mean() < 2 for i in range(len(faces)))
+    moved = sample_batch(faces, 64, 8, np.random.default_rng(1), AugmentConfig(warp=0))
+    for target, mask in zip(moved.targets, moved.masks, strict=True):
+        redness = target[..., 0].astype(int) - target[..., 2]
+        assert redness[mask > 0].mean() > redness[mask == 0].mean() + 30  # on skin, not hair or blue backdrop
+
+
+def test_random_warp_changes_input_only_smoothly():
+    image = np.tile(np.linspace(0, 255, 64, dtype=np.uint8)[None, :, None], (64, 1, 3))
+    warped = random_warp(image, np.random.default_rng(0), 0.04)
+    difference = np.abs(warped.astype(int) - image).mean()
+    assert 0.5 < difference < 10
+
+
+def test_bad_face_folders(tmp_path, face_dirs):
+    with pytest.raises(DualfaceError, match="no such face folder"):
+        load_face_set(tmp_path / "missing", LITE)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DualfaceError, match="holds no face PNGs"):
+        load_face_set(tmp_path / "empty", LITE)
+    (tmp_path / "photos").mkdir()
+    Image.new("RGB", (64, 64)).save(tmp_path / "photos" / "cat.png")
+    with pytest.raises(DualfaceError, match="not a face extracted by dualface"):
+        load_face_set(tmp_path / "photos", LITE)
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    extract(ExtractConfig(inputs=[S1], output=mixed, every=30, size=128, progress=False))
+    extract(ExtractConfig(inputs=[OTHER], output=mixed, every=30, size=96, progress=False))
+    with pytest.raises(DualfaceError, match="mixed sizes"):
+        load_face_set(mixed, LITE)
+
+
+def test_checkpoint_round_trip_and_corruption(tmp_path):
+    model = Autoencoder(LITE, ["a", "b"])
+    path = tmp_path / "step-00000007.safetensors"
+    save_checkpoint(path, model, None, 7, {"model_config": LITE.to_dict(), "identities": ["a", "b"]})
+    loaded = load_checkpoint(path)
+    assert loaded.step == 7 and loaded.meta["identities"] == ["a", "b"]
+    again = Autoencoder(ModelConfig(**loaded.meta["model_config"]), ["a", "b"])
+    again.load_state_dict(loaded.model)
+    assert weights_digest(again) == weights_digest(model)
+    data = bytearray(path.read_bytes())
+    data[-100] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(DualfaceError, match="corrupt"):
+        load_checkpoint(path)
+    path.write_bytes(b"garbage")
+    with pytest.raises(DualfaceError, match="corrupt"):
+        load_checkpoint(path)
+
+
+def test_failed_save_leaves_the_good_checkpoint(tmp_path):
+    model = Autoencoder(LITE, ["a", "b"])
+    good = tmp_path / "step-00000001.safetensors"
+    save_checkpoint(good, model, None, 1, {"model_config": LITE.to_dict(), "identities": ["a", "b"]})
+    before = good.read_bytes()
+    with pytest.raises(DualfaceError, match="cannot save checkpoint"):
+        save_checkpoint(tmp_path / "gone" / "step-00000002.safetensors", model, None, 2, {})
+    assert good.read_bytes() == before and not list(tmp_path.glob(".*tmp"))
+
+
+def test_training_writes_everything_and_learns(face_dirs, tmp_path):
+    summary = train(quick(face_dirs, tmp_path / "m", iterations=6, lr=1e-3, tensorboard=True))
+    assert summary.step == 6 and summary.stopped_by == "iterations" and summary.examples_per_second > 0
+    files = {p.name for p in (tmp_path / "m").iterdir()}
+    assert {"best.safetensors", "preview.png", "loss.png", "training_log.csv", "tensorboard"} <= files
+    names = [p.name for p in checkpoints_in(tmp_path / "m")]
+    assert names == ["step-00000003.safetensors", "step-00000006.safetensors"]
+    preview = Image.open(tmp_path / "m" / "preview.png")
+    assert preview.text["dualface:synthetic"] == "true" and preview.size[1] > 8 * 128
+    model = load_model(tmp_path / "m")
+    assert model.identities == ["s1", "brbk7n"]
+    steps = losses_in(tmp_path / "m")
+    assert [s for s, _ in steps] == [1, 2, 3, 4, 5, 6]
+
+
+def test_resume_continues_exactly(face_dirs, tmp_path):
+    straight = train(quick(face_dirs, tmp_path / "one", iterations=6))
+    train(quick(face_dirs, tmp_path / "two", iterations=3))
+    resumed = train(quick(face_dirs, tmp_path / "two", iterations=6, resume=True))
+    assert resumed.step == 6
+    np.testing.assert_allclose(
+        [v for _, v in losses_in(tmp_path / "two")], [v for _, v in losses_in(tmp_path / "one")], rtol=1e-5
+    )
+    assert resumed.weights_sha256 == straight.weights_sha256
+
+
+def test_resume_refuses_what_it_cannot_continue(face_dirs, tmp_path):
+    with pytest.raises(DualfaceError, match="holds no checkpoint"):
+        train(quick(face_dirs, tmp_path / "none", iterations=2, resume=True))
+    train(quick(face_dirs, tmp_path / "m", iterations=3))
+    with pytest.raises(DualfaceError, match="already holds a model"):
+        train(quick(face_dirs, tmp_path / "m", iterations=3))
+    with pytest.raises(DualfaceError, match="'lite' model, not 'original'"):
+        train(quick(face_dirs, tmp_path / "m", iterations=6, resume=True, preset="original"))
+    latest = checkpoints_in(tmp_path / "m")[-1]
+    latest.write_bytes(latest.read_bytes()[:1000])
+    with pytest.raises(DualfaceError, match="corrupt"):
+        train(quick(face_dirs, tmp_path / "m", iterations=6, resume=True))
+
+
+def test_stop_rules(face_dirs, tmp_path):
+    assert train(quick(face_dirs, tmp_path / "e", epochs=0.5)).step == 4  # 0.5 x 25 faces / batch 4 = 3.1 -> 4
+    assert train(quick(face_dirs, tmp_path / "t", target_loss=10.0)).stopped_by == "target loss"
+    assert train(quick(face_dirs, tmp_path / "s", time_limit=0.01)).stopped_by == "time"
+
+
+def test_divergence_rolls_back_and_lowers_the_learning_rate(face_dirs, tmp_path):
+    model_dir = tmp_path / "m"
+    try:
+        summary = train(quick(face_dirs, model_dir, iterations=12, lr=1e6, warmup=1, clip=1e9))
+    except DualfaceError as error:
+        assert "diverging" in str(error)
+    else:
+        assert summary.step == 12
+    if checkpoints_in(model_dir):
+        checkpoint = load_checkpoint(best_or_latest(model_dir))  # never a corrupt checkpoint
+        assert all(np.isfinite(v.float().numpy()).all() for v in checkpoint.model.values())
+
+
+def test_helpers():
+    assert parse_duration("1h30m") == 5400 and parse_duration("20m") == 1200 and parse_duration("90") == 90
+    with pytest.raises(DualfaceError):
+        parse_duration("soon")
+    assert learning_rate(0, 1e-4, 10) == pytest.approx(1e-5) and learning_rate(50, 1e-4, 10) == 1e-4
+
+
+def test_distributed_training_on_two_cpu_processes(face_dirs, tmp_path):
+    """torchrun, 2 processes, gloo: every replica ends with the same weights, and the checkpoint loads
+    in a single process to those weights."""
+    worker = tmp_path / "worker.py"
+    worker.write_text(
+        "import json, os, sys\n"
+        "from pathlib import Path\n"
+        "from dualface.train import TrainConfig, train\n"
+        f"cfg = TrainConfig(faces=[Path({str(face_dirs[0])!r}), Path({str(face_dirs[1])!r})], "
+        f"model_dir=Path({str(tmp_path / 'm')!r}), batch_size=2, iterations=4, save_every=2, preview_every=4, "
+        "warmup=1, progress=False, tensorboard=False)\n"
+        "summary = train(cfg)\n"
+        f"Path({str(tmp_path)!r}, 'rank' + os.environ['RANK']).write_text(summary.weights_sha256)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533", str(worker)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rank0, rank1 = (tmp_path / "rank0").read_text(), (tmp_path / "rank1").read_text()
+    assert rank0 == rank1
+    checkpoint = load_checkpoint(checkpoints_in(tmp_path / "m")[-1])
+    assert checkpoint.step == 4 and checkpoint.meta["identities"] == ["s1", "brbk7n"]
+    single = Autoencoder(ModelConfig(**checkpoint.meta["model_config"]), checkpoint.meta["identities"])
+    single.load_state_dict(checkpoint.model)
+    assert weights_digest(single) == rank0
