@@ -13,6 +13,7 @@ import os
 import platform
 from pathlib import Path
 
+from dualface.augment import AugmentConfig
 from dualface.checkpoint import load_model
 from dualface.evaluate import mouth_sync
 from dualface.train import TrainConfig, train
@@ -31,6 +32,9 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--preset", default="lite")
     parser.add_argument("--target", type=float, default=0.5)
+    parser.add_argument("--warp", type=float, default=None, help="random-warp strength (default: AugmentConfig's)")
+    parser.add_argument("--cycle", type=float, default=0.0, help="latent cycle-consistency weight")
+    parser.add_argument("--shared", type=int, default=None, help="decoder upscales shared by the identities")
     parser.add_argument("--measure-faces", type=int, default=250)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "time_to_swap.json")
     args = parser.parse_args()
@@ -40,6 +44,10 @@ def main() -> None:
     target_name = args.faces_b.name
     history, trained_s, step, reached = [], 0.0, 0, None
     overrides = {"lr": args.lr} if args.lr else {}
+    if args.warp is not None:
+        overrides["augment"] = AugmentConfig(warp=args.warp)
+    overrides["cycle_weight"] = args.cycle
+    overrides["shared_upscales"] = args.shared
     while trained_s < args.minutes * 60:
         cfg = TrainConfig(
             faces=[args.faces_a, args.faces_b],
@@ -74,6 +82,9 @@ def main() -> None:
         "preset": args.preset,
         "lr": cfg.lr,
         "batch_size": cfg.batch_size,
+        "warp": cfg.augment.warp,
+        "cycle_weight": cfg.cycle_weight,
+        "shared_upscales": args.shared,
         "a": str(args.faces_a),
         "b": str(args.faces_b),
         "held_out_faces": len(held),

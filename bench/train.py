@@ -17,17 +17,20 @@ from pathlib import Path
 import torch
 
 from dualface import __version__
+from dualface.data import load_face_set
 from dualface.extract import ExtractConfig, extract
 from dualface.model import ModelConfig, train_flops_per_example
-from dualface.train import TrainConfig, hardware_bf16, train
+from dualface.train import TrainConfig, batch_stream, hardware_bf16, train
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data" / "grid"
-RUNS = {  # name: (preset, precision, steps)
-    "original fp32": ("original", "fp32", 12),
-    "original bf16": ("original", "bf16", 3),
-    "lite fp32": ("lite", "fp32", 40),
-    "lite bf16": ("lite", "bf16", 3),
+# name: (preset, precision, warm-up steps, timed steps). Few bf16 steps: without native bf16 (AVX2 CPUs)
+# each takes a minute or more.
+RUNS = {
+    "original fp32": ("original", "fp32", 2, 10),
+    "original bf16": ("original", "bf16", 1, 1),
+    "lite fp32": ("lite", "fp32", 2, 40),
+    "lite bf16": ("lite", "bf16", 1, 2),
 }
 REFERENCE = {"faceswap 3 original fp32, batch 16 (issue #3)": 4.4}
 
@@ -41,6 +44,18 @@ def matmul_rate(dtype: torch.dtype, n: int = 1024, seconds: float = 2.0) -> floa
         a @ b
         count += 1
     return 2 * n**3 * count / (time.perf_counter() - start) / 1e9
+
+
+def data_time_ms(faces: list[Path], cfg: TrainConfig) -> float:
+    """Milliseconds to load-augment one step's batches on one thread (the prefetch thread's work)."""
+    model_cfg = ModelConfig.from_preset(cfg.preset)
+    sets = [load_face_set(folder, model_cfg) for folder in faces]
+    stream = batch_stream(sets, model_cfg.size, cfg.batch_size, cfg.augment, 0, 0, 0)
+    next(stream)
+    start = time.perf_counter()
+    for _ in range(20):
+        next(stream)
+    return (time.perf_counter() - start) / 20 * 1000
 
 
 def main() -> None:
@@ -73,6 +88,8 @@ def main() -> None:
             summary = train(TrainConfig(**{**cfg.__dict__, "resume": True}))
             flops = train_flops_per_example(ModelConfig.from_preset(preset))
             gflops = summary.examples_per_second * flops / 1e9
+            if run_name == "lite fp32":
+                data_ms = data_time_ms(faces, cfg)
             results[run_name] = {
                 "egs_per_s": round(summary.examples_per_second, 2),
                 "steps": steps,
@@ -119,6 +136,12 @@ def main() -> None:
             f"{100 * r['share_of_bf16_matmul']:.0f}%",
         )
         print(f"{name:<16}" + "".join(f"{c:>12}" for c in cells))
+    step_ms = 1000 * 16 * 2 / results["lite fp32"]["egs_per_s"]
+    print(
+        f"\ndata pipeline (lite, batch 16 x 2 identities): {data_ms:.0f} ms to augment a step's batches on one "
+        f"thread, against a {step_ms:.0f} ms training step: the prefetch thread "
+        f"{'keeps up' if data_ms < step_ms else 'is the bottleneck'} ({data_ms / step_ms:.0%} of a step)"
+    )
     out = ROOT / "bench" / "results" / "train.json"
     out.write_text(
         json.dumps(
@@ -126,6 +149,8 @@ def main() -> None:
                 "version": __version__,
                 "hardware": hardware,
                 "batch_per_identity": 16,
+                "data_ms_per_step_lite": round(data_ms, 1),
+                "step_ms_lite": round(step_ms, 1),
                 "reference_egs_per_s": REFERENCE,
                 "results": results,
             },

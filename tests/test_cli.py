@@ -39,3 +39,23 @@ def test_bad_inputs_exit_nonzero_with_one_line(tmp_path, faceless_video):
     (tmp_path / "f").write_text("x")
     one_line_error(dualface("extract", str(S1), "-o", str(tmp_path / "f" / "o")), "cannot write")
     one_line_error(dualface("extract", str(S1), "-o", str(tmp_path / "o"), "--size", "4"), "--size")
+
+
+def test_train_bad_inputs_exit_nonzero_with_one_line(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "other").mkdir()
+    model = str(tmp_path / "m")
+    one_line_error(dualface("train", str(tmp_path / "missing"), str(tmp_path / "other"), "-m", model), "no such")
+    one_line_error(dualface("train", str(tmp_path / "empty"), str(tmp_path / "other"), "-m", model), "no face PNGs")
+    one_line_error(dualface("train", str(tmp_path / "empty"), "-m", model), "two or more")
+    one_line_error(
+        dualface("train", str(tmp_path / "empty"), str(tmp_path / "other"), "-m", model, "--resume"),
+        "holds no checkpoint",
+    )
+    one_line_error(
+        dualface("train", str(tmp_path / "empty"), str(tmp_path / "other"), "-m", model, "--preset", "xl"),
+        "unknown preset",
+    )
+    one_line_error(
+        dualface("train", str(tmp_path / "empty"), str(tmp_path / "other"), "-m", model, "--time", "soon"), "duration"
+    )

@@ -78,3 +78,18 @@ def test_masks_from_landmarks():
     assert weights.max() == 3.0 and (weights == 2.0).any() and weights.min() == 1.0
     mouth_y, mouth_x = np.round(points[62]).astype(int)[::-1]
     assert weights[mouth_y, mouth_x] == 3.0
+
+
+@pytest.mark.parametrize("shared", [1, 2])
+def test_shared_trunk_keeps_a_decoder_per_identity(shared):
+    cfg = ModelConfig.from_preset("lite", shared_upscales=shared)
+    model = Autoencoder(cfg, ["a", "b"])
+    assert model.trunk is not None and set(model.decoders) == {"a", "b"}
+    classic = Autoencoder(ModelConfig.from_preset("lite", shared_upscales=0), ["a", "b"])
+    assert parameter_count(model) < parameter_count(classic)
+    faces = torch.rand(2, 3, 64, 64)
+    out = model({"a": faces, "b": faces}, cycle=True)
+    assert out["a"].rgb.shape == (2, 3, 64, 64) and out["a"].cycled.shape == out["a"].code.shape
+    assert not torch.allclose(out["a"].rgb, out["b"].rgb)  # same faces, different decoders
+    with pytest.raises(DualfaceError):
+        ModelConfig.from_preset("lite", shared_upscales=3)

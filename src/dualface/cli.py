@@ -120,8 +120,12 @@ def train_command(
     model_dir: Path = typer.Option(..., "--model", "-m", help="Folder for checkpoints, previews and logs."),
     name: list[str] = typer.Option([], "--name", help="Identity names, one per face folder (default: folder names)."),
     preset: str = typer.Option(TRAIN.preset, help=f"Model: {', '.join(MODEL_PRESETS)}."),
+    shared_upscales: int | None = typer.Option(
+        None, help="Decoder upscales shared by all identities (default: the preset's; 0: classic separate decoders)."
+    ),
+    cycle_weight: float = typer.Option(TRAIN.cycle_weight, help="Latent cycle consistency: swaps encode back."),
     batch_size: int = typer.Option(TRAIN.batch_size, help="Faces per identity per step (per process)."),
-    lr: float = typer.Option(TRAIN.lr, help="Adam learning rate."),
+    lr: float | None = typer.Option(None, help="Adam learning rate (default: 2e-4 for lite, 5e-5 otherwise)."),
     warmup: int = typer.Option(TRAIN.warmup, help="Steps of learning-rate warmup."),
     loss: str = typer.Option(TRAIN.loss, help=f"Reconstruction loss: {', '.join(LOSSES)}."),
     eye_weight: float = typer.Option(TRAIN.augment.eye_weight, help="Loss weight on the eyes."),
@@ -149,6 +153,8 @@ def train_command(
         model_dir=model_dir,
         names=name,
         preset=preset,
+        shared_upscales=shared_upscales,
+        cycle_weight=cycle_weight,
         batch_size=batch_size,
         lr=lr,
         warmup=warmup,

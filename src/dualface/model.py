@@ -32,6 +32,7 @@ class ModelConfig:
     bottleneck_width: int = 1024  # channels of the 4x4 map the latent is reshaped into
     decoder_widths: tuple[int, ...] = (512, 256, 128, 64)  # the encoder's upscale, then the decoder's
     residual: bool = False  # a residual block after each decoder upscale
+    shared_upscales: int = 0  # decoder upscales shared by every identity (a trunk), before each decoder's own
     learn_mask: bool = False  # decoders also predict the face mask
     coverage: float = 0.75  # share of the model's crop the face spans, jaw to jaw
     centering: str = "face"
@@ -44,6 +45,8 @@ class ModelConfig:
             raise DualfaceError(f"size {self.size} needs {len(self.encoder_widths)} stride-2 convs to reach 4x4")
         if len(self.decoder_widths) != len(self.encoder_widths):
             raise DualfaceError("decoder_widths must have one entry per encoder stage")
+        if not 0 <= self.shared_upscales < len(self.decoder_widths) - 1:
+            raise DualfaceError("shared_upscales must leave each identity at least one upscale of its own")
         if not 0.2 <= self.coverage <= 1.0:
             raise DualfaceError(f"coverage must be between 0.2 and 1.0, not {self.coverage}")
 
@@ -60,8 +63,10 @@ class ModelConfig:
 MODEL_PRESETS: dict[str, dict[str, Any]] = {
     "original": {},
     # 1/8 of original's FLOPs: 3x3 encoder convs, a quarter of the widths, most of the budget left to the
-    # decoders' upscales, where the face is drawn.
+    # decoders' upscales, where the face is drawn. The first decoder upscale is shared by the identities:
+    # measured on GRID, that is what made swaps follow the source's mouth within minutes (time_to_swap.json).
     "lite": {
+        "shared_upscales": 1,
         "encoder_kernel": 3,
         "encoder_widths": (32, 64, 128, 256),
         "latent": 256,
@@ -122,17 +127,23 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    def __init__(self, cfg: ModelConfig) -> None:
+    """Upscale stages `first` to `last` (all by default), then the RGB (and mask) heads."""
+
+    def __init__(self, cfg: ModelConfig, first: int = 0, last: int | None = None, heads: bool = True) -> None:
         super().__init__()
-        widths = cfg.decoder_widths
+        widths = cfg.decoder_widths[first : None if last is None else last + 1]
         self.upscales = nn.ModuleList(Upscale(a, b) for a, b in pairwise(widths))
         self.residuals = nn.ModuleList(ResidualBlock(b) if cfg.residual else nn.Identity() for b in widths[1:])
-        self.to_rgb = nn.Conv2d(widths[-1], 3, 5, padding=2)
-        self.to_mask = nn.Conv2d(widths[-1], 1, 5, padding=2) if cfg.learn_mask else None
+        self.to_rgb = nn.Conv2d(widths[-1], 3, 5, padding=2) if heads else None
+        self.to_mask = nn.Conv2d(widths[-1], 1, 5, padding=2) if heads and cfg.learn_mask else None
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def upscale(self, x: torch.Tensor) -> torch.Tensor:
         for upscale, residual in zip(self.upscales, self.residuals, strict=True):
             x = residual(upscale(x))  # (B, C, H, W) -> (B, C', 2H, 2W)
+        return x
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        x = self.upscale(x)
         rgb = torch.sigmoid(self.to_rgb(x))  # (B, 3, S, S)
         mask = torch.sigmoid(self.to_mask(x)) if self.to_mask is not None else None  # (B, 1, S, S)
         return rgb, mask
@@ -142,6 +153,8 @@ class Decoder(nn.Module):
 class Output:
     rgb: torch.Tensor  # (B, 3, S, S) in [0, 1]
     mask: torch.Tensor | None = field(default=None)  # (B, 1, S, S) in [0, 1], with learn_mask
+    code: torch.Tensor | None = field(default=None)  # (B, C, 8, 8): what the encoder made of the input
+    cycled: torch.Tensor | None = field(default=None)  # the same, re-encoded from a swap into another decoder
 
 
 class Autoencoder(nn.Module):
@@ -158,14 +171,33 @@ class Autoencoder(nn.Module):
         self.config = cfg
         self.identities = list(identities)
         self.encoder = Encoder(cfg)
-        self.decoders = nn.ModuleDict({name: Decoder(cfg) for name in identities})
+        shared = cfg.shared_upscales
+        # The shared trunk, when there is one, is where every identity's mouth and eyes are first drawn:
+        # the identity with few faces learns expressions from the one with many (cf. DeepFaceLab's LIAE).
+        self.trunk = Decoder(cfg, last=shared, heads=False) if shared else None
+        self.decoders = nn.ModuleDict({name: Decoder(cfg, first=shared) for name in identities})
 
-    def forward(self, faces: dict[str, torch.Tensor]) -> dict[str, Output]:
+    def forward(self, faces: dict[str, torch.Tensor], cycle: bool = False) -> dict[str, Output]:
+        """Each identity's faces through the shared encoder and its own decoder.
+
+        With `cycle`, each identity's codes are also drawn by the next identity's decoder and that swap is
+        encoded again (`Output.cycled`): a swap that keeps the source's expression encodes back to the
+        source's code, an "average face" does not.
+        """
         names = list(faces)
         codes = self.encoder(torch.cat([faces[n] for n in names]))  # (sum B, C, 8, 8)
-        outputs = {}
-        for name, code in zip(names, codes.split([len(faces[n]) for n in names]), strict=True):
-            outputs[name] = Output(*self.decoders[name](code))
+        if self.trunk is not None:
+            codes = self.trunk.upscale(codes)  # (sum B, C', 8 * 2**shared, ...)
+        codes_by_name = dict(zip(names, codes.split([len(faces[n]) for n in names]), strict=True))
+        outputs = {name: Output(*self.decoders[name](code), code=code) for name, code in codes_by_name.items()}
+        if cycle:
+            swaps = [self.decoders[names[(i + 1) % len(names)]](codes_by_name[n])[0] for i, n in enumerate(names)]
+            cycled = self.encoder(torch.cat(swaps))
+            if self.trunk is not None:
+                cycled = self.trunk.upscale(cycled)
+            cycled = cycled.split([len(faces[n]) for n in names])
+            for name, again in zip(names, cycled, strict=True):
+                outputs[name].cycled = again
         return outputs
 
 
