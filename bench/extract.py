@@ -16,6 +16,7 @@ from pathlib import Path
 
 import cv2
 
+from common import cpu_name
 from dualface import __version__
 from dualface.detect import _hog
 from dualface.extract import ExtractConfig, extract
@@ -29,16 +30,6 @@ SETS = {
     "whitehouse 1280x720": sorted((SHARED / "whitehouse").glob("*.mp4")),
 }
 MODES = {"detect every frame": 1, "track (detect every 5)": 5}
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def run(clips: list[Path], detect_every: int) -> dict:

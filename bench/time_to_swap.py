@@ -9,10 +9,9 @@ measuring); both are in bench/results/time_to_swap.json with the r after every c
 
 import argparse
 import json
-import os
-import platform
 from pathlib import Path
 
+from common import hardware
 from dualface.augment import AugmentConfig
 from dualface.checkpoint import load_model
 from dualface.evaluate import mouth_sync
@@ -91,7 +90,7 @@ def main() -> None:
         "target_r": args.target,
         "reached": reached,
         "history": history,
-        "hardware": {"cpu": platform.processor() or "unknown", "cores": os.cpu_count()},
+        "hardware": hardware(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -8,14 +8,13 @@ Faces come from the repository's own footage (extracted at the start), so this r
 """
 
 import json
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
+from common import hardware
 from dualface import __version__
 from dualface.data import load_face_set
 from dualface.extract import ExtractConfig, extract
@@ -69,22 +68,22 @@ def main() -> None:
         for clip_dir, name in ((DATA / "s1", "s1"), (DATA / "speakers", "other")):
             extract(ExtractConfig(inputs=[clip_dir], output=Path(tmp) / name, progress=False))
             faces.append(Path(tmp) / name)
-        for run_name, (preset, precision, steps) in RUNS.items():
+        for run_name, (preset, precision, warm, steps) in RUNS.items():
             cfg = TrainConfig(
                 faces=faces,
                 model_dir=Path(tmp) / run_name.replace(" ", "_"),
                 preset=preset,
                 precision=precision,
                 batch_size=16,
-                iterations=steps + 2,
+                iterations=warm + steps,
                 warmup=1,
                 save_every=10**6,
                 preview_every=10**6,
                 progress=False,
                 tensorboard=False,
             )
-            # Two warm-up steps, then the timed ones: resume continues the same model.
-            train(TrainConfig(**{**cfg.__dict__, "iterations": 2}))
+            # Warm-up steps, then the timed ones: resume continues the same model.
+            train(TrainConfig(**{**cfg.__dict__, "iterations": warm}))
             summary = train(TrainConfig(**{**cfg.__dict__, "resume": True}))
             flops = train_flops_per_example(ModelConfig.from_preset(preset))
             gflops = summary.examples_per_second * flops / 1e9
@@ -98,27 +97,19 @@ def main() -> None:
                 "share_of_fp32_matmul": round(gflops / rates["fp32"], 3),
                 "share_of_bf16_matmul": round(gflops / rates["bf16"], 3),
             }
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    hardware = {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "torch": torch.__version__,
-        "capability": torch.backends.cpu.get_cpu_capability(),
+    machine = {
+        **hardware(),
         "native_bf16": hardware_bf16(torch.device("cpu")),
         "matmul_gflop_per_s": {k: round(v, 1) for k, v in rates.items()},
     }
     base = results["original fp32"]["egs_per_s"]
-    print(f"dualface {__version__} training benchmark on {cpu} ({hardware['capability']}), {os.cpu_count()} cores")
+    print(
+        f"dualface {__version__} training benchmark on {machine['cpu']} ({machine['capability']}), "
+        f"{machine['cores']} cores"
+    )
     print(
         f"matmul: fp32 {rates['fp32']:.1f} GFLOP/s, bf16 {rates['bf16']:.1f} GFLOP/s"
-        f"{'' if hardware['native_bf16'] else ' (no native bf16 on this CPU: emulated)'}\n"
+        f"{'' if machine['native_bf16'] else ' (no native bf16 on this CPU: emulated)'}\n"
     )
     columns = ("EGs/s", "x orig fp32", "x faceswap", "GFLOP/s", "of fp32 mm", "of bf16 mm")
     header = f"{'run':<16}" + "".join(f"{c:>12}" for c in columns)
@@ -147,7 +138,7 @@ def main() -> None:
         json.dumps(
             {
                 "version": __version__,
-                "hardware": hardware,
+                "hardware": machine,
                 "batch_per_identity": 16,
                 "data_ms_per_step_lite": round(data_ms, 1),
                 "step_ms_lite": round(step_ms, 1),
