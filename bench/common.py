@@ -1,5 +1,6 @@
 """What the benchmarks share: a description of the machine they ran on."""
 
+import json
 import os
 import platform
 from pathlib import Path
@@ -25,3 +26,12 @@ def hardware() -> dict:
         "python": platform.python_version(),
         "torch": torch.__version__,
     }
+
+
+def write_result(name: str, payload: dict) -> Path:
+    """Write a benchmark's figures to bench/results/<name>.json (committed beside the table it printed)."""
+    out = Path(__file__).resolve().parent / "results" / f"{name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(payload, indent=2) + "\n")
+    print(f"\nwritten to bench/results/{out.name}")
+    return out

@@ -6,9 +6,6 @@ and White House (1280x720) footage from ../shared/data, and the share of frames 
 Targets on the 2-core dev machine, tracking: >= 60 fps at 360x288, >= 20 fps at 720p, faces on >= 99%.
 """
 
-import json
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -16,7 +13,7 @@ from pathlib import Path
 
 import cv2
 
-from common import cpu_name
+from common import hardware, write_result
 from dualface import __version__
 from dualface.detect import _hog
 from dualface.extract import ExtractConfig, extract
@@ -60,13 +57,8 @@ def main() -> None:
     for name, clips in SETS.items():
         for mode, detect_every in MODES.items():
             results[f"{name} | {mode}"] = run(clips, detect_every)
-    hardware = {
-        "cpu": cpu_name(),
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "opencv": cv2.__version__,
-    }
-    print(f"dualface {__version__} extraction benchmark on {hardware['cpu']}, {hardware['cores']} cores")
+    machine = {**hardware(), "opencv": cv2.__version__}
+    print(f"dualface {__version__} extraction benchmark on {machine['cpu']}, {machine['cores']} cores")
     print(f"weights loaded once in {load_s:.2f} s (not counted)\n")
     header = f"{'footage':<22}{'mode':<26}{'frames':>7}{'fps':>8}{'x baseline':>12}{'faces found':>13}"
     print(header)
@@ -80,23 +72,17 @@ def main() -> None:
                 f"{name:<22}{mode:<26}{r['frames']:>7}{r['fps']:>8.1f}{r['fps'] / base:>11.2f}x"
                 f"{100 * r['face_fraction']:>12.1f}%"
             )
-    out = ROOT / "bench" / "results" / "extract.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
     clips = {name: [p.name for p in clips] for name, clips in SETS.items()}
-    out.write_text(
-        json.dumps(
-            {
-                "version": __version__,
-                "hardware": hardware,
-                "weights_load_s": round(load_s, 2),
-                "clips": clips,
-                "results": results,
-            },
-            indent=2,
-        )
-        + "\n"
+    write_result(
+        "extract",
+        {
+            "version": __version__,
+            "hardware": machine,
+            "weights_load_s": round(load_s, 2),
+            "clips": clips,
+            "results": results,
+        },
     )
-    print(f"\nwritten to {out.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

@@ -11,13 +11,11 @@ import argparse
 import json
 from pathlib import Path
 
-from common import hardware
+from common import hardware, write_result
 from dualface.augment import AugmentConfig
 from dualface.checkpoint import load_model
 from dualface.evaluate import mouth_sync
 from dualface.train import TrainConfig, train
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def main() -> None:
@@ -35,7 +33,7 @@ def main() -> None:
     parser.add_argument("--cycle", type=float, default=0.0, help="latent cycle-consistency weight")
     parser.add_argument("--shared", type=int, default=None, help="decoder upscales shared by the identities")
     parser.add_argument("--measure-faces", type=int, default=250)
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "time_to_swap.json")
+    parser.add_argument("--out", default="time_to_swap", help="name of the bench/results/*.json to write")
     args = parser.parse_args()
 
     held = sorted(args.held_out.glob("*.png"))
@@ -92,8 +90,7 @@ def main() -> None:
         "history": history,
         "hardware": hardware(),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result)
     verdict = (
         f"r >= {args.target} after {reached['train_seconds'] / 60:.1f} min, {reached['step']} steps"
         if reached

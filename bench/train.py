@@ -7,14 +7,13 @@ for `lite`; each one's achieved GFLOP/s against this machine's matmul rates meas
 Faces come from the repository's own footage (extracted at the start), so this runs anywhere.
 """
 
-import json
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-from common import hardware
+from common import hardware, write_result
 from dualface import __version__
 from dualface.data import load_face_set
 from dualface.extract import ExtractConfig, extract
@@ -133,23 +132,18 @@ def main() -> None:
         f"thread, against a {step_ms:.0f} ms training step: the prefetch thread "
         f"{'keeps up' if data_ms < step_ms else 'is the bottleneck'} ({data_ms / step_ms:.0%} of a step)"
     )
-    out = ROOT / "bench" / "results" / "train.json"
-    out.write_text(
-        json.dumps(
-            {
-                "version": __version__,
-                "hardware": machine,
-                "batch_per_identity": 16,
-                "data_ms_per_step_lite": round(data_ms, 1),
-                "step_ms_lite": round(step_ms, 1),
-                "reference_egs_per_s": REFERENCE,
-                "results": results,
-            },
-            indent=2,
-        )
-        + "\n"
+    write_result(
+        "train",
+        {
+            "version": __version__,
+            "hardware": machine,
+            "batch_per_identity": 16,
+            "data_ms_per_step_lite": round(data_ms, 1),
+            "step_ms_lite": round(step_ms, 1),
+            "reference_egs_per_s": REFERENCE,
+            "results": results,
+        },
     )
-    print(f"\nwritten to {out.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

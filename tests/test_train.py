@@ -206,3 +206,18 @@ def test_distributed_training_on_two_cpu_processes(face_dirs, tmp_path):
     single = Autoencoder(ModelConfig(**checkpoint.meta["model_config"]), checkpoint.meta["identities"])
     single.load_state_dict(checkpoint.model)
     assert weights_digest(single) == rank0
+
+
+def test_mouth_sync_measure_tracks_real_mouths_and_catches_a_constant_face(face_dirs):
+    """The measurement behind "time to a usable swap": on unswapped faces it agrees with the extracted
+    landmarks; a decoder that draws the same face for every input scores no correlation."""
+    from dualface.evaluate import measured_mouth, model_inputs, mouth_sync, pearson
+
+    paths = sorted(face_dirs[0].glob("*.png"))
+    model = Autoencoder(LITE, ["s1", "brbk7n"])
+    sync = mouth_sync(model, paths, "brbk7n")
+    assert sync.frames == 25 and sync.r_input > 0.7
+    faces, points = model_inputs(paths, model)
+    same_face = np.repeat(faces[:1], len(faces), axis=0)  # "the average face", placed where each source was
+    assert abs(pearson(sync.source, measured_mouth(same_face, points))) < 0.3
+    assert pearson(np.arange(5.0), np.arange(5.0) * 2) == pytest.approx(1) and pearson(np.ones(4), np.arange(4.0)) == 0

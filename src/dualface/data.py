@@ -41,7 +41,7 @@ def work_size(cfg: ModelConfig) -> int:
     return round(cfg.size * MARGIN)
 
 
-def _work_matrix(record: dict, cfg: ModelConfig) -> np.ndarray:
+def work_matrix(record: dict, cfg: ModelConfig) -> np.ndarray:
     """Affine from the extracted crop's pixels to the work crop's."""
     extracted = crop_matrix(record["size"], record["coverage"], record["centering"])
     work = crop_matrix(work_size(cfg), cfg.coverage / MARGIN, cfg.centering)
@@ -52,7 +52,7 @@ def _load_one(path: Path, cfg: ModelConfig) -> tuple[np.ndarray, np.ndarray, int
     face, record = read_face_png(path)
     if face.shape[0] != record.get("size"):
         raise DualfaceError(f"{path}: image is {face.shape[0]} px but its record says {record.get('size')}")
-    to_work = _work_matrix(record, cfg)
+    to_work = work_matrix(record, cfg)
     size = work_size(cfg)
     work = cv2.warpAffine(face, to_work, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
     aligned = transform_points(np.array(record["landmarks"], np.float32), np.array(record["matrix"], np.float32))

@@ -14,7 +14,7 @@ import torch
 
 from dualface.align import box_from_landmarks, transform_points
 from dualface.alignments import read_face_png
-from dualface.data import MARGIN, _work_matrix
+from dualface.data import MARGIN, work_matrix
 from dualface.landmarks import mouth_opening, predict_landmarks
 from dualface.model import Autoencoder
 
@@ -38,7 +38,7 @@ def model_inputs(paths: list[Path], model: Autoencoder) -> tuple[np.ndarray, np.
     faces, points = [], []
     for path in paths:
         face, record = read_face_png(path)
-        to_crop = _work_matrix(record, cfg)
+        to_crop = work_matrix(record, cfg)
         to_crop[:, 2] -= margin
         faces.append(cv2.warpAffine(face, to_crop, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE))
         aligned = transform_points(np.array(record["landmarks"]), np.array(record["matrix"], np.float32))
