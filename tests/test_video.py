@@ -3,7 +3,8 @@ import pytest
 
 from conftest import DATA, S1, write_video
 from dualface.errors import DamagedMediaError, DualfaceError
-from dualface.video import expand_inputs, prefetch, probe_video, read_frames, read_image, read_video
+from dualface.prefetch import prefetch
+from dualface.video import expand_inputs, probe_video, read_frames, read_image, read_video
 
 
 def test_grid_clip_decodes_every_frame_as_contiguous_rgb():

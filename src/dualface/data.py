@@ -48,7 +48,8 @@ def work_matrix(record: dict, cfg: ModelConfig) -> np.ndarray:
     return compose(work, invert(extracted))
 
 
-def _load_one(path: Path, cfg: ModelConfig) -> tuple[np.ndarray, np.ndarray, int]:
+def load_face(path: Path, cfg: ModelConfig) -> tuple[np.ndarray, np.ndarray, int]:
+    """One extracted face as (work crop, its landmarks in work-crop pixels, the PNG's size)."""
     face, record = read_face_png(path)
     if face.shape[0] != record.get("size"):
         raise DualfaceError(f"{path}: image is {face.shape[0]} px but its record says {record.get('size')}")
@@ -75,7 +76,7 @@ def load_face_set(
     with ThreadPoolExecutor(max_workers=2) as pool:
         loaded = list(
             tqdm(
-                pool.map(lambda p: _load_one(p, cfg), files),
+                pool.map(lambda p: load_face(p, cfg), files),
                 total=len(files),
                 unit="face",
                 desc=f"loading {folder.name}",
@@ -89,3 +90,9 @@ def load_face_set(
     faces = np.stack([work for work, _, _ in loaded])
     landmarks = np.stack([points for _, points, _ in loaded]).astype(np.float32)
     return FaceSet(name or folder.name, faces, landmarks, [p.name for p in files])
+
+
+def center_crop(faces: np.ndarray, landmarks: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Work crops (N, W, W, 3) and their landmarks -> the unaugmented model crops (N, size, size, 3)."""
+    margin = (faces.shape[1] - size) // 2
+    return np.ascontiguousarray(faces[:, margin : margin + size, margin : margin + size]), landmarks - margin

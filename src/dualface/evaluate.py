@@ -12,9 +12,8 @@ import cv2
 import numpy as np
 import torch
 
-from dualface.align import box_from_landmarks, transform_points
-from dualface.alignments import read_face_png
-from dualface.data import MARGIN, work_matrix
+from dualface.align import box_from_landmarks
+from dualface.data import center_crop, load_face
 from dualface.landmarks import mouth_opening, predict_landmarks
 from dualface.model import Autoencoder
 
@@ -32,18 +31,10 @@ class MouthSync:
 
 def model_inputs(paths: list[Path], model: Autoencoder) -> tuple[np.ndarray, np.ndarray]:
     """Faces cut to the model's crop, (N, S, S, 3) uint8, and their landmarks in that crop, (N, 68, 2)."""
-    cfg = model.config
-    size = cfg.size
-    margin = (round(size * MARGIN) - size) / 2
-    faces, points = [], []
-    for path in paths:
-        face, record = read_face_png(path)
-        to_crop = work_matrix(record, cfg)
-        to_crop[:, 2] -= margin
-        faces.append(cv2.warpAffine(face, to_crop, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE))
-        aligned = transform_points(np.array(record["landmarks"]), np.array(record["matrix"], np.float32))
-        points.append(transform_points(aligned, to_crop))
-    return np.stack(faces), np.stack(points)
+    loaded = [load_face(path, model.config) for path in paths]
+    faces = np.stack([work for work, _, _ in loaded])
+    points = np.stack([landmarks for _, landmarks, _ in loaded])
+    return center_crop(faces, points, model.config.size)
 
 
 @torch.no_grad()

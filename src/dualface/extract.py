@@ -21,9 +21,10 @@ from dualface.detect import DETECTORS
 from dualface.errors import DamagedMediaError, DualfaceError
 from dualface.files import atomic_write_bytes, ensure_writable_dir
 from dualface.identity import SAME_PERSON, nearest_distance, reference_embeddings
+from dualface.prefetch import prefetch
 from dualface.track import FaceTracker, Track, TrackerConfig
 from dualface.types import Embedding, Frame
-from dualface.video import Source, expand_inputs, prefetch, probe_video, read_frames
+from dualface.video import Source, expand_inputs, probe_video, read_frames
 
 log = logging.getLogger(__name__)
 

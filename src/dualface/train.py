@@ -27,13 +27,13 @@ from tqdm import tqdm
 
 from dualface.augment import AugmentConfig, Batch, sample_batch
 from dualface.checkpoint import latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint
-from dualface.data import FaceSet, load_face_set
+from dualface.data import FaceSet, center_crop, load_face_set
 from dualface.errors import DualfaceError
 from dualface.files import ensure_writable_dir
 from dualface.losses import LOSSES
 from dualface.model import MODEL_PRESETS, Autoencoder, ModelConfig
+from dualface.prefetch import prefetch
 from dualface.preview import plot_loss_curve, preview_grid, save_png
-from dualface.video import prefetch
 
 log = logging.getLogger(__name__)
 
@@ -471,13 +471,11 @@ def _preview_faces(
     sets: list[FaceSet], model_cfg: ModelConfig, device: torch.device, cfg: TrainConfig
 ) -> dict[str, torch.Tensor]:
     """Four fixed, unaugmented faces per identity, the same at every preview (a timelapse needs that)."""
-    size = model_cfg.size
-    margin = (sets[0].faces.shape[1] - size) // 2
     faces = {}
     for s in sets:
         picks = np.linspace(0, len(s) - 1, 4).round().astype(int)
-        crops = s.faces[picks, margin : margin + size, margin : margin + size]
-        faces[s.name] = torch.from_numpy(np.ascontiguousarray(crops)).to(device).permute(0, 3, 1, 2).float() / 255
+        crops, _ = center_crop(s.faces[picks], s.landmarks[picks], model_cfg.size)
+        faces[s.name] = torch.from_numpy(crops).to(device).permute(0, 3, 1, 2).float() / 255
     return faces
 
 

@@ -5,12 +5,10 @@ taken together, is one source of stills; a folder's videos are a source each.
 """
 
 import logging
-import queue
-import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Literal
 
 import av
 import numpy as np
@@ -20,7 +18,6 @@ from dualface.errors import DamagedMediaError, DualfaceError
 from dualface.types import Frame
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 VIDEO_EXTENSIONS = {
@@ -158,46 +155,3 @@ def read_frames(source: Source) -> Iterator[tuple[int, Frame]]:
             yield index, read_image(path)
         except DualfaceError as error:
             log.warning("%s", error)
-
-
-def prefetch(items: Iterator[T], depth: int = 8) -> Iterator[T]:
-    """Run an iterator in a background thread, `depth` items ahead.
-
-    FFmpeg decodes with the GIL released, so decoding the next frames overlaps the work on this one.
-    Exceptions from the iterator are re-raised here; closing this generator stops the thread.
-    """
-    done = object()
-    buffer: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def put(item: object) -> bool:
-        while not stop.is_set():
-            try:
-                buffer.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def run() -> None:
-        try:
-            for item in items:
-                if not put(item):
-                    return
-            put(done)
-        except BaseException as error:  # handed to the consumer, who re-raises it
-            put(error)
-
-    thread = threading.Thread(target=run, daemon=True, name="prefetch")
-    thread.start()
-    try:
-        while True:
-            item = buffer.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        thread.join()
