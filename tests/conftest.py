@@ -60,3 +60,36 @@ def stills(tmp_path: Path, s1_frames: list[np.ndarray]) -> Path:
 def faceless_video(tmp_path: Path, s1_frames: list[np.ndarray]) -> Path:
     """Real footage with no face in it: the studio backdrop in the top-left corner of the GRID frames."""
     return write_video(tmp_path / "backdrop.mp4", [f[:96, :96].copy() for f in s1_frames[:20]])
+
+
+@pytest.fixture(scope="session")
+def face_dirs(tmp_path_factory) -> tuple[Path, Path]:
+    """Faces of the two bundled speakers, every 3rd frame: 25 each."""
+    from dualface.extract import ExtractConfig, extract
+
+    root = tmp_path_factory.mktemp("faces")
+    for clip, name in ((S1, "s1"), (OTHER, "brbk7n")):
+        extract(ExtractConfig(inputs=[clip], output=root / name, every=3, progress=False))
+    return root / "s1", root / "brbk7n"
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory, face_dirs) -> Path:
+    """A lite model trained for a few steps on the two speakers: enough to exercise conversion, not to
+    swap well (quality is measured by bench/time_to_swap.py)."""
+    from dualface.train import TrainConfig, train
+
+    model_dir = tmp_path_factory.mktemp("model")
+    train(
+        TrainConfig(
+            faces=list(face_dirs),
+            model_dir=model_dir,
+            batch_size=4,
+            iterations=6,
+            save_every=6,
+            preview_every=6,
+            progress=False,
+            tensorboard=False,
+        )
+    )
+    return model_dir

@@ -19,15 +19,6 @@ from dualface.train import TrainConfig, learning_rate, parse_duration, train, we
 LITE = ModelConfig.from_preset("lite")
 
 
-@pytest.fixture(scope="session")
-def face_dirs(tmp_path_factory) -> tuple[Path, Path]:
-    """Faces of the two bundled speakers, every 3rd frame: 25 each."""
-    root = tmp_path_factory.mktemp("faces")
-    for clip, name in ((S1, "s1"), (OTHER, "brbk7n")):
-        extract(ExtractConfig(inputs=[clip], output=root / name, every=3, progress=False))
-    return root / "s1", root / "brbk7n"
-
-
 def quick(face_dirs, model_dir, **settings) -> TrainConfig:
     base = dict(batch_size=4, warmup=2, save_every=3, preview_every=3, progress=False, tensorboard=False)
     return TrainConfig(faces=list(face_dirs), model_dir=model_dir, **{**base, **settings})

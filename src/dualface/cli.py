@@ -9,11 +9,14 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from dualface import __version__
 from dualface.augment import AugmentConfig
+from dualface.color import COLOR_TRANSFERS
+from dualface.convert import ConvertConfig, convert
 from dualface.errors import DualfaceError
 from dualface.extract import ExtractConfig, ExtractSummary, extract
 from dualface.losses import LOSSES
 from dualface.model import MODEL_PRESETS
 from dualface.train import TrainConfig, parse_duration, train
+from dualface.watermark import verify
 
 app = typer.Typer(
     name="dualface",
@@ -184,6 +187,80 @@ def train_command(
         f"losses " + ", ".join(f"{n} {v:.4f}" for n, v in summary.losses.items())
     )
     print(f"checkpoint {summary.checkpoint}; preview {model_dir / 'preview.png'}; loss curve {model_dir / 'loss.png'}")
+
+
+CONVERT = ConvertConfig(input=Path("."), model=Path("."), output=Path("."), to="")
+
+
+@app.command("convert")
+def convert_command(
+    input: Path = typer.Argument(..., help="A video, an image, or a folder of images."),
+    model_dir: Path = typer.Option(..., "--model", "-m", help="The model folder `dualface train` wrote."),
+    to: str = typer.Option(..., "--to", help="The identity to draw the faces as."),
+    output: Path = typer.Option(..., "--output", "-o", help="Output video (.mp4, .mov, .mkv), image, or folder."),
+    source: str | None = typer.Option(None, "--from", help="Swap only faces of this identity (by face embedding)."),
+    alignments: Path | None = typer.Option(None, help="Reuse this alignments file from `dualface extract`."),
+    mask: str = typer.Option(CONVERT.mask, help="Blend mask: hull, extended, or learned (hd models)."),
+    erode: float = typer.Option(CONVERT.erode, help="Shrink the mask by this % of the face crop (negative grows)."),
+    feather: float = typer.Option(CONVERT.feather, help="Soft edge of the mask, % of the face crop."),
+    color: str = typer.Option(CONVERT.color, help=f"Colour transfer: {', '.join(COLOR_TRANSFERS)}."),
+    blend: str = typer.Option(CONVERT.blend, help="alpha (feathered) or poisson (cv2.seamlessClone)."),
+    smooth: bool = typer.Option(CONVERT.smooth, help="Smooth placement, mask and colour over frames."),
+    crf: int = typer.Option(CONVERT.crf, help="H.264 quality: 0 lossless, 18 visually clean, 28 small."),
+    preset: str = typer.Option(CONVERT.preset, help="x264 speed preset (ultrafast ... veryslow)."),
+    batch: int = typer.Option(CONVERT.batch, help="Frames whose faces go through the model together."),
+    detect_every: int = typer.Option(CONVERT.detect_every, help="Frames between detections while tracking."),
+    watermark: bool = typer.Option(CONVERT.watermark, help="Mark every frame as synthetic (invisible watermark)."),
+    device: str = typer.Option(CONVERT.device, help="cpu, cuda or cuda:N."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Swap faces in a video (keeping its sound) or in images, with a trained model."""
+    config = ConvertConfig(
+        input=input,
+        model=model_dir,
+        output=output,
+        to=to,
+        source=source,
+        alignments=alignments,
+        mask=mask,
+        erode=erode,
+        feather=feather,
+        color=color,
+        blend=blend,
+        smooth=smooth,
+        crf=crf,
+        preset=preset,
+        batch=batch,
+        detect_every=detect_every,
+        watermark=watermark,
+        device=device,
+        progress=progress and sys.stderr.isatty(),
+    )
+    if not watermark:
+        print("warning: --no-watermark: the frames carry no invisible mark (the metadata still says synthetic)")
+    with logging_redirect_tqdm():
+        summary = convert(config)
+    print(
+        f"{summary.frames} frames in {summary.seconds:.1f} s ({summary.fps:.1f} fps): {summary.faces_swapped} faces "
+        f"swapped; {summary.frames_without_swap} frames without a face passed through unchanged"
+    )
+    print(f"wrote {summary.output}")
+
+
+@app.command("verify")
+def verify_command(
+    file: Path = typer.Argument(..., help="A video or image that dualface may have made."),
+    samples: int = typer.Option(30, help="Video frames to check, spread over the video (0: every frame)."),
+) -> None:
+    """Read back the synthetic label: the invisible watermark on sampled frames, and the metadata.
+    Exits 0 when the watermark is found, 3 when it is not."""
+    report = verify(file, samples)
+    for index, found in report.frames:
+        print(f"frame {index:6d}: {'watermark found' if found else 'no watermark'}")
+    print(f"metadata: {report.metadata or 'no synthetic label'}")
+    print(f"{file}: watermark found on {report.found}/{len(report.frames)} frames checked -> {report.verdict}")
+    if not report.marked:
+        raise typer.Exit(3)
 
 
 DATA = Path(__file__).resolve().parents[2] / "data"  # the footage bundled in the repository

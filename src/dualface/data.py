@@ -15,7 +15,7 @@ import numpy as np
 from tqdm import tqdm
 
 from dualface.align import compose, crop_matrix, invert, transform_points
-from dualface.alignments import read_face_png
+from dualface.alignments import read_face_png, read_face_record
 from dualface.errors import DualfaceError
 from dualface.model import ModelConfig
 
@@ -32,6 +32,7 @@ class FaceSet:
     faces: np.ndarray  # (N, W, W, 3) uint8 RGB work crops, W = round(size * MARGIN)
     landmarks: np.ndarray  # (N, 68, 2) float32 in work-crop pixels
     files: list[str]
+    embedding: np.ndarray | None = None  # (128,) mean dlib identity embedding of the faces, when they have one
 
     def __len__(self) -> int:
         return len(self.faces)
@@ -89,7 +90,14 @@ def load_face_set(
         raise DualfaceError(f"{folder}: faces of mixed sizes {sorted(sizes)}; extract them with one --size")
     faces = np.stack([work for work, _, _ in loaded])
     landmarks = np.stack([points for _, points, _ in loaded]).astype(np.float32)
-    return FaceSet(name or folder.name, faces, landmarks, [p.name for p in files])
+    return FaceSet(name or folder.name, faces, landmarks, [p.name for p in files], mean_embedding(files))
+
+
+def mean_embedding(files: list[Path], most: int = 500) -> np.ndarray | None:
+    """The identity of a face set: the mean of its faces' embeddings (extraction stores one per face)."""
+    chosen = [files[i] for i in np.linspace(0, len(files) - 1, min(most, len(files))).round().astype(int)]
+    found = [r["embedding"] for r in map(read_face_record, chosen) if r.get("embedding") is not None]
+    return np.mean(found, 0).astype(np.float32) if found else None
 
 
 def center_crop(faces: np.ndarray, landmarks: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:

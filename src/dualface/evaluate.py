@@ -1,4 +1,4 @@
-"""Honest numbers for a swap. So far: does the swapped face follow the source's mouth?
+"""Honest numbers for a swap. So far: does the swapped face follow the source's mouth, and does it flicker?
 
 A decoder that draws the target's average face for every input passes a glance at a still preview but
 fails this: the mouth opening measured on the swapped faces (68 dlib landmarks) must move with the
@@ -70,3 +70,31 @@ def mouth_sync(model: Autoencoder, face_paths: list[Path], identity: str) -> Mou
     swapped = measured_mouth(swap_faces(model, faces, identity), points)
     on_input = measured_mouth(faces, points)
     return MouthSync(pearson(source, swapped), pearson(source, on_input), len(faces), source, swapped)
+
+
+def flicker(frames: list[np.ndarray], regions: list[np.ndarray | None]) -> float:
+    """Mean absolute change from one frame to the next inside the face (the union of the two frames'
+    regions), averaged over frame pairs that both have a face. Compare outputs with their source: the
+    ratio output / source is what the swap adds (1.0: no more shimmer than the footage itself)."""
+    changes = []
+    for t in range(1, len(frames)):
+        if regions[t] is None or regions[t - 1] is None:
+            continue
+        inside = regions[t] | regions[t - 1]
+        diff = np.abs(frames[t].astype(np.int16) - frames[t - 1].astype(np.int16))
+        changes.append(float(diff[inside].mean()))
+    if not changes:
+        raise ValueError("no two consecutive frames with a face: flicker is undefined")
+    return float(np.mean(changes))
+
+
+def face_color_error(source: list[np.ndarray], output: list[np.ndarray], regions: list[np.ndarray | None]) -> float:
+    """Mean CIE76 colour difference (Lab) between the output's face and the source's, region by region:
+    how far a swapped face is from the light and skin tone it was pasted into."""
+    errors = []
+    for src, out, region in zip(source, output, regions, strict=True):
+        if region is None:
+            continue
+        lab = [cv2.cvtColor(f.astype(np.float32) / 255, cv2.COLOR_RGB2LAB)[region].mean(0) for f in (src, out)]
+        errors.append(float(np.linalg.norm(lab[0] - lab[1])))
+    return float(np.mean(errors))

@@ -37,6 +37,13 @@ def extended_mask(landmarks: Landmarks, size: int) -> Mask:
     return _fill(points, size)
 
 
+def hull_in_frame(landmarks: Landmarks, shape: tuple[int, ...]) -> np.ndarray:
+    """The landmarks' convex hull as a boolean (H, W) mask over a whole frame."""
+    mask = np.zeros(shape[:2], np.uint8)
+    cv2.fillConvexPoly(mask, cv2.convexHull(np.round(landmarks).astype(np.int32)), 1)
+    return mask.astype(bool)
+
+
 MASKS: dict[str, Callable[[Landmarks, int], Mask]] = {"hull": hull_mask, "extended": extended_mask}
 
 

@@ -273,6 +273,8 @@ def train(cfg: TrainConfig) -> TrainSummary:
     meta_base = {
         "model_config": model_cfg.to_dict(),
         "identities": cfg.names,
+        # For `convert --from`: which faces in a frame are this identity's.
+        "embeddings": {s.name: np.round(s.embedding, 5).tolist() for s in sets if s.embedding is not None},
         "train": {k: v for k, v in asdict(cfg).items() if k in ("preset", "batch_size", "lr", "loss", "seed")},
     }
     preview_faces = _preview_faces(sets, model_cfg, device, cfg)

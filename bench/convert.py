@@ -1,0 +1,145 @@
+"""Conversion: frames/s on a 720p White House clip and a GRID clip, the share of time in each stage, and
+what temporal smoothing and each colour transfer do to flicker and to the face's colour.
+
+    python bench/convert.py MODEL_DIR --to IDENTITY      # writes bench/results/convert.json
+
+MODEL_DIR is a `lite` model trained as bench/time_to_swap.py does (GRID s1 against brbk7n); the GRID clip
+is one that run held out. Flicker is the mean absolute frame-to-frame change inside the source's face hull,
+output over source (1.0: the swap adds no shimmer). Face colour error is the CIE76 distance between the
+mean Lab colour of the output's face and the source's. Targets on the 2-core machine: >= 15 fps at 720p,
+flicker ratio with smoothing <= 1.2.
+"""
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from common import hardware, write_result
+from dualface import __version__
+from dualface.alignments import load_alignments
+from dualface.color import COLOR_TRANSFERS
+from dualface.convert import ConvertConfig, convert
+from dualface.evaluate import face_color_error, flicker
+from dualface.extract import ExtractConfig, extract
+from dualface.masks import hull_in_frame
+from dualface.video import read_video
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared" / "data"
+CLIPS = {
+    "grid 360x288": SHARED / "grid" / "s1" / "swau8n.mpg",  # last s1 clip by name: held out by time_to_swap
+    "whitehouse 1280x720": SHARED / "whitehouse" / "obama_04.mp4",
+}
+STAGES = ("decode+track", "crop", "model", "blend", "watermark", "encode")
+
+
+def frames_of(path: Path) -> list[np.ndarray]:
+    return [frame for _, frame in read_video(path)]
+
+
+def face_regions(clip: Path, work: Path, count: int, shape: tuple) -> list[np.ndarray | None]:
+    """The source's face hull on every frame, from an independent extraction of the clip."""
+    out = work / f"faces-{clip.stem}"
+    extract(ExtractConfig(inputs=[clip], output=out, progress=False, embed_every=10**6))
+    regions: list[np.ndarray | None] = [None] * count
+    for entry in load_alignments(out / f"{clip.stem}.alignments.json")["frames"]:
+        regions[entry["index"]] = hull_in_frame(np.array(entry["faces"][0]["landmarks"]), shape)
+    return regions
+
+
+def run(clip: Path, output: Path, model: Path, to: str, **settings) -> tuple[dict, list[np.ndarray]]:
+    start = time.perf_counter()
+    summary = convert(ConvertConfig(input=clip, model=model, output=output, to=to, progress=False, **settings))
+    seconds = time.perf_counter() - start
+    spent = sum(summary.timings.values())
+    return {
+        "frames": summary.frames,
+        "frames_swapped": summary.frames_swapped,
+        "seconds": round(seconds, 2),
+        "fps": round(summary.frames / seconds, 2),
+        "share": {k: round(summary.timings.get(k, 0.0) / spent, 3) for k in STAGES},
+        "ms_per_frame": {k: round(summary.timings.get(k, 0.0) / summary.frames * 1000, 1) for k in STAGES},
+    }, frames_of(output)
+
+
+def still(source: np.ndarray, output: np.ndarray, region: np.ndarray, path: Path) -> None:
+    """Source and swap side by side, cropped around the face, for the docs."""
+    ys, xs = np.nonzero(region)
+    pad = int(0.6 * (ys.max() - ys.min()))
+    top, bottom = max(0, ys.min() - pad), min(source.shape[0], ys.max() + pad // 2)
+    left, right = max(0, xs.min() - pad), min(source.shape[1], xs.max() + pad)
+    pair = np.concatenate([source[top:bottom, left:right], output[top:bottom, left:right]], 1)
+    scale = 512 / pair.shape[0]
+    image = Image.fromarray(pair).resize((round(pair.shape[1] * scale), 512), Image.LANCZOS)
+    from dualface.provenance import png_info
+
+    image.save(path, pnginfo=png_info("conversion still: source left, swap right"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", type=Path)
+    parser.add_argument("--to", required=True)
+    args = parser.parse_args()
+    missing = [str(p) for p in CLIPS.values() if not p.exists()]
+    if missing:
+        sys.exit(f"footage missing: {missing} (this benchmark reads ../shared/data)")
+    results: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        # Load the detector, predictor and model once so the first timed run doesn't pay for it.
+        convert(ConvertConfig(CLIPS["grid 360x288"], args.model, work / "warm.mp4", args.to, progress=False))
+        for name, clip in CLIPS.items():
+            source = frames_of(clip)
+            regions = face_regions(clip, work, len(source), source[0].shape)
+            base = flicker(source, regions)
+            entry: dict = {"clip": str(clip.relative_to(SHARED)), "resolution": list(source[0].shape[:2])}
+            entry["default"], out = run(clip, work / "out.mp4", args.model, args.to)
+            entry["default"]["flicker_ratio"] = round(flicker(out, regions) / base, 3)
+            entry["default"]["face_color_error"] = round(face_color_error(source, out, regions), 2)
+            middle = len(source) // 2
+            still(source[middle], out[middle], regions[middle], ROOT / "docs" / f"convert-{clip.stem}.png")
+            _, rough = run(clip, work / "rough.mp4", args.model, args.to, smooth=False)
+            entry["no_smoothing_flicker_ratio"] = round(flicker(rough, regions) / base, 3)
+            entry["color"] = {}
+            for color in COLOR_TRANSFERS:
+                _, out = run(clip, work / f"{color}.mp4", args.model, args.to, color=color)
+                entry["color"][color] = {
+                    "face_color_error": round(face_color_error(source, out, regions), 2),
+                    "flicker_ratio": round(flicker(out, regions) / base, 3),
+                }
+            results[name] = entry
+
+    print(f"dualface {__version__} convert benchmark on {hardware()['cpu']}, {hardware()['cores']} cores")
+    print(f"\n{'clip':22s} {'fps':>6s}  " + "  ".join(f"{s:>12s}" for s in STAGES))
+    for name, entry in results.items():
+        d = entry["default"]
+        print(f"{name:22s} {d['fps']:6.1f}  " + "  ".join(f"{d['share'][s]:11.0%} " for s in STAGES))
+    print(f"\n{'clip':22s} {'flicker, smoothing on':>22s} {'off':>8s} {'on / off':>9s}")
+    for name, entry in results.items():
+        on, off = entry["default"]["flicker_ratio"], entry["no_smoothing_flicker_ratio"]
+        print(f"{name:22s} {on:22.3f} {off:8.3f} {on / off:9.2f}")
+    print(f"\n{'colour transfer':16s} " + " ".join(f"{n + ' dE':>24s} {'flicker':>8s}" for n in results))
+    for color in COLOR_TRANSFERS:
+        cells = [results[n]["color"][color] for n in results]
+        print(f"{color:16s} " + " ".join(f"{c['face_color_error']:24.2f} {c['flicker_ratio']:8.3f}" for c in cells))
+    write_result(
+        "convert",
+        {
+            "version": __version__,
+            "hardware": hardware(),
+            "model": str(args.model),
+            "to": args.to,
+            "defaults": {k: getattr(ConvertConfig, k, None) for k in ("color", "mask", "blend", "crf", "preset")},
+            "results": results,
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""Colour transfer: make the swapped face take the source face's colour and light before it is pasted.
+
+Each transfer is split into `stats` (numbers that describe an image's colours inside the face mask) and
+`apply` (move an image from its statistics to wanted ones). Splitting them is what lets conversion smooth
+the statistics over neighbouring frames, so the colour of the face does not pump from frame to frame.
+
+- `avg`: shift the mean of each RGB channel.
+- `rct`: Reinhard et al., "Color Transfer between Images" (2001): mean and spread of each channel in Lab.
+- `hist`: match each RGB channel's histogram (through 33 quantiles, so it can be smoothed and is robust to
+  a few stray pixels).
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+QUANTILES = np.linspace(0, 1, 33)
+
+
+def _pixels(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """(N, 3) float32 pixels of `image` where `mask` > 0.5, or every pixel if the mask is (nearly) empty."""
+    inside = mask > 0.5
+    return image[inside] if inside.sum() >= 16 else image.reshape(-1, 3)
+
+
+def _lab(image: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(image, cv2.COLOR_RGB2LAB)  # float32 RGB in [0, 1] -> L in [0, 100], a/b around 0
+
+
+def mean_stats(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    return _pixels(image, mask).mean(0)
+
+
+def mean_apply(image: np.ndarray, stats: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    return np.clip(image + (wanted - stats), 0, 1)
+
+
+def lab_stats(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    pixels = _pixels(_lab(image), mask)
+    return np.concatenate([pixels.mean(0), pixels.std(0)])
+
+
+def lab_apply(image: np.ndarray, stats: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    lab = _lab(image)
+    gain = wanted[3:] / np.maximum(stats[3:], 1e-3)
+    # A face that is nearly flat in one channel would have its noise blown up: bound the gain.
+    lab = (lab - stats[:3]) * np.clip(gain, 0.5, 2.0) + wanted[:3]
+    return np.clip(cv2.cvtColor(lab.astype(np.float32), cv2.COLOR_LAB2RGB), 0, 1)
+
+
+def quantile_stats(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    return np.quantile(_pixels(image, mask), QUANTILES, axis=0).T  # (3, 33)
+
+
+def quantile_apply(image: np.ndarray, stats: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    out = np.empty_like(image)
+    for c in range(3):
+        # np.interp needs increasing x: quantiles can tie on flat images, so nudge them apart.
+        x = stats[c] + np.arange(len(QUANTILES)) * 1e-6
+        out[..., c] = np.interp(image[..., c], x, wanted[c])
+    return np.clip(out, 0, 1)
+
+
+@dataclass(frozen=True)
+class ColorTransfer:
+    stats: Callable[[np.ndarray, np.ndarray], np.ndarray]  # (float32 RGB image, mask) -> statistics
+    apply: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]  # (image, its stats, wanted) -> image
+
+
+COLOR_TRANSFERS: dict[str, ColorTransfer | None] = {
+    "none": None,
+    "avg": ColorTransfer(mean_stats, mean_apply),
+    "rct": ColorTransfer(lab_stats, lab_apply),
+    "hist": ColorTransfer(quantile_stats, quantile_apply),
+}
+
+
+def transfer_color(name: str, image: np.ndarray, reference: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """`image` (float32 RGB in [0, 1]) recoloured to match `reference` inside `mask`, in one call."""
+    method = COLOR_TRANSFERS[name]
+    if method is None:
+        return image
+    return method.apply(image, method.stats(image, mask), method.stats(reference, mask))

@@ -1,0 +1,170 @@
+"""Writing media: H.264 video that keeps the source's sound, and still images, each labelled as synthetic.
+
+Everything is written to a hidden temporary file beside the output and renamed over it only when
+complete, so an interrupted conversion never leaves a broken file where a good one was.
+"""
+
+import io
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from fractions import Fraction
+from pathlib import Path
+
+import av
+from PIL import Image
+
+from dualface import __version__
+from dualface.errors import DualfaceError
+from dualface.files import atomic_write_bytes
+from dualface.provenance import SYNTHETIC_NOTICE, png_info
+from dualface.types import Frame
+
+VIDEO_OUTPUTS = {".mp4", ".mov", ".m4v", ".mkv"}
+IMAGE_OUTPUTS = {".png", ".jpg", ".jpeg"}
+# Audio codecs an MP4/MOV holds and browsers play; anything else (GRID's MPEG-1 Layer II, PCM) becomes AAC.
+MP4_AUDIO = {"aac", "mp3", "alac", "opus", "flac", "ac3", "eac3"}
+
+
+def metadata(kind: str) -> dict[str, str]:
+    """Container tags that label a file as synthetic."""
+    return {
+        "comment": f"{SYNTHETIC_NOTICE} ({kind})",
+        "description": SYNTHETIC_NOTICE,
+        "encoded_by": f"dualface {__version__}",
+        "dualface_synthetic": "true",
+    }
+
+
+def _rate(stream: "av.video.stream.VideoStream") -> Fraction:
+    rate = stream.average_rate or stream.guessed_rate or Fraction(25)
+    return Fraction(rate).limit_denominator(100000)
+
+
+@contextmanager
+def video_writer(
+    path: Path, like: Path, crf: int = 18, preset: str = "veryfast", kind: str = "face swap"
+) -> Iterator[Callable[[Frame], None]]:
+    """Yields `write(frame)` for RGB frames; on a clean exit the video, with the audio of `like` (the
+    source video) muxed in sync, replaces `path`. On an error nothing at `path` changes."""
+    path = Path(path)
+    if path.suffix.lower() not in VIDEO_OUTPUTS:
+        raise DualfaceError(f"{path}: a video output must end in {', '.join(sorted(VIDEO_OUTPUTS))}")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        with av.open(str(like)) as source, av.open(str(like)) as audio_source:
+            video_in = source.streams.video[0]
+            rate = _rate(video_in)
+            mp4 = path.suffix.lower() != ".mkv"
+            options = {"movflags": "use_metadata_tags+faststart"} if mp4 else {}
+            with av.open(tmp, "w", format="matroska" if not mp4 else None, options=options) as out:
+                out.metadata.update(metadata(kind))
+                video = out.add_stream("libx264", rate=rate)
+                video.width, video.height = video_in.width, video_in.height
+                video.pix_fmt = "yuv420p"
+                video.time_base = 1 / rate
+                video.options = {"crf": str(crf), "preset": preset}
+                audio = _Audio(audio_source, out, start=_start_seconds(video_in), mp4=mp4)
+                count = 0
+
+                def write(frame: Frame) -> None:
+                    nonlocal count
+                    picture = av.VideoFrame.from_ndarray(frame, format="rgb24")
+                    picture.pts = count
+                    for packet in video.encode(picture):
+                        out.mux(packet)
+                    count += 1
+                    audio.up_to(float(count / rate))
+
+                yield write
+                for packet in video.encode(None):
+                    out.mux(packet)
+                audio.up_to(float("inf"))
+        os.replace(tmp, path)
+    except av.error.FFmpegError as error:
+        raise DualfaceError(f"{path}: cannot write the video ({error})") from None
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _start_seconds(stream: "av.stream.Stream") -> float:
+    return float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+
+
+class _Audio:
+    """The source's audio, muxed into the output as the video catches up with it (so the file is
+    interleaved), shifted so that it keeps its offset from the first video frame. Copied where the
+    container takes the codec, else re-encoded to AAC."""
+
+    def __init__(
+        self, source: "av.container.InputContainer", out: "av.container.OutputContainer", start: float, mp4: bool
+    ):
+        self.out, self.start, self.packets, self.stream = out, start, None, None
+        if not source.streams.audio:
+            return
+        stream_in = source.streams.audio[0]
+        self.copy = not mp4 or stream_in.codec_context.name in MP4_AUDIO
+        if self.copy:
+            self.stream = out.add_stream_from_template(stream_in)
+        else:
+            self.stream = out.add_stream("aac", rate=stream_in.rate, layout=stream_in.layout.name)
+            self.stream.bit_rate = 192_000
+        self.stream_in = stream_in
+        self.packets = source.demux(stream_in)
+        self.pending: av.Packet | None = None
+
+    def up_to(self, seconds: float) -> None:
+        """Mux the audio that plays before `seconds` of output video."""
+        if self.packets is None:
+            return
+        tb = self.stream_in.time_base
+        while True:
+            packet = self.pending or next(self.packets, None)
+            self.pending = None
+            if packet is None:
+                self.packets = None
+                if not self.copy:
+                    for out_packet in self.stream.encode(None):
+                        self.out.mux(out_packet)
+                return
+            if packet.pts is None or packet.dts is None:
+                continue
+            at = float(packet.pts * tb) - self.start
+            if at >= seconds:
+                self.pending = packet
+                return
+            if at < 0:  # sound from before the first picture
+                continue
+            self._mux(packet, shift=round(self.start / tb))
+
+    def _mux(self, packet: "av.Packet", shift: int) -> None:
+        if self.copy:
+            packet.pts -= shift
+            packet.dts -= shift
+            packet.stream = self.stream
+            self.out.mux(packet)
+            return
+        for frame in packet.decode():
+            frame.pts = round((float(frame.pts * frame.time_base) - self.start) * self.stream_in.rate)
+            frame.time_base = Fraction(1, self.stream_in.rate)
+            for out_packet in self.stream.encode(frame):
+                self.out.mux(out_packet)
+
+
+def write_image(path: Path, image: Frame, kind: str = "face swap") -> None:
+    """A PNG (with synthetic-labelled text chunks) or a JPEG (with the label as its comment), atomically."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in IMAGE_OUTPUTS:
+        raise DualfaceError(f"{path}: an image output must end in {', '.join(sorted(IMAGE_OUTPUTS))}")
+    buffer = io.BytesIO()
+    if suffix == ".png":
+        Image.fromarray(image).save(buffer, "PNG", pnginfo=png_info(kind))
+    else:
+        Image.fromarray(image).save(buffer, "JPEG", quality=95, comment=f"{SYNTHETIC_NOTICE} ({kind})".encode())
+    try:
+        atomic_write_bytes(path, buffer.getvalue(), fsync=False)
+    except OSError as error:
+        raise DualfaceError(f"{path}: cannot write ({error.strerror or error})") from None

@@ -1,0 +1,209 @@
+"""Conversion on the bundled footage with a (barely) trained model: every frame out, the sound kept, the
+face replaced and nothing else, the mark on every frame, and bad input refused without losing a file."""
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import OTHER, S1, write_video
+from dualface.alignments import load_alignments
+from dualface.color import COLOR_TRANSFERS, transfer_color
+from dualface.convert import ConvertConfig, convert
+from dualface.errors import DualfaceError
+from dualface.evaluate import flicker
+from dualface.extract import ExtractConfig, extract
+from dualface.masks import hull_in_frame
+from dualface.video import read_video
+from dualface.watermark import MAX_BIT_ERRORS, embed_watermark, read_watermark, verify
+from test_cli import dualface, one_line_error
+
+
+def run(model: Path, clip: Path, output: Path, **settings):
+    return convert(ConvertConfig(input=clip, model=model, output=output, to="brbk7n", progress=False, **settings))
+
+
+def frames(path: Path) -> list[np.ndarray]:
+    return [frame for _, frame in read_video(path)]
+
+
+@pytest.fixture(scope="module")
+def s1_landmarks(tmp_path_factory) -> dict[int, np.ndarray]:
+    out = tmp_path_factory.mktemp("s1faces")
+    extract(ExtractConfig(inputs=[S1], output=out, progress=False))
+    alignments = load_alignments(out / f"{S1.stem}.alignments.json")
+    return {e["index"]: np.array(e["faces"][0]["landmarks"]) for e in alignments["frames"]}
+
+
+@pytest.fixture(scope="module")
+def converted(tiny_model, tmp_path_factory) -> tuple[Path, object]:
+    output = tmp_path_factory.mktemp("converted") / "swap.mp4"
+    return output, run(tiny_model, S1, output)
+
+
+def test_video_keeps_every_frame_its_rate_and_its_sound(converted):
+    output, summary = converted
+    assert summary.frames == summary.frames_swapped == summary.faces_swapped == 75
+    with av.open(str(S1)) as src, av.open(str(output)) as out:
+        v_in, v_out = src.streams.video[0], out.streams.video[0]
+        assert (v_out.width, v_out.height, v_out.average_rate) == (v_in.width, v_in.height, v_in.average_rate)
+        assert v_out.codec_context.name == "h264"
+        a_in, a_out = src.streams.audio[0], out.streams.audio[0]
+        samples_in = sum(f.samples for f in src.decode(a_in))
+        samples_out = sum(f.samples for f in out.decode(a_out))
+        assert abs(samples_out - samples_in) < 0.05 * a_in.rate  # within 50 ms of sound, none lost
+        assert out.metadata["dualface_synthetic"] == "true" and "Synthetic" in out.metadata["comment"]
+    assert len(frames(output)) == 75
+
+
+def test_only_the_face_changes(converted, s1_landmarks):
+    output, _ = converted
+    source, result = frames(S1), frames(output)
+    face_change, elsewhere = [], []
+    for i in range(0, 75, 5):
+        face = hull_in_frame(s1_landmarks[i], source[i].shape)
+        diff = np.abs(source[i].astype(int) - result[i]).mean(2)
+        face_change.append(diff[face].mean())
+        far = np.ones_like(face)
+        far[max(0, face.nonzero()[0].min() - 60) :, :] = False  # well above the face: backdrop
+        elsewhere.append(diff[far].mean())
+    assert min(face_change) > 8  # a different face is drawn there
+    assert max(elsewhere) < 3  # the rest is the source, up to H.264 and the watermark
+
+
+def test_watermark_survives_the_default_encode(converted):
+    output, _ = converted
+    report = verify(output, samples=0)
+    assert len(report.frames) == 75 and report.found >= 0.9 * 75 and report.marked
+    assert "Synthetic" in report.metadata
+    unmarked = verify(S1, samples=10)
+    assert unmarked.found == 0 and not unmarked.marked and unmarked.metadata == ""
+
+
+def test_watermark_reads_back_exactly_and_not_where_absent():
+    frame = frames(OTHER)[10]
+    marked = embed_watermark(frame)
+    assert read_watermark(marked) == 0
+    assert read_watermark(frame) > MAX_BIT_ERRORS
+    assert np.abs(marked.astype(int) - frame).mean() < 3  # invisible: a small, chroma-only change
+
+
+def test_verify_command_exit_codes(converted):
+    output, _ = converted
+    found = dualface("verify", str(output), "--samples", "5")
+    assert found.returncode == 0 and "watermark found on 5/5" in found.stdout
+    assert dualface("verify", str(S1), "--samples", "5").returncode == 3
+
+
+def test_alignments_file_gives_the_same_swap(tiny_model, tmp_path):
+    extract(ExtractConfig(inputs=[S1], output=tmp_path / "faces", progress=False))
+    alignments = tmp_path / "faces" / f"{S1.stem}.alignments.json"
+    # Lossless, so that x264's choices (which a 0.005 px rounding of the stored landmarks can flip) don't count.
+    summary = run(tiny_model, S1, tmp_path / "again.mp4", alignments=alignments, crf=0)
+    assert summary.faces_swapped == 75
+    run(tiny_model, S1, tmp_path / "tracked.mp4", crf=0)
+    a, b = frames(tmp_path / "tracked.mp4"), frames(tmp_path / "again.mp4")
+    assert max(np.abs(x.astype(int) - y).mean() for x, y in zip(a, b, strict=True)) < 0.1
+
+
+def test_from_swaps_only_that_persons_face(tiny_model, tmp_path, s1_frames, other_frames):
+    pair = write_video(
+        tmp_path / "pair.mp4", [np.hstack([a, b]) for a, b in zip(s1_frames[:12], other_frames[:12], strict=True)]
+    )
+    summary = run(tiny_model, pair, tmp_path / "out.mp4", source="s1")
+    assert summary.faces_swapped == 12 and summary.faces_skipped == 12
+    before, after = frames(pair), frames(tmp_path / "out.mp4")
+    width = s1_frames[0].shape[1]
+    face = (slice(80, 200), slice(120, 240))  # the middle of each speaker's face in its half
+    for x, y in zip(before, after, strict=True):
+        change = np.abs(x.astype(int) - y)
+        left, right = (
+            change[face[0], face[1]].mean(),
+            change[face[0], width + face[1].start : width + face[1].stop].mean(),
+        )
+        assert left > 8 and right < 3  # re-encoding and the mark alone change a face by ~1-2
+
+
+def test_images_give_labelled_marked_images(tiny_model, tmp_path, stills):
+    run(tiny_model, stills / "s1_0.png", tmp_path / "one.png")
+    with Image.open(tmp_path / "one.png") as image:
+        assert image.text["dualface:synthetic"] == "true"
+    assert verify(tmp_path / "one.png").marked
+    summary = run(tiny_model, stills, tmp_path / "many")
+    assert summary.faces_swapped == 4 and sorted(p.name for p in (tmp_path / "many").iterdir()) == [
+        f"s1_{i}.png" for i in range(4)
+    ]
+
+
+def test_smoothing_off_and_other_options_run(tiny_model, tmp_path):
+    for settings in ({"smooth": False, "color": "rct"}, {"blend": "poisson", "mask": "hull", "color": "hist"}):
+        summary = run(tiny_model, S1, tmp_path / "o.mkv", **settings)
+        assert summary.faces_swapped == 75 and verify(tmp_path / "o.mkv", samples=3).marked
+
+
+def test_color_transfers_match_the_reference():
+    source, target = frames(S1)[0][40:200, 100:260], frames(OTHER)[0][40:200, 100:260]
+    image, reference = source.astype(np.float32) / 255, target.astype(np.float32) / 255
+    mask = np.ones(image.shape[:2], np.float32)
+    for name, method in COLOR_TRANSFERS.items():
+        out = transfer_color(name, image, reference, mask)
+        if method is None:
+            assert out is image
+            continue
+        before = np.abs(method.stats(image, mask) - method.stats(reference, mask)).mean()
+        after = np.abs(method.stats(out, mask) - method.stats(reference, mask)).mean()
+        assert after < 0.25 * before, name
+
+
+def test_flicker_of_a_clip_against_itself_is_its_own(s1_landmarks):
+    source = frames(S1)[:20]
+    regions = [hull_in_frame(s1_landmarks[i], source[i].shape) for i in range(20)]
+    base = flicker(source, regions)
+    assert base > 0 and flicker(source, regions) / base == 1.0
+    still = [source[0]] * 20
+    assert flicker(still, regions) == 0.0
+    noise = np.random.default_rng(0).integers(-20, 21, source[0].shape)
+    shimmer = [np.clip(f.astype(int) + (noise if i % 2 else 0), 0, 255).astype(np.uint8) for i, f in enumerate(source)]
+    assert flicker(shimmer, regions) > 2 * base
+
+
+def test_bad_input_is_refused_and_nothing_is_overwritten(tiny_model, tmp_path, faceless_video, s1_frames):
+    good = tmp_path / "good.mp4"
+    good.write_bytes(b"an earlier good output")
+    empty = tmp_path / "empty_model"
+    empty.mkdir()
+    cases = [
+        ({"model": empty}, "holds no checkpoint"),
+        ({"to": "carol"}, "--to 'carol'"),
+        ({"source": "carol"}, "--from 'carol'"),
+        ({"source": "brbk7n"}, "nothing would change"),
+        ({"input": faceless_video}, "no face"),
+        ({"input": good}, "must not be the input"),
+        ({"input": tmp_path / "missing.mp4"}, "no such file"),
+    ]
+    for settings, words in cases:
+        config = {"input": S1, "model": tiny_model, "output": good, "to": "brbk7n", "progress": False, **settings}
+        with pytest.raises(DualfaceError, match=words.replace("'", ".")):
+            convert(ConvertConfig(**config))
+        assert good.read_bytes() == b"an earlier good output", settings
+    data = bytearray(write_video(tmp_path / "whole.mp4", s1_frames[:40]).read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 4000] = np.random.default_rng(1).integers(0, 256, 4000, np.uint8).tobytes()
+    (tmp_path / "damaged.mp4").write_bytes(bytes(data))
+    with pytest.raises(DualfaceError, match="nothing was written"):
+        run(tiny_model, tmp_path / "damaged.mp4", good)
+    assert good.read_bytes() == b"an earlier good output"
+    assert not list(tmp_path.glob(".good*"))  # no temporary file left behind
+
+
+def test_cli_errors_are_one_line(tiny_model, tmp_path):
+    (tmp_path / "f").write_text("x")
+    one_line_error(
+        dualface("convert", str(S1), "-m", str(tiny_model), "--to", "brbk7n", "-o", str(tmp_path / "f" / "o.mp4")),
+        "not a folder",
+    )
+    one_line_error(
+        dualface("convert", str(S1), "-m", str(tiny_model), "--to", "brbk7n", "-o", str(tmp_path / "o.avi")), ".avi"
+    )
+    one_line_error(dualface("convert", str(S1), "-m", str(tiny_model), "--to", "nobody", "-o", "x.mp4"), "nobody")
