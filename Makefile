@@ -30,7 +30,7 @@ demo: install
 
 test: install-dev
 	$(BIN)/ruff check src tests bench
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -rs
 
 bench: install
 	$(BIN)/python bench/extract.py

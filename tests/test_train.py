@@ -5,11 +5,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from conftest import OTHER, S1
 from dualface.augment import AugmentConfig, random_warp, sample_batch
-from dualface.checkpoint import best_or_latest, checkpoints_in, load_checkpoint, load_model, save_checkpoint
+from dualface.checkpoint import (
+    best_or_latest,
+    checkpoints_in,
+    latest_checkpoint,
+    load_checkpoint,
+    load_model,
+    save_checkpoint,
+)
 from dualface.data import load_face_set
 from dualface.errors import DualfaceError
 from dualface.extract import ExtractConfig, extract
@@ -212,3 +220,21 @@ def test_mouth_sync_measure_tracks_real_mouths_and_catches_a_constant_face(face_
     same_face = np.repeat(faces[:1], len(faces), axis=0)  # "the average face", placed where each source was
     assert abs(pearson(sync.source, measured_mouth(same_face, points))) < 0.3
     assert pearson(np.arange(5.0), np.arange(5.0) * 2) == pytest.approx(1) and pearson(np.ones(4), np.arange(4.0)) == 0
+
+
+def test_init_and_freeze_fine_tune_a_trained_model(face_dirs, tiny_model, tmp_path):
+    """--init starts from another model's weights (its identities renamed in order); --freeze leaves
+    parts of it exactly as they were."""
+    start = load_checkpoint(best_or_latest(tiny_model))
+    cfg = quick(face_dirs, tmp_path / "m", iterations=2, init=best_or_latest(tiny_model), freeze=("encoder",))
+    cfg.names = ["alice", "bob"]
+    train(cfg)
+    tuned = load_checkpoint(latest_checkpoint(tmp_path / "m")).model
+    for key, value in start.model.items():
+        if key.startswith("encoder."):
+            assert torch.equal(tuned[key], value.float()), key
+    assert not torch.equal(tuned["decoders.bob.to_rgb.weight"], start.model["decoders.brbk7n.to_rgb.weight"])
+    with pytest.raises(DualfaceError, match="--freeze"):
+        train(quick(face_dirs, tmp_path / "n", iterations=1, freeze=("wings",)))
+    with pytest.raises(DualfaceError, match="--eval-every"):
+        quick(face_dirs, tmp_path / "o", best_by="s1->brbk7n/mouth_r")

@@ -4,6 +4,7 @@ import logging
 import sys
 from pathlib import Path
 
+import numpy as np
 import typer
 from tqdm.contrib.logging import logging_redirect_tqdm
 
@@ -11,8 +12,11 @@ from dualface import __version__
 from dualface.augment import AugmentConfig
 from dualface.color import COLOR_TRANSFERS
 from dualface.convert import ConvertConfig, convert
+from dualface.demo import DemoConfig, run_demo
 from dualface.errors import DualfaceError
+from dualface.evaluate import EvaluateConfig, evaluate
 from dualface.extract import ExtractConfig, ExtractSummary, extract
+from dualface.inspection import inspect_sets
 from dualface.losses import LOSSES
 from dualface.model import MODEL_PRESETS
 from dualface.train import TrainConfig, parse_duration, train
@@ -144,6 +148,13 @@ def train_command(
     preview_every: int = typer.Option(TRAIN.preview_every, help="Steps between preview grids."),
     keep: int = typer.Option(TRAIN.keep, help="Checkpoints kept besides the best."),
     resume: bool = typer.Option(False, help="Continue the model in --model."),
+    init: Path | None = typer.Option(None, help="Start from these weights (a checkpoint) instead of random ones."),
+    best_by: str = typer.Option(
+        TRAIN.best_by, help="What best.safetensors is best at: loss, or a held-out figure such as 'a->b/mouth_r'."
+    ),
+    freeze: list[str] = typer.Option([], help="Leave this part untrained (encoder, trunk, decoders). Repeatable."),
+    eval_every: int = typer.Option(0, help="Steps between identity/reconstruction figures on held-out faces."),
+    eval_faces: int = typer.Option(TRAIN.eval_faces, help="Faces per identity held out for --eval-every."),
     seed: int = typer.Option(TRAIN.seed, help="Random seed."),
     max_faces: int | None = typer.Option(None, help="Use at most this many faces per identity."),
     timelapse: bool = typer.Option(False, help="Keep every preview, for a timelapse."),
@@ -173,6 +184,11 @@ def train_command(
         preview_every=preview_every,
         keep=keep,
         resume=resume,
+        init=init,
+        eval_every=eval_every,
+        freeze=tuple(freeze),
+        best_by=best_by,
+        eval_faces=eval_faces,
         seed=seed,
         max_faces=max_faces,
         timelapse=timelapse,
@@ -263,6 +279,79 @@ def verify_command(
         raise typer.Exit(3)
 
 
+@app.command("evaluate")
+def evaluate_command(
+    source: Path = typer.Argument(..., help="The original video."),
+    output: Path = typer.Argument(..., help="Its conversion by `dualface convert`."),
+    model_dir: Path = typer.Option(..., "--model", "-m", help="The model that converted it."),
+    to: str = typer.Option(..., "--to", help="The identity swapped in."),
+    source_identity: str | None = typer.Option(None, "--from", help="The identity in the source (default: the other)."),
+    held_out: list[str] = typer.Option(
+        [], "--held-out", help="IDENTITY=FOLDER of faces not used in training: reconstruction SSIM/PSNR. Repeatable."
+    ),
+    report: Path | None = typer.Option(None, "--report", "-o", help="Report folder (default: beside the output)."),
+    embed_frames: int = typer.Option(100, help="At most this many frames get an identity embedding (0.13 s each)."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Measure a swap: identity transfer, expression and pose fidelity, flicker; writes JSON and HTML."""
+    pairs = {}
+    for item in held_out:
+        name, sep, folder = item.partition("=")
+        if not sep:
+            raise DualfaceError(f"--held-out {item!r}: write it as IDENTITY=FOLDER")
+        pairs[name] = Path(folder)
+    config = EvaluateConfig(
+        source=source,
+        output=output,
+        model=model_dir,
+        to=to,
+        source_identity=source_identity,
+        held_out=pairs,
+        report=report,
+        embed_frames=embed_frames,
+        progress=progress and sys.stderr.isatty(),
+    )
+    with logging_redirect_tqdm():
+        evaluation, html_path = evaluate(config)
+    _print_evaluation(evaluation)
+    print(f"report: {html_path} (and report.json beside it)")
+
+
+@app.command("inspect")
+def inspect_command(
+    faces_a: Path = typer.Argument(..., help="Face folder of the identity to be replaced (A)."),
+    faces_b: Path = typer.Argument(..., help="Face folder of the identity drawn in its place (B)."),
+    output: Path = typer.Option(Path("coverage.png"), "--output", "-o", help="Where to write the histograms (PNG)."),
+    min_faces: int = typer.Option(5, help="B needs at least this many faces where A has some."),
+) -> None:
+    """Do the face sets cover the same poses and expressions? Histograms, and a line of advice per gap."""
+    a, b, gaps = inspect_sets(faces_a, faces_b, output, min_faces=min_faces)
+    for stats in (a, b):
+        p5, p95 = (lambda v: np.percentile(v, 5)), (lambda v: np.percentile(v, 95))
+        print(
+            f"{stats.name}: {len(stats)} faces; yaw {p5(stats.yaw):.0f}..{p95(stats.yaw):.0f} deg, "
+            f"pitch {p5(stats.pitch):.0f}..{p95(stats.pitch):.0f} deg, mouth opening up to {p95(stats.mouth):.2f}, "
+            f"eyes {p5(stats.eyes):.2f}..{p95(stats.eyes):.2f} (5th-95th percentile)"
+        )
+    if not gaps:
+        print(f"{b.name} covers every pose and expression bin where {a.name} has faces.")
+    for gap in gaps:
+        print(f"gap: {gap.advice}")
+    print(f"histograms: {output}")
+
+
+def _print_evaluation(ev) -> None:
+    transfer = "n/a" if ev.identity_transfer is None else f"{ev.identity_transfer:.0%}"
+    print(
+        f"identity transfer {transfer} (mean distance to {ev.target} {ev.mean_to_target or float('nan'):.3f}); "
+        f"mouth r {ev.mouth_r:.2f}, eyes r {ev.eyes_r:.2f}; landmark error {ev.landmark_error:.3f}; "
+        f"pose error yaw/pitch/roll {ev.pose_error['yaw']:.1f}/{ev.pose_error['pitch']:.1f}/"
+        f"{ev.pose_error['roll']:.1f} deg; flicker x{ev.flicker_ratio:.2f}"
+    )
+    for name, q in ev.reconstruction.items():
+        print(f"reconstruction of {name}: SSIM {q['ssim']:.3f}, PSNR {q['psnr']:.1f} dB on {q['faces']} held-out faces")
+
+
 DATA = Path(__file__).resolve().parents[2] / "data"  # the footage bundled in the repository
 
 
@@ -270,16 +359,19 @@ DATA = Path(__file__).resolve().parents[2] / "data"  # the footage bundled in th
 def demo_command(
     output: Path = typer.Option(Path("demo-output"), "--output", "-o", help="Folder for everything the demo writes."),
     data: Path = typer.Option(DATA, help="The bundled footage (the repository's data/ folder)."),
+    iterations: int = typer.Option(DemoConfig.iterations, help="Training steps."),
+    from_scratch: bool = typer.Option(False, help="Train from random weights instead of the starter (slower)."),
 ) -> None:
-    """Run the workflow on the bundled footage. So far: extract the faces of both GRID speakers."""
-    if not (data / "grid").is_dir():
-        raise DualfaceError(f"{data}: bundled footage not found; run from a clone of the repository or pass --data")
-    for identity, clips in {"s1": data / "grid" / "s1", "brbk7n": data / "grid" / "speakers"}.items():
-        config = ExtractConfig(inputs=[clips], output=output / "faces" / identity, progress=sys.stderr.isatty())
-        print(f"extracting {identity} from {clips}")
-        summary = _run_extract(config)
-        _report(config, summary)
-    print(f"faces written to {output / 'faces'}")
+    """The whole workflow on the bundled footage: extract, train, convert a held-out clip, evaluate."""
+    config = DemoConfig(output=output, data=data, iterations=iterations, progress=sys.stderr.isatty())
+    if from_scratch:
+        config.starter = None
+    with logging_redirect_tqdm():
+        result = run_demo(config)
+    _print_evaluation(result.evaluation)
+    print(f"\ndemo finished in {result.seconds / 60:.1f} min; it wrote:")
+    for what, path in result.files.items():
+        print(f"  {what:40s} {path}")
 
 
 def main() -> None:

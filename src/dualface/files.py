@@ -7,6 +7,16 @@ from pathlib import Path
 from dualface.errors import DualfaceError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp makes files only their owner can read; what we write should get the usual permissions.
+FILE_MODE = 0o666 & ~_umask()
+
+
 def atomic_write_bytes(path: Path, data: bytes, fsync: bool = True) -> None:
     """Write to a temporary file beside `path`, fsync it (unless told not to), then rename it over `path`.
 
@@ -21,6 +31,7 @@ def atomic_write_bytes(path: Path, data: bytes, fsync: bool = True) -> None:
             if fsync:
                 f.flush()
                 os.fsync(f.fileno())
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -72,6 +72,11 @@ class TrainConfig:
     preview_every: int = 100
     keep: int = 3  # step checkpoints kept, besides the best
     resume: bool = False
+    eval_every: int = 0  # steps between identity/reconstruction figures on held-out faces (0: never)
+    eval_faces: int = 16  # faces per identity held out for them (the last by file name; at most a fifth of a set)
+    best_by: str = "loss"  # what makes best.safetensors: "loss", or a held-out figure, e.g. "a->b/mouth_r"
+    freeze: tuple[str, ...] = ()  # parts left untrained, e.g. ("encoder", "trunk") to fine-tune only the decoders
+    init: Path | None = None  # start from these weights (a starter checkpoint, another model) instead of random
     seed: int = 0
     max_faces: int | None = None  # per identity, spread evenly over the folder
     timelapse: bool = False  # also keep every preview of the same fixed faces
@@ -83,6 +88,8 @@ class TrainConfig:
         self.model_dir = Path(self.model_dir)
         if len(self.faces) < 2:
             raise DualfaceError("give two or more face folders, one per identity")
+        if self.best_by != "loss" and not self.eval_every:
+            raise DualfaceError(f"--best-by {self.best_by} needs --eval-every (the held-out figures it is chosen by)")
         if not self.names:
             self.names = [p.name for p in self.faces]
         if len(self.names) != len(self.faces) or len(set(self.names)) != len(self.names):
@@ -238,8 +245,11 @@ def train(cfg: TrainConfig) -> TrainSummary:
         ensure_writable_dir(cfg.model_dir)
 
     resume_from = _resume_point(cfg)
+    start_from = _init_point(cfg) if cfg.init and not resume_from else None
     if resume_from:
         model_cfg = ModelConfig(**resume_from.meta["model_config"])
+    elif start_from:
+        model_cfg = ModelConfig(**start_from.meta["model_config"])
     else:
         shared = {} if cfg.shared_upscales is None else {"shared_upscales": cfg.shared_upscales}
         model_cfg = ModelConfig.from_preset(cfg.preset, **shared)
@@ -250,12 +260,21 @@ def train(cfg: TrainConfig) -> TrainSummary:
         load_face_set(folder, model_cfg, name, cfg.max_faces, progress=cfg.progress and ctx.main)
         for folder, name in zip(cfg.faces, cfg.names, strict=True)
     ]
+    held_out = _hold_out(sets, cfg, model_cfg) if cfg.eval_every else {}
     torch.manual_seed(cfg.seed)
     model = Autoencoder(model_cfg, cfg.names).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.5, 0.999), **_fused(device))
+    for part in cfg.freeze:
+        module = getattr(model, part, None)
+        if not isinstance(module, torch.nn.Module):
+            raise DualfaceError(f"--freeze {part}: the model's parts are encoder, trunk (lite) and decoders")
+        module.requires_grad_(False)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(trainable, lr=cfg.lr, betas=(0.5, 0.999), **_fused(device))
     step, lr_scale, best = 0, 1.0, math.inf
+    if start_from:
+        model.load_state_dict(_renamed(start_from, cfg.names))
     if resume_from:
         model.load_state_dict(resume_from.model)
         optimizer.load_state_dict(resume_from.optimizer)
@@ -273,6 +292,7 @@ def train(cfg: TrainConfig) -> TrainSummary:
     meta_base = {
         "model_config": model_cfg.to_dict(),
         "identities": cfg.names,
+        "init": str(cfg.init) if cfg.init else None,
         # For `convert --from`: which faces in a frame are this identity's.
         "embeddings": {s.name: np.round(s.embedding, 5).tolist() for s in sets if s.embedding is not None},
         "train": {k: v for k, v in asdict(cfg).items() if k in ("preset", "batch_size", "lr", "loss", "seed")},
@@ -298,6 +318,9 @@ def train(cfg: TrainConfig) -> TrainSummary:
     writer = _tensorboard(cfg, ctx)
     ema: dict[str, float] = {}
     stopped_by, start_step, started = "interrupted", step, time.perf_counter()
+    best_eval = -math.inf
+    if ctx.main and cfg.eval_every and step == 0:  # where training starts from: the figure to beat
+        best_eval = _evaluate(model, held_out, sets, cfg, step, writer, best_eval, meta_base)
     # The state to roll back to on a non-finite loss when no checkpoint exists yet.
     snapshot = (step, {k: v.detach().clone() for k, v in model.state_dict().items()})
     bar = tqdm(
@@ -334,7 +357,7 @@ def train(cfg: TrainConfig) -> TrainSummary:
                 continue
             optimizer.zero_grad(set_to_none=True)
             total.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+            torch.nn.utils.clip_grad_norm_(trainable, cfg.clip)
             optimizer.step()
             step += 1
             values = {name: v.item() for name, v in losses.items()}
@@ -363,6 +386,8 @@ def train(cfg: TrainConfig) -> TrainSummary:
                 reason = reason or "another process stopped"
             if ctx.main and step % cfg.preview_every == 0:
                 _write_preview(model, preview_faces, cfg, step, writer)
+            if ctx.main and cfg.eval_every and step % cfg.eval_every == 0:
+                best_eval = _evaluate(model, held_out, sets, cfg, step, writer, best_eval, meta_base)
             if step % cfg.save_every == 0 or reason:
                 best = _save(model, optimizer, step, cfg, ctx, meta_base, lr_scale, ema, best)
                 snapshot = (step, {k: v.detach().clone() for k, v in model.state_dict().items()})
@@ -401,6 +426,70 @@ def weights_digest(model: torch.nn.Module) -> str:
 def _fused(device: torch.device) -> dict[str, Any]:
     """Fused Adam: one kernel for all parameters (CPU support since torch 2.4)."""
     return {"fused": True} if device.type in ("cpu", "cuda") else {}
+
+
+def _hold_out(sets: list[FaceSet], cfg: TrainConfig, model_cfg: ModelConfig) -> dict:
+    """Take each set's last `eval_faces` faces (by file name: the end of its last clip, so few near-duplicates
+    stay in training) out of training, as model crops, for `--eval-every`."""
+    held = {}
+    for i, faces in enumerate(sets):
+        n = min(cfg.eval_faces, len(faces) // 5)  # a small set keeps at least 4/5 of its faces for training
+        if n < 4:
+            raise DualfaceError(f"{faces.name}: {len(faces)} faces are too few to hold some out for --eval-every")
+        crops, points = center_crop(faces.faces[-n:], faces.landmarks[-n:], model_cfg.size)
+        held[faces.name] = (crops, points)
+        sets[i] = FaceSet(faces.name, faces.faces[:-n], faces.landmarks[:-n], faces.files[:-n], faces.embedding)
+    return held
+
+
+def _evaluate(model, held_out, sets, cfg: TrainConfig, step: int, writer, best: float, meta_base: dict) -> float:
+    """Log the held-out figures; with `best_by` naming one of them, keep the model that scores highest on
+    it as best.safetensors. Returns the best score so far."""
+    from dualface.evaluate import training_eval
+
+    embeddings = {s.name: s.embedding for s in sets if s.embedding is not None}
+    figures = training_eval(model, held_out, embeddings)
+    path = cfg.model_dir / "eval_log.csv"
+    new = not path.exists()
+    with open(path, "a", newline="") as f:
+        out = csv.writer(f)
+        if new:
+            out.writerow(["step", *figures])
+        out.writerow([step, *(f"{v:.4f}" for v in figures.values())])
+    if writer is not None:
+        for key, value in figures.items():
+            writer.add_scalar(f"eval/{key}", value, step)
+    tqdm.write(f"step {step} held-out: " + ", ".join(f"{k} {v:.3f}" for k, v in figures.items()))
+    if cfg.best_by == "loss":
+        return best
+    if cfg.best_by not in figures:
+        raise DualfaceError(f"--best-by {cfg.best_by!r}: the held-out figures are {', '.join(figures)}")
+    if figures[cfg.best_by] > best:
+        best = figures[cfg.best_by]
+        meta = {**meta_base, "best_by": cfg.best_by, "best_score": best, "eval": figures}
+        save_checkpoint(cfg.model_dir / "best.safetensors", model, None, step, meta)
+    return best
+
+
+def _init_point(cfg: TrainConfig):
+    """The checkpoint whose weights a new model starts from (`--init`)."""
+    checkpoint = load_checkpoint(cfg.init)
+    known = checkpoint.meta.get("identities", [])
+    if len(known) != len(cfg.names):
+        raise DualfaceError(f"--init {cfg.init} has {len(known)} identities ({', '.join(known)}), not {len(cfg.names)}")
+    return checkpoint
+
+
+def _renamed(checkpoint, names: list[str]) -> dict:
+    """The checkpoint's weights with its identities' decoders renamed, in order, to this run's names."""
+    rename = dict(zip(checkpoint.meta["identities"], names, strict=True))
+    weights = {}
+    for key, value in checkpoint.model.items():
+        parts = key.split(".")
+        if parts[0] == "decoders":
+            parts[1] = rename[parts[1]]
+        weights[".".join(parts)] = value.float()
+    return weights
 
 
 def _resume_point(cfg: TrainConfig):
@@ -510,7 +599,7 @@ def _save(
         meta = {**meta_base, "lr_scale": lr_scale, "losses": ema, "best_loss": min(best, score)}
         path = cfg.model_dir / f"step-{step:08d}.safetensors"
         save_checkpoint(path, model, optimizer, step, meta)
-        if score < best:
+        if score < best and cfg.best_by == "loss":
             best = score
             tmp = cfg.model_dir / ".best.tmp"
             shutil.copyfile(path, tmp)

@@ -17,7 +17,7 @@ from PIL import Image
 
 from dualface import __version__
 from dualface.errors import DualfaceError
-from dualface.files import atomic_write_bytes
+from dualface.files import FILE_MODE, atomic_write_bytes
 from dualface.provenance import SYNTHETIC_NOTICE, png_info
 from dualface.types import Frame
 
@@ -44,10 +44,17 @@ def _rate(stream: "av.video.stream.VideoStream") -> Fraction:
 
 @contextmanager
 def video_writer(
-    path: Path, like: Path, crf: int = 18, preset: str = "veryfast", kind: str = "face swap"
+    path: Path,
+    like: Path,
+    crf: int = 18,
+    preset: str = "veryfast",
+    kind: str = "face swap",
+    size: tuple[int, int] | None = None,
 ) -> Iterator[Callable[[Frame], None]]:
     """Yields `write(frame)` for RGB frames; on a clean exit the video, with the audio of `like` (the
-    source video) muxed in sync, replaces `path`. On an error nothing at `path` changes."""
+    source video) muxed in sync, replaces `path`. On an error nothing at `path` changes.
+
+    Frames are `like`'s size unless `size` (width, height) says otherwise; its frame rate is kept."""
     path = Path(path)
     if path.suffix.lower() not in VIDEO_OUTPUTS:
         raise DualfaceError(f"{path}: a video output must end in {', '.join(sorted(VIDEO_OUTPUTS))}")
@@ -62,7 +69,7 @@ def video_writer(
             with av.open(tmp, "w", format="matroska" if not mp4 else None, options=options) as out:
                 out.metadata.update(metadata(kind))
                 video = out.add_stream("libx264", rate=rate)
-                video.width, video.height = video_in.width, video_in.height
+                video.width, video.height = size or (video_in.width, video_in.height)
                 video.pix_fmt = "yuv420p"
                 video.time_base = 1 / rate
                 video.options = {"crf": str(crf), "preset": preset}
@@ -82,6 +89,7 @@ def video_writer(
                 for packet in video.encode(None):
                     out.mux(packet)
                 audio.up_to(float("inf"))
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except av.error.FFmpegError as error:
         raise DualfaceError(f"{path}: cannot write the video ({error})") from None
