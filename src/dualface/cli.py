@@ -361,11 +361,11 @@ def demo_command(
     data: Path = typer.Option(DATA, help="The bundled footage (the repository's data/ folder)."),
     iterations: int = typer.Option(DemoConfig.iterations, help="Training steps."),
     from_scratch: bool = typer.Option(False, help="Train from random weights instead of the starter (slower)."),
+    starter: Path = typer.Option(DemoConfig.starter, help="The starter weights (the repository's models/ folder)."),
 ) -> None:
     """The whole workflow on the bundled footage: extract, train, convert a held-out clip, evaluate."""
     config = DemoConfig(output=output, data=data, iterations=iterations, progress=sys.stderr.isatty())
-    if from_scratch:
-        config.starter = None
+    config.starter = None if from_scratch else starter
     with logging_redirect_tqdm():
         result = run_demo(config)
     _print_evaluation(result.evaluation)
