@@ -61,16 +61,23 @@ def load_face(path: Path, cfg: ModelConfig) -> tuple[np.ndarray, np.ndarray, int
     return work, transform_points(aligned, to_work), face.shape[0]
 
 
-def load_face_set(
-    folder: Path, cfg: ModelConfig, name: str | None = None, limit: int | None = None, progress: bool = False
-) -> FaceSet:
-    """Every extracted face in `folder` (at most `limit`, spread evenly), at the model's crop."""
+def face_files(folder: Path) -> list[Path]:
+    """The face PNGs of a folder that `dualface extract` wrote, sorted; a one-line error if there are none."""
     folder = Path(folder)
     if not folder.is_dir():
         raise DualfaceError(f"{folder}: no such face folder")
     files = sorted(folder.glob("*.png"))
     if not files:
         raise DualfaceError(f"{folder}: holds no face PNGs; run `dualface extract` into it first")
+    return files
+
+
+def load_face_set(
+    folder: Path, cfg: ModelConfig, name: str | None = None, limit: int | None = None, progress: bool = False
+) -> FaceSet:
+    """Every extracted face in `folder` (at most `limit`, spread evenly), at the model's crop."""
+    folder = Path(folder)
+    files = face_files(folder)
     if limit and len(files) > limit:
         files = [files[i] for i in np.linspace(0, len(files) - 1, limit).round().astype(int)]
     # PNG decoding and cv2 release the GIL: two threads load twice as fast on two cores.

@@ -16,7 +16,7 @@ import torch
 from tqdm import tqdm
 
 from dualface.align import box_from_landmarks
-from dualface.data import center_crop, load_face
+from dualface.data import center_crop, face_files, load_face
 from dualface.detect import box_size
 from dualface.errors import DualfaceError
 from dualface.identity import SAME_PERSON, distance, embed_face
@@ -332,9 +332,7 @@ def evaluate(cfg: EvaluateConfig) -> tuple[VideoEvaluation, Path]:
         for name, folder in cfg.held_out.items():
             if name not in known:
                 raise DualfaceError(f"--held-out {name}: the model knows {', '.join(known)}")
-            files = sorted(Path(folder).glob("*.png"))
-            if not files:
-                raise DualfaceError(f"{folder}: holds no face PNGs")
+            files = face_files(folder)
             evaluation.reconstruction[name] = reconstruction_quality(model, files, name)
     folder = Path(cfg.report) if cfg.report else Path(cfg.output).with_name(Path(cfg.output).stem + "-report")
     _, html_path = write_report(evaluation, strip, folder)

@@ -32,6 +32,7 @@ from PIL import Image
 
 from dualface.align import transform_points
 from dualface.alignments import read_face_record
+from dualface.data import face_files
 from dualface.errors import DualfaceError
 from dualface.files import atomic_write_bytes, ensure_writable_dir
 from dualface.landmarks import mouth_opening
@@ -89,11 +90,7 @@ def face_measures(record: dict) -> tuple[float, float, float, float]:
 def load_stats(folder: Path, name: str | None = None) -> FaceStats:
     """Measure every face PNG that `dualface extract` wrote into `folder` (only their records are read)."""
     folder = Path(folder)
-    if not folder.is_dir():
-        raise DualfaceError(f"{folder}: no such face folder")
-    files = sorted(folder.glob("*.png"))
-    if not files:
-        raise DualfaceError(f"{folder}: holds no face PNGs; run `dualface extract` into it first")
+    files = face_files(folder)
     values = []
     for path in files:
         try:
