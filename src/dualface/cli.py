@@ -340,6 +340,19 @@ def inspect_command(
     print(f"histograms: {output}")
 
 
+@app.command("ui")
+def ui_command(
+    workspace: Path = typer.Option(Path("dualface-studio"), "--workspace", "-w", help="Project folder it works in."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on (anything but loopback is reachable by others)."),
+    port: int = typer.Option(7860, help="Port to listen on."),
+    max_upload_mb: int = typer.Option(500, help="Largest upload accepted, MB."),
+) -> None:
+    """The web UI: footage, faces, training, conversion and evaluation from a browser."""
+    from dualface.ui import serve
+
+    serve(workspace, host=host, port=port, max_upload_mb=max_upload_mb)
+
+
 def _print_evaluation(ev) -> None:
     transfer = "n/a" if ev.identity_transfer is None else f"{ev.identity_transfer:.0%}"
     print(

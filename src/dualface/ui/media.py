@@ -1,0 +1,66 @@
+"""A browser-playable copy of an original video, to watch beside its conversion.
+
+Browsers play H.264 in MP4, but not most of what FFmpeg reads (GRID's MPEG-1, AVI, WMV...), so the UI shows
+an H.264 copy of the source next to the swap. The copy is the picture only (the swap beside it has the
+sound), and it is not labelled synthetic, because it is not. A job step: `python -m dualface.ui.media SOURCE
+COPY`.
+"""
+
+import os
+import sys
+import tempfile
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from dualface.errors import DamagedMediaError, DualfaceError
+from dualface.video import read_video
+
+
+def browser_copy(source: Path, target: Path, crf: int = 20) -> int:
+    """Re-encode `source` as H.264 (yuv420p, even size, same frame rate) into `target` atomically; returns
+    the number of frames written."""
+    with av.open(str(source)) as container:
+        stream_in = container.streams.video[0]
+        rate = Fraction(stream_in.average_rate or stream_in.guessed_rate or 25).limit_denominator(100000)
+        width, height = stream_in.width // 2 * 2, stream_in.height // 2 * 2  # yuv420p needs even sides
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=".mp4")
+    os.close(fd)
+    count = 0
+    try:
+        with av.open(tmp, "w", options={"movflags": "faststart"}) as out:  # playable before fully loaded
+            video = out.add_stream("libx264", rate=rate)
+            video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+            video.time_base = 1 / rate
+            video.options = {"crf": str(crf), "preset": "veryfast"}
+            try:
+                for _, frame in read_video(source):
+                    picture = av.VideoFrame.from_ndarray(frame[:height, :width], format="rgb24")
+                    picture.pts = count
+                    out.mux(video.encode(picture))
+                    count += 1
+            except DamagedMediaError:
+                pass  # every decodable frame was delivered; a preview copy needs no more
+            out.mux(video.encode(None))
+        os.replace(tmp, target)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return count
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2:
+        print("usage: python -m dualface.ui.media SOURCE COPY.mp4", file=sys.stderr)
+        return 2
+    try:
+        frames = browser_copy(Path(argv[0]), Path(argv[1]))
+    except (DualfaceError, av.error.FFmpegError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"browser copy of {argv[0]}: {frames} frames in {argv[1]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

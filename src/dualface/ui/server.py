@@ -1,0 +1,435 @@
+"""The web UI: one page over a project workspace (workspace.py), whose buttons start `dualface` commands as
+jobs (jobs.py) and whose script polls `/api/state` for what changed. The server holds no pipeline logic.
+
+Safety, for a server that runs commands and serves files: files are served only from inside the workspace;
+uploads are size-limited, must have a media extension and be readable as such, and get sanitised names;
+every POST must carry an `X-Dualface` header, which a page on another site cannot add without a CORS
+preflight this server never grants, so no other site can start jobs or upload through your browser.
+"""
+
+import ipaddress
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from dualface import __version__
+from dualface.errors import DualfaceError
+from dualface.ui import jobs
+from dualface.ui.workspace import (
+    SLOTS,
+    RequestError,
+    check_slot,
+    drop_face,
+    init_workspace,
+    inside,
+    list_faces,
+    list_footage,
+    model_step,
+    read_names,
+    store_upload,
+    training_progress,
+    write_names,
+)
+from dualface.video import VIDEO_EXTENSIONS
+
+HERE = Path(__file__).parent
+TEMPLATES = Jinja2Templates(directory=str(HERE / "templates"))
+STARTERS = Path(__file__).resolve().parents[3] / "models"  # the repository's starter weights (models/README.md)
+PRESETS = ("lite", "original", "hd")  # dualface.model.MODEL_PRESETS, without importing torch here
+MAX_FILES = 50  # per upload request
+
+
+@dataclass
+class Studio:
+    root: Path
+    max_upload_mb: int
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)  # runners this server started
+
+    def start(self, kind: str, label: str, commands: list[list[str]], **params: Any) -> str:
+        job, process = jobs.start(self.root, kind, label, commands, params)
+        self.processes[job.id] = process
+        return job.id
+
+    def running(self, kind: str, **params: Any) -> jobs.Job | None:
+        for job in jobs.list_jobs(self.root, self.processes):
+            if job.status == "running" and job.kind == kind and all(job.params.get(k) == v for k, v in params.items()):
+                return job
+        return None
+
+
+def _studio(request: Request) -> Studio:
+    return request.app.state.studio
+
+
+def _starters() -> list[str]:
+    """Weights a new model may start from (`dualface train --init`): chosen by name from this list only."""
+    return sorted(p.name for p in STARTERS.glob("*.safetensors")) if STARTERS.is_dir() else []
+
+
+# ---------------------------------------------------------------------------------------------------------
+# pages and state
+
+
+def index(request: Request) -> Response:
+    studio = _studio(request)
+    context = {
+        "workspace": str(studio.root),
+        "max_upload_mb": studio.max_upload_mb,
+        "version": __version__,
+        "starters": _starters(),
+    }
+    return TEMPLATES.TemplateResponse(request, "index.html", context)
+
+
+def state(request: Request) -> JSONResponse:
+    """Everything the page shows, in one poll."""
+    studio = _studio(request)
+    root = studio.root
+    all_jobs = jobs.list_jobs(root, studio.processes)
+    return JSONResponse(
+        {
+            "names": read_names(root),
+            "footage": {slot: list_footage(root, slot) for slot in SLOTS},
+            "faces": {slot: list_faces(root, slot) for slot in SLOTS},
+            "training": _training(root, all_jobs),
+            "conversions": _conversions(root, all_jobs),
+            "jobs": [_job_summary(root, job) for job in all_jobs[:30]],
+        }
+    )
+
+
+def _url(root: Path, path: Path) -> str | None:
+    """A /files URL for a workspace file, versioned by its mtime so a refreshed image is fetched again."""
+    if not path.is_file():
+        return None
+    return f"/files/{path.relative_to(root).as_posix()}?v={path.stat().st_mtime_ns}"
+
+
+def _training(root: Path, all_jobs: list[jobs.Job]) -> dict:
+    progress = training_progress(root / "model" / "training_log.csv") or {}
+    job = next((j for j in all_jobs if j.kind == "train"), None)
+    target = job.params.get("target") if job else None
+    step = progress.get("step", model_step(root))
+    rate = progress.get("steps_per_s")
+    running = bool(job and job.status == "running")
+    eta = (target - step) / rate if running and target and rate else None
+    return {
+        **progress,
+        "step": step,
+        "target": target,
+        "eta_s": eta,
+        "job": job.id if job else None,
+        "running": running,
+        "preview": _url(root, root / "model" / "preview.png"),
+        "loss_png": _url(root, root / "model" / "loss.png"),
+    }
+
+
+def _conversions(root: Path, all_jobs: list[jobs.Job]) -> list[dict]:
+    """Finished conversions, newest first, one per output file."""
+    found: dict[str, dict] = {}
+    for job in all_jobs:
+        output = job.params.get("output")
+        if job.kind != "convert" or job.status != "done" or output in found or not (root / output).is_file():
+            continue
+        report = (root / output).with_name(Path(output).stem + "-report") / "report.html"
+        found[output] = {
+            "job": job.id,
+            "label": job.label,
+            "output": _url(root, root / output),
+            "original": _url(root, root / job.params["original"]),
+            "report": _url(root, report),
+        }
+    return list(found.values())
+
+
+def _job_summary(root: Path, job: jobs.Job) -> dict:
+    if job.kind == "train" and job.status == "running":
+        step = (training_progress(root / "model" / "training_log.csv", points=1) or {}).get("step", 0)
+        progress = f"step {step} / {job.params.get('target')}"
+    elif job.kind == "extract" and job.status == "running" and job.params.get("slot") in SLOTS:
+        progress = f"{list_faces(root, job.params['slot'], limit=0)['count']} faces so far"
+    else:
+        progress = job.note or jobs.last_line(root, job.id)
+    return {
+        "id": job.id,
+        "kind": job.kind,
+        "label": job.label,
+        "status": job.status,
+        "progress": progress,
+        "created": job.created,
+        "ended": job.ended,
+        "returncode": job.returncode,
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------
+# files, uploads, faces
+
+
+def files(request: Request) -> Response:
+    """A file of the workspace, and nothing outside it (404 for what is missing, 403 for what is outside)."""
+    root = _studio(request).root
+    path = inside(root, request.path_params["path"])
+    if not path.is_file():
+        raise RequestError(f"{request.path_params['path']}: no such file", 404)
+    return FileResponse(path, headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"})
+
+
+async def upload(request: Request) -> JSONResponse:
+    """Multipart upload of one or more files into footage/<slot>/."""
+    studio = _studio(request)
+    slot = check_slot(request.path_params["slot"])
+    limit = studio.max_upload_mb * 2**20
+    # The declared length refuses an oversized upload before it is read; uvicorn never passes on more body
+    # than declared, and store_upload counts each file's bytes too.
+    length = request.headers.get("content-length", "")
+    if not length.isdigit():
+        raise RequestError("uploads need a Content-Length", 411)
+    if int(length) > limit:
+        raise RequestError(f"upload of {int(length) / 2**20:.1f} MB is over the {studio.max_upload_mb} MB limit", 413)
+    async with request.form(max_files=MAX_FILES, max_fields=10) as form:
+        uploads = [item for item in form.getlist("files") if not isinstance(item, str)]
+        if not uploads:
+            raise RequestError("no file in the upload (the form field is 'files')")
+        stored = []
+        for item in uploads:
+            path = await run_in_threadpool(store_upload, studio.root, slot, item.filename or "", item.file, limit)
+            stored.append(path.name)
+    return JSONResponse({"stored": stored})
+
+
+async def set_names(request: Request) -> JSONResponse:
+    body = await _body(request)
+    return JSONResponse({"names": write_names(_studio(request).root, body)})
+
+
+def drop(request: Request) -> JSONResponse:
+    drop_face(_studio(request).root, check_slot(request.path_params["slot"]), request.path_params["name"])
+    return JSONResponse({"dropped": request.path_params["name"]})
+
+
+# ---------------------------------------------------------------------------------------------------------
+# starting and stopping jobs
+
+
+async def start_extract(request: Request) -> JSONResponse:
+    studio = _studio(request)
+    body = await _body(request)
+    every = _int(body, "every", 1, 1, 1000)
+    size = _int(body, "size", 256, 64, 1024)
+    names = read_names(studio.root)
+    started = []
+    for slot in SLOTS:
+        if not list_footage(studio.root, slot):
+            continue
+        if studio.running("extract", slot=slot):
+            raise RequestError(f"extraction of {names[slot]} is already running", 409)
+        command = jobs.dualface_command(
+            "extract", f"footage/{slot}", "-o", f"faces/{slot}", "--every", str(every), "--size", str(size)
+        )
+        started.append(studio.start("extract", f"extract faces of {names[slot]}", [command], slot=slot))
+    if not started:
+        raise RequestError("upload footage of A or B first")
+    return JSONResponse({"jobs": started})
+
+
+async def start_train(request: Request) -> JSONResponse:
+    studio = _studio(request)
+    root = studio.root
+    body = await _body(request)
+    steps = _int(body, "steps", 1000, 1, 10_000_000)
+    batch_size = _int(body, "batch_size", 16, 1, 1024)
+    preview_every = _int(body, "preview_every", 25, 1, 1_000_000)
+    preset = str(body.get("preset", "lite"))
+    if preset not in PRESETS:
+        raise RequestError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}")
+    init = str(body.get("init") or "")
+    if init and init not in _starters():
+        raise RequestError(f"no starter weights named {init!r}")
+    if job := studio.running("train"):
+        raise RequestError(f"training is already running (job {job.id})", 409)
+    if studio.running("extract"):
+        raise RequestError("extraction is still running: train when it has finished", 409)
+    names = read_names(root)
+    for slot in SLOTS:
+        if not list_faces(root, slot, limit=0)["count"]:
+            raise RequestError(f"no faces of {names[slot]} yet: upload footage and extract faces first")
+    start_step = model_step(root)
+    target = start_step + steps  # --iterations counts from step 0, and a resumed model is past it
+    command = jobs.dualface_command(
+        "train", "faces/a", "faces/b", "-m", "model", "--name", names["a"], "--name", names["b"],
+        "--preset", preset, "--batch-size", str(batch_size), "--iterations", str(target),
+        "--preview-every", str(preview_every),
+    )  # fmt: skip
+    label = f"train {names['a']} <-> {names['b']} to step {target}"
+    if start_step:
+        command.append("--resume")  # the model continues; a starter only seeds a new one
+    elif init:
+        command += ["--init", str(STARTERS / init)]
+        label += f" from {init}"
+    job_id = studio.start("train", label, [command], target=target, batch_size=batch_size)
+    return JSONResponse({"job": job_id})
+
+
+async def start_convert(request: Request) -> JSONResponse:
+    studio = _studio(request)
+    root = studio.root
+    body = await _body(request)
+    slot, _, name = str(body.get("video", "")).partition("/")
+    check_slot(slot)
+    source = inside(root, f"footage/{slot}/{name}")
+    is_video = source.suffix.lower() in VIDEO_EXTENSIONS
+    if source.parent != root / "footage" / slot or not source.is_file() or not is_video:
+        raise RequestError(f"footage/{slot}/{name}: no such uploaded video")
+    if not model_step(root) and not (root / "model" / "best.safetensors").exists():
+        raise RequestError("no trained model yet: train first")
+    names = read_names(root)
+    to = names["b" if slot == "a" else "a"]
+    base = f"{slot}-{name.replace('.', '_')}"  # keeps clip.mp4 and clip.mov apart
+    output, original = f"convert/{base}-to-{to}.mp4", f"convert/{base}-original.mp4"
+    commands = []
+    if not (root / original).exists():
+        commands.append([sys.executable, "-m", "dualface.ui.media", f"footage/{slot}/{name}", original])
+    commands.append(jobs.dualface_command("convert", f"footage/{slot}/{name}", "-m", "model", "--to", to, "-o", output))
+    job_id = studio.start(
+        "convert", f"convert {name} ({names[slot]}) to {to}", commands,
+        source=f"footage/{slot}/{name}", output=output, original=original, to=to,
+    )  # fmt: skip
+    return JSONResponse({"job": job_id})
+
+
+async def start_evaluate(request: Request) -> JSONResponse:
+    studio = _studio(request)
+    root = studio.root
+    body = await _body(request)
+    embed_frames = _int(body, "embed_frames", 100, 1, 100_000)
+    conversion = jobs.load(root, str(body.get("conversion", "")))
+    if conversion.kind != "convert" or not (root / conversion.params["output"]).is_file():
+        raise RequestError(f"job {conversion.id} made no video to evaluate")
+    p = conversion.params
+    command = jobs.dualface_command(
+        "evaluate", p["source"], p["output"], "-m", "model", "--to", p["to"], "--embed-frames", str(embed_frames)
+    )
+    job_id = studio.start("evaluate", f"evaluate {Path(p['output']).name}", [command], conversion=conversion.id)
+    return JSONResponse({"job": job_id})
+
+
+def job_log(request: Request) -> PlainTextResponse:
+    return PlainTextResponse(jobs.log_tail(_studio(request).root, request.path_params["job"]))
+
+
+def cancel_job(request: Request) -> JSONResponse:
+    studio = _studio(request)
+    jobs.cancel(studio.root, request.path_params["job"], studio.processes)
+    return JSONResponse({"cancelling": request.path_params["job"]})
+
+
+async def _body(request: Request) -> dict:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise RequestError("the request body is not JSON") from None
+    if not isinstance(body, dict):
+        raise RequestError("the request body must be a JSON object")
+    return body
+
+
+def _int(body: dict, key: str, default: int, low: int, high: int) -> int:
+    value = body.get(key, default)
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise RequestError(f"{key} must be a whole number, not {value!r}") from None
+    if not low <= number <= high:
+        raise RequestError(f"{key} must be between {low} and {high}, not {number}")
+    return number
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the app
+
+
+def _error(request: Request, error: Exception) -> JSONResponse:
+    return JSONResponse({"error": str(error)}, status_code=getattr(error, "status", 400))
+
+
+class _RequireHeader:
+    """Refuse POSTs without the X-Dualface header (see the module docstring: cross-site requests)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        changes = scope["type"] == "http" and scope["method"] not in ("GET", "HEAD")
+        if changes and not any(name == b"x-dualface" for name, _ in scope["headers"]):
+            response = JSONResponse({"error": "requests that change things need the X-Dualface header"}, 403)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def create_app(workspace: Path, max_upload_mb: int = 500) -> Starlette:
+    """The web UI's ASGI app over `workspace` (created with its layout if missing)."""
+    if max_upload_mb < 1:
+        raise DualfaceError(f"max upload must be at least 1 MB, not {max_upload_mb}")
+    routes = [
+        Route("/", index),
+        Route("/api/state", state),
+        Route("/api/names", set_names, methods=["POST"]),
+        Route("/api/upload/{slot}", upload, methods=["POST"]),
+        Route("/api/faces/{slot}/{name}/drop", drop, methods=["POST"]),
+        Route("/api/extract", start_extract, methods=["POST"]),
+        Route("/api/train", start_train, methods=["POST"]),
+        Route("/api/convert", start_convert, methods=["POST"]),
+        Route("/api/evaluate", start_evaluate, methods=["POST"]),
+        Route("/api/jobs/{job}/log", job_log),
+        Route("/api/jobs/{job}/cancel", cancel_job, methods=["POST"]),
+        Route("/files/{path:path}", files),
+        Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
+    ]
+    app = Starlette(routes=routes, middleware=[Middleware(_RequireHeader)], exception_handlers={DualfaceError: _error})
+    app.state.studio = Studio(init_workspace(workspace), max_upload_mb)
+    return app
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(workspace: Path, host: str = "127.0.0.1", port: int = 7860, max_upload_mb: int = 500) -> None:
+    """Run the web UI until Ctrl-C. Jobs it started keep running after it stops."""
+    import uvicorn
+
+    app = create_app(workspace, max_upload_mb)
+    served: ASGIApp = app
+    if _loopback(host):
+        # Only requests addressed to this machine by name: a web page whose domain an attacker re-points
+        # at 127.0.0.1 (DNS rebinding) sends its own Host header and is refused.
+        served = TrustedHostMiddleware(app, allowed_hosts=["localhost", "127.0.0.1", "[::1]", host])
+    else:
+        print(
+            f"warning: listening on {host}, not on this machine only: anyone who can reach port {port} can see "
+            "the workspace's files and run jobs (there is no login)"
+        )
+    shown = f"[{host}]" if ":" in host else host
+    print(f"dualface studio on http://{shown}:{port}/ (workspace {app.state.studio.root}); Ctrl-C stops it")
+    uvicorn.run(served, host=host, port=port, log_level="warning")

@@ -1,0 +1,347 @@
+"""The web UI: HTTP tests of its safety rules and jobs, and one browser test of the whole workflow.
+
+The browser test drives Debian's Chromium (/usr/bin/chromium) through Playwright's Python client against
+a real server on a free port: upload, extract, drop a face, train, convert, play the result, evaluate. It
+is skipped, with the reason, where Chromium or Playwright is missing. Set DUALFACE_SCREENSHOTS=docs to
+write the screenshots of the main screens into docs/ (by default they go to the test's temporary folder).
+"""
+
+import json
+import os
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from starlette.testclient import TestClient
+
+from conftest import OTHER, S1
+from dualface.ui import create_app
+from dualface.ui import jobs as ui_jobs
+from dualface.ui.workspace import sanitize_filename, training_progress
+
+CHROMIUM = Path("/usr/bin/chromium")
+HEADERS = {"X-Dualface": "1"}
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    return tmp_path / "project"
+
+
+@pytest.fixture
+def client(workspace: Path) -> TestClient:
+    with TestClient(create_app(workspace, max_upload_mb=1)) as test_client:
+        yield test_client
+
+
+def _upload(client: TestClient, slot: str, name: str, data: bytes, headers: dict | None = HEADERS):
+    return client.post(f"/api/upload/{slot}", files=[("files", (name, data))], headers=headers)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# files: only from inside the workspace
+
+
+def test_files_outside_the_workspace_are_refused(client: TestClient, workspace: Path, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("do not serve me")
+    (workspace / "convert" / "inside.txt").write_text("fine")
+    (workspace / "convert" / "link.txt").symlink_to(secret)
+
+    assert client.get("/files/convert/inside.txt").text == "fine"
+    attempts = {
+        "/files/%2e%2e/secret.txt": 403,  # ../ escaped, so no client or proxy folds it away
+        "/files/convert/..%2F..%2Fsecret.txt": 403,
+        "/files/%2Ftmp%2Fsecret.txt": 403,  # an absolute path
+        "/files/convert/link.txt": 403,  # a symlink out of the workspace
+        "/files/../secret.txt": 404,  # folded to /secret.txt by the client: no such route
+        "/files/convert/missing.txt": 404,
+        "/files/convert/%00.txt": 404,
+    }
+    for url, status in attempts.items():
+        response = client.get(url)
+        assert response.status_code == status, url
+        assert "do not serve me" not in response.text
+    # Deleting through the face endpoint is held to the same rule.
+    response = client.post("/api/faces/a/..%2F..%2Fconvert%2Finside.txt/drop", headers=HEADERS)
+    assert response.status_code in (403, 404)
+    assert (workspace / "convert" / "inside.txt").exists()
+
+
+def test_changes_need_the_header(client: TestClient) -> None:
+    response = client.post("/api/names", json={"a": "x", "b": "y"})
+    assert response.status_code == 403
+    assert "X-Dualface" in response.json()["error"]
+    assert client.post("/api/names", json={"a": "x", "b": "y"}, headers=HEADERS).json() == {
+        "names": {"a": "x", "b": "y"}
+    }
+    assert client.post("/api/names", json={"a": "same", "b": "same"}, headers=HEADERS).status_code == 400
+    assert client.post("/api/names", json={"a": "no spaces", "b": "y"}, headers=HEADERS).status_code == 400
+    assert client.post("/api/names", json={"a": "--help", "b": "y"}, headers=HEADERS).status_code == 400
+
+
+# ---------------------------------------------------------------------------------------------------------
+# uploads: size, type, names
+
+
+def test_upload_size_limit(client: TestClient, workspace: Path) -> None:
+    response = _upload(client, "a", "big.mpg", b"\0" * (3 * 2**19))  # 1.5 MB against a 1 MB limit
+    assert response.status_code == 413
+    assert "1 MB limit" in response.json()["error"]
+    assert not any((workspace / "footage" / "a").iterdir())
+
+
+def test_upload_type_checks(client: TestClient, workspace: Path, tmp_path: Path) -> None:
+    response = _upload(client, "a", "notes.txt", b"hello")
+    assert response.status_code == 415
+    assert "allowed extensions" in response.json()["error"]
+
+    response = _upload(client, "a", "fake.mp4", b"this is text, not a video" * 100)
+    assert response.status_code == 415
+    assert response.json()["error"].startswith("fake.mp4: not a video PyAV can open")
+
+    response = _upload(client, "b", "fake.png", b"\x89PNG not really")
+    assert response.status_code == 415
+    assert response.json()["error"].startswith("fake.png: not an image Pillow can open")
+    assert not any((workspace / "footage" / "a").iterdir())
+    assert not any((workspace / "footage" / "b").iterdir())
+    assert not any((workspace / "footage" / ".incoming").iterdir())  # nothing left half-received
+
+    response = _upload(client, "a", "../../My Clip (1).mpg", S1.read_bytes())
+    assert response.status_code == 200, response.text
+    assert response.json() == {"stored": ["My_Clip_1_.mpg"]}
+    photo = tmp_path / "photo.jpg"
+    Image.new("RGB", (32, 24), (200, 150, 100)).save(photo)
+    assert _upload(client, "b", "photo.JPG", photo.read_bytes()).json() == {"stored": ["photo.jpg"]}
+    footage = client.get("/api/state").json()["footage"]
+    assert [f["name"] for f in footage["a"]] == ["My_Clip_1_.mpg"]
+    assert footage["b"][0]["kind"] == "image"
+    assert client.get("/files/footage/a/My_Clip_1_.mpg").content == S1.read_bytes()
+    assert _upload(client, "c", "x.mpg", b"").status_code == 404
+
+
+def test_sanitize_filename() -> None:
+    assert sanitize_filename("../../etc/passwd") == "passwd"
+    assert sanitize_filename("C:\\Users\\me\\Vidéo été.MP4") == "Video_ete.mp4"
+    assert sanitize_filename("--help.mp4") == "help.mp4"
+    assert sanitize_filename(".hidden.png") == "hidden.png"
+    assert sanitize_filename("") == "upload"
+    assert len(sanitize_filename("x" * 300 + ".mp4")) == 100
+
+
+# ---------------------------------------------------------------------------------------------------------
+# jobs
+
+
+def _wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := predicate():
+            return result
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_jobs_run_list_and_cancel(client: TestClient, workspace: Path) -> None:
+    studio = client.app.state.studio
+    python = [sys.executable, "-c"]
+    done = studio.start("check", "prints", [[*python, "print('hello from the job')"], [*python, "print('two')"]])
+    failed = studio.start("check", "fails", [[*python, "raise SystemExit(3)"], [*python, "print('never')"]])
+    slow = studio.start("check", "sleeps", [[*python, "import time; time.sleep(60)"]])
+
+    def status(job_id: str) -> dict:
+        return next(j for j in client.get("/api/state").json()["jobs"] if j["id"] == job_id)
+
+    _wait_for(lambda: status(done)["status"] == "done", 20, "the job to finish")
+    _wait_for(lambda: status(failed)["status"] == "failed", 20, "the job to fail")
+    assert status(failed)["returncode"] == 3
+    log = client.get(f"/api/jobs/{done}/log").text
+    assert "hello from the job" in log and "two" in log and log.startswith("$ ")
+    assert "never" not in client.get(f"/api/jobs/{failed}/log").text
+    assert status(done)["progress"] == "two"  # the command's last words, not the runner's
+
+    _wait_for(lambda: ui_jobs.load(workspace, slow).pid, 20, "the runner to start")
+    assert client.post(f"/api/jobs/{slow}/cancel", headers=HEADERS).status_code == 200
+    _wait_for(lambda: status(slow)["status"] == "cancelled", 20, "the job to be cancelled")
+    record = json.loads((workspace / "jobs" / f"{slow}.json").read_text())
+    with pytest.raises(ProcessLookupError):  # the whole process group is gone
+        os.killpg(record["pid"], 0)
+    assert client.post(f"/api/jobs/{slow}/cancel", headers=HEADERS).status_code == 409
+    assert client.get("/api/jobs/../../etc/log").status_code == 404
+    assert client.get("/api/jobs/nope/log").status_code == 404
+
+
+def test_jobs_refuse_what_cannot_run(client: TestClient) -> None:
+    assert "upload footage" in client.post("/api/extract", json={}, headers=HEADERS).json()["error"]
+    assert "no faces" in client.post("/api/train", json={"steps": 4}, headers=HEADERS).json()["error"]
+    response = client.post("/api/train", json={"steps": "many"}, headers=HEADERS)
+    assert response.json()["error"] == "steps must be a whole number, not 'many'"
+    response = client.post("/api/convert", json={"video": "a/../../x.mpg"}, headers=HEADERS)
+    assert response.status_code in (400, 403)
+
+
+def test_training_progress_reads_the_current_run(tmp_path: Path) -> None:
+    log = tmp_path / "training_log.csv"
+    rows = ["step,seconds,lr,loss_a,loss_b,egs_per_s", "1,1.0,1e-5,0.5,0.6,8", "2,2.0,2e-5,0.4,0.5,8"]
+    rows += ["3,0.5,3e-5,0.3,0.4,10", "4,1.0,4e-5,0.2,0.3,12", "5,1.5,5e-5"]  # resumed; the last row half-written
+    log.write_text("\n".join(rows) + "\n")
+    progress = training_progress(log)
+    assert progress["step"] == 4
+    assert progress["steps_per_s"] == pytest.approx(2.0)  # steps 3->4 in 0.5 s, not across the restart
+    assert progress["losses"] == {"a": 0.2, "b": 0.3}
+    assert progress["series"]["steps"] == [1, 2, 3, 4]
+    assert training_progress(tmp_path / "missing.csv") is None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the browser test
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def live_server(workspace: Path):
+    """The UI served by uvicorn on a free localhost port, in a thread of this process."""
+    import uvicorn
+
+    app = create_app(workspace)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=_free_port(), log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    _wait_for(lambda: server.started, 10, "the server to start")
+    yield f"http://127.0.0.1:{server.config.port}"
+    for job in ui_jobs.list_jobs(workspace, app.state.studio.processes):
+        if job.status == "running":
+            ui_jobs.cancel(workspace, job.id, app.state.studio.processes)
+    server.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture
+def sync_playwright():
+    """Playwright's entry point, or a skip that says what is missing (before any server is started)."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"no browser: {CHROMIUM} is missing (Debian: apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("no browser driver: the playwright module is missing (pip install -e '.[dev]')")
+    return sync_playwright
+
+
+JOBS_DONE = """([kind, count]) => {
+    const rows = document.querySelectorAll(`#jobs-table tr[data-kind=${kind}]`);
+    const failed = [...rows].find((r) => r.dataset.status === "failed" || r.dataset.status === "cancelled");
+    if (failed) return "failed: " + failed.querySelector(".progress").textContent;
+    return [...rows].filter((r) => r.dataset.status === "done").length >= count;
+}"""
+
+PLAYS = """async (selector) => {
+    const video = document.querySelector(selector);
+    const ready = video.readyState;
+    video.muted = true;  // autoplay without a user gesture is allowed for muted media only
+    await video.play();
+    const start = video.currentTime;
+    await new Promise((resolve) => setTimeout(resolve, 800));
+    video.pause();
+    return {ready, start, end: video.currentTime, error: video.error && video.error.message,
+            width: video.videoWidth, duration: video.duration};
+}"""
+
+
+def _wait_jobs(page, kind: str, count: int = 1, timeout_s: float = 60) -> None:
+    result = page.wait_for_function(JOBS_DONE, arg=[kind, count], timeout=timeout_s * 1000).json_value()
+    assert result is True, f"{kind} job {result}"
+
+
+@pytest.mark.slow
+def test_browser_workflow(sync_playwright, live_server: str, workspace: Path, tmp_path: Path) -> None:
+    shots = Path(os.environ.get("DUALFACE_SCREENSHOTS") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1100, "height": 900})
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(live_server)
+
+            # 1. names and footage
+            page.fill("#name-a", "s1")
+            page.fill("#name-b", "brbk7n")
+            page.click("#names-form button")
+            page.wait_for_selector("#message.info:has-text('A is s1')")
+            for slot, clip in (("a", S1), ("b", OTHER)):
+                page.set_input_files(f"#upload-{slot}", str(clip))
+                page.click(f"form.upload[data-slot={slot}] button")
+                page.wait_for_selector(f"#footage-{slot} li:has-text('{clip.name}')")
+            page.locator("#footage-section").screenshot(path=str(shots / "ui-footage.png"))
+
+            # 2. extraction, and dropping a face
+            page.fill("#extract-form input[name=every]", "5")
+            page.fill("#extract-form input[name=size]", "128")
+            page.click("#extract-start")
+            _wait_jobs(page, "extract", 2)
+            page.wait_for_function("document.querySelectorAll('#faces-b .tile').length == 15")
+            page.wait_for_function("document.querySelectorAll('#faces-a .tile').length == 15")
+            dropped = page.get_attribute("#faces-a .tile:first-child .drop", "data-name")
+            page.click("#faces-a .tile:first-child .drop")
+            page.wait_for_function("document.getElementById('faces-count-a').textContent == '14'")
+            assert not (workspace / "faces" / "a" / dropped).exists()
+            assert page.locator("#faces-a .tile").count() == 14
+            page.locator("#faces-section").screenshot(path=str(shots / "ui-faces.png"))
+
+            # 3. training a few steps
+            page.fill("#train-form input[name=steps]", "3")
+            page.fill("#train-form input[name=batch_size]", "2")
+            starter = "starter-lite-grid.safetensors"  # the repository's, for s1 and brbk7n: a real swap in 3 steps
+            if page.locator(f"#train-init option[value='{starter}']").count():
+                page.select_option("#train-init", starter)
+            page.click("#train-start")
+            page.wait_for_selector("#train-stop:enabled")  # it runs, and can be stopped
+            _wait_jobs(page, "train")
+            page.wait_for_function("document.getElementById('train-step').textContent == '3'")
+            page.wait_for_function("document.getElementById('preview').naturalWidth > 0")
+            page.wait_for_function("document.querySelectorAll('#loss-chart polyline').length == 2")
+            assert "s1" in page.text_content("#train-losses") and "brbk7n" in page.text_content("#train-losses")
+            page.locator("#training-section").screenshot(path=str(shots / "ui-training.png"))
+
+            # 4. conversion, and both videos play in the page
+            page.select_option("#convert-video", "a/bbaf2n.mpg")
+            page.click("#convert-start")
+            _wait_jobs(page, "convert")
+            page.wait_for_selector("#conversions video.swap")
+            for selector in ("#conversions video.swap", "#conversions video.original"):
+                page.wait_for_function(f"document.querySelector('{selector}').readyState >= 2", timeout=10_000)
+                played = page.evaluate(PLAYS, selector)
+                assert played["error"] is None, played
+                assert played["ready"] >= 2 and played["width"] == 360, played
+                assert played["end"] > played["start"], played  # time advanced: it decodes and plays
+            page.evaluate("document.querySelectorAll('video').forEach((v) => { v.currentTime = 1.0; })")
+            page.wait_for_timeout(300)  # the seek's frame is painted before the screenshot
+            page.locator("#convert-section").screenshot(path=str(shots / "ui-convert.png"))
+
+            # 5. evaluation, and its report
+            page.fill("#evaluate-form input[name=embed_frames]", "5")
+            page.click("#evaluate-start")
+            _wait_jobs(page, "evaluate")
+            report = page.wait_for_selector("#reports a.report")
+            page.click(".show-log[data-job^=evaluate]")
+            page.wait_for_selector("#log:has-text('report:')")
+            page.locator("#evaluate-section").screenshot(path=str(shots / "ui-evaluate.png"))
+            page.locator("#jobs-section").screenshot(path=str(shots / "ui-jobs.png"))
+            report_page = browser.new_page()
+            assert report_page.goto(live_server + report.get_attribute("href")).ok
+            assert "identity" in report_page.content().lower()
+            assert errors == []
+        finally:
+            browser.close()
+    assert (workspace / "convert" / "a-bbaf2n_mpg-to-brbk7n.mp4").is_file()
