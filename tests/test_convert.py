@@ -207,3 +207,20 @@ def test_cli_errors_are_one_line(tiny_model, tmp_path):
         dualface("convert", str(S1), "-m", str(tiny_model), "--to", "brbk7n", "-o", str(tmp_path / "o.avi")), ".avi"
     )
     one_line_error(dualface("convert", str(S1), "-m", str(tiny_model), "--to", "nobody", "-o", "x.mp4"), "nobody")
+
+
+def test_odd_sized_video_and_partial_alignments(tiny_model, tmp_path, s1_frames):
+    odd = tmp_path / "odd.mkv"
+    with av.open(str(odd), "w") as container:  # ffv1 takes odd sides, which H.264 in yuv420p cannot
+        stream = container.add_stream("ffv1", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 359, 287, "yuv444p"
+        for frame in s1_frames[:10]:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame[:287, :359].copy(), format="rgb24")))
+        container.mux(stream.encode())
+    summary = run(tiny_model, odd, tmp_path / "odd_swap.mp4")
+    assert summary.faces_swapped == 10
+    with av.open(str(tmp_path / "odd_swap.mp4")) as out:
+        assert (out.streams.video[0].width, out.streams.video[0].height) == (360, 288)
+    extract(ExtractConfig(inputs=[S1], output=tmp_path / "sparse", every=5, progress=False))
+    with pytest.raises(DualfaceError, match="does not cover every frame"):
+        run(tiny_model, S1, tmp_path / "x.mp4", alignments=tmp_path / "sparse" / f"{S1.stem}.alignments.json")

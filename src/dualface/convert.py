@@ -88,6 +88,8 @@ class ConvertConfig:
             raise DualfaceError("--smooth-weight must be in (0, 1]")
         if self.batch < 1:
             raise DualfaceError("--batch must be at least 1")
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise DualfaceError(f"--device {self.device}: this torch build or machine has no CUDA GPU")
 
 
 @dataclass
@@ -148,6 +150,10 @@ def _aligned_faces(source: Source, path: Path) -> Iterator[tuple]:
     alignments = load_alignments(path)
     if Path(alignments["source"]["path"]).resolve() != source.path.resolve():
         raise DualfaceError(f"{path} holds the faces of {alignments['source']['path']}, not of {source.path}")
+    if not alignments.get("complete") or alignments["settings"].get("every", 1) != 1:
+        raise DualfaceError(
+            f"{path} does not cover every frame (interrupted, or extracted with --every); convert without it"
+        )
     by_index = {entry["index"]: entry["faces"] for entry in alignments["frames"]}
     for index, frame in prefetch(read_frames(source)):
         faces = [
@@ -350,6 +356,11 @@ def convert(cfg: ConvertConfig) -> ConvertSummary:
         ensure_writable_dir(cfg.output.parent if single else cfg.output)
         if not single and any(f.resolve().parent == cfg.output.resolve() for f in source.files):
             raise DualfaceError(f"{cfg.output}: the output folder must not be the input folder")
+        stems = [f.stem for f in source.files]
+        if len(set(stems)) < len(stems):
+            raise DualfaceError(
+                f"{cfg.input}: two images share a name (e.g. a.jpg and a.png); their outputs would clash"
+            )
         fps, total = 25.0, len(source.files)
     else:
         ensure_writable_dir(cfg.output.parent)
@@ -374,11 +385,24 @@ def convert(cfg: ConvertConfig) -> ConvertSummary:
 
     try:
         if images_out:
-            written: list[tuple[Path, Frame]] = []
-            results(lambda index, out: written.append((_image_path(cfg, source, index), out)))
-            _check_swapped(summary, source)
-            for path, out in written:
-                write_image(path, out)
+            # Written as they come (a folder of photos need not fit in memory) under hidden names, and given
+            # their real names only once the run has found faces.
+            written: list[tuple[Path, Path]] = []
+
+            def keep(index: int, out: Frame) -> None:
+                path = _image_path(cfg, source, index)
+                hidden = path.with_name(f".{path.stem}.dualface-partial{path.suffix}")
+                write_image(hidden, out)
+                written.append((hidden, path))
+
+            try:
+                results(keep)
+                _check_swapped(summary, source)
+                for hidden, path in written:
+                    hidden.replace(path)
+            finally:
+                for hidden, _ in written:
+                    hidden.unlink(missing_ok=True)
         else:
             with video_writer(cfg.output, source.path, cfg.crf, cfg.preset) as write:
                 results(lambda index, out: write(out))

@@ -86,8 +86,13 @@ def run_demo(cfg: DemoConfig, log=print) -> DemoResult:
         raise DualfaceError(f"{cfg.starter}: starter weights not found (pass --from-scratch to train without them)")
     how = f"from the starter weights {Path(cfg.starter).name}" if cfg.starter else "from random weights"
     log(f"[2/4] training lite for {cfg.iterations} steps {how}")
-    if model.exists():  # a demo run is self-contained: start its model afresh
+    marker = model / ".dualface-demo"
+    if model.exists():  # a demo run is self-contained: start its model afresh, but never delete anything else
+        if not marker.exists():
+            raise DualfaceError(f"{model} exists and was not made by the demo; choose another --output")
         shutil.rmtree(model)
+    model.mkdir(parents=True)
+    marker.touch()
     trained = train(
         TrainConfig(
             faces=[faces[SOURCE], faces[TARGET]],

@@ -27,7 +27,7 @@ from dualface.model import Autoencoder
 from dualface.pose import eye_opening, head_pose
 from dualface.prefetch import prefetch
 from dualface.track import FaceTracker, TrackerConfig
-from dualface.video import probe_video, read_video
+from dualface.video import count_frames, probe_video, read_video
 
 MEASURE_SIZE = 256  # faces are upscaled to this before landmarks are found on them
 STRIP_FRAMES = 6  # source/output pairs shown in the report
@@ -189,6 +189,9 @@ def evaluate_video(
     info, out_info = probe_video(source), probe_video(output)
     if (info.width, info.height) != (out_info.width, out_info.height):
         raise DualfaceError(f"{output} is {out_info.width}x{out_info.height}, its source {info.width}x{info.height}")
+    source_frames, output_frames = count_frames(source), count_frames(output)
+    if source_frames != output_frames:
+        raise DualfaceError(f"{output} has {output_frames} frames, its source {source_frames}: not a conversion of it")
     tracker = FaceTracker(TrackerConfig(embed_every=0), fps=info.fps)
     step = max(1, info.frame_count // max(embed_frames, 1)) if embed_frames else 0
     target_emb, source_emb = embeddings.get(target), embeddings.get(source_identity) if source_identity else None

@@ -225,6 +225,8 @@ def inspect_sets(
     log.info("%s: %d faces, %s: %d faces, %d gap(s)", a.name, len(a), b.name, len(b), len(gaps))
     if output_png is not None:
         output_png = Path(output_png)
+        if output_png.is_dir() or output_png.suffix.lower() != ".png":
+            raise DualfaceError(f"{output_png}: give a .png file name for the chart")
         ensure_writable_dir(output_png.parent)
         plot_coverage(a, b, gaps, output_png)
     return a, b, gaps

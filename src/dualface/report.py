@@ -17,7 +17,7 @@ from PIL import Image
 
 from dualface import __version__
 from dualface.evaluate import VideoEvaluation
-from dualface.files import atomic_write_bytes
+from dualface.files import atomic_write_bytes, ensure_writable_dir
 from dualface.identity import SAME_PERSON
 from dualface.provenance import SYNTHETIC_NOTICE
 
@@ -88,8 +88,7 @@ def _row(name: str, value, target: str = "", good: bool | None = None) -> str:
 
 def write_report(ev: VideoEvaluation, strip: list, folder: Path) -> tuple[Path, Path]:
     """report.json (everything, per frame included) and report.html in `folder`."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = ensure_writable_dir(Path(folder))
     data = {"tool": f"dualface {__version__}", **ev.headline(), "per_frame": [asdict(s) for s in ev.per_frame]}
     json_path, html_path = folder / "report.json", folder / "report.html"
     atomic_write_bytes(json_path, (json.dumps(data, indent=1) + "\n").encode(), fsync=False)
@@ -97,13 +96,19 @@ def write_report(ev: VideoEvaluation, strip: list, folder: Path) -> tuple[Path, 
     transfer = "n/a" if ev.identity_transfer is None else f"{ev.identity_transfer:.0%}"
     rows = [
         _row(
-            "Identity transfer (frames closer to the target than to the source identity)",
+            "Identity transfer (frames closer to the target than to the source identity)"
+            if ev.source_identity
+            else f"Identity transfer (frames within {SAME_PERSON} of the target: no source identity given)",
             transfer,
             ">= 80%",
             None if ev.identity_transfer is None else ev.identity_transfer >= TARGETS["identity_transfer"],
         ),
         _row(f"Mean embedding distance to {ev.target}", _fmt(ev.mean_to_target), f"< {SAME_PERSON}: same person"),
-        _row(f"Mean embedding distance to {ev.source_identity}", _fmt(ev.mean_to_source), "larger is better"),
+        *(
+            [_row(f"Mean embedding distance to {ev.source_identity}", _fmt(ev.mean_to_source), "larger is better")]
+            if ev.source_identity
+            else []
+        ),
         _row("Mouth opening, source vs output (Pearson r)", f"{ev.mouth_r:.2f}", ">= 0.5", ev.mouth_r >= 0.5),
         _row("Eye opening, source vs output (Pearson r)", f"{ev.eyes_r:.2f}", "higher is better"),
         _row("Landmark error / inter-ocular distance", f"{ev.landmark_error:.3f}", "0 = same shape"),

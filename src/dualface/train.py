@@ -277,7 +277,10 @@ def train(cfg: TrainConfig) -> TrainSummary:
         model.load_state_dict(_renamed(start_from, cfg.names))
     if resume_from:
         model.load_state_dict(resume_from.model)
-        optimizer.load_state_dict(resume_from.optimizer)
+        try:
+            optimizer.load_state_dict(resume_from.optimizer)
+        except ValueError:
+            raise DualfaceError("--resume: the checkpoint trained other parts (repeat the run's --freeze)") from None
         if resume_from.rng is not None:
             torch.set_rng_state(resume_from.rng)
         step = resume_from.step
@@ -319,6 +322,8 @@ def train(cfg: TrainConfig) -> TrainSummary:
     ema: dict[str, float] = {}
     stopped_by, start_step, started = "interrupted", step, time.perf_counter()
     best_eval = -math.inf
+    if resume_from and cfg.best_by != "loss" and (cfg.model_dir / "best.safetensors").exists():
+        best_eval = load_checkpoint(cfg.model_dir / "best.safetensors").meta.get("best_score", -math.inf)
     if ctx.main and cfg.eval_every and step == 0:  # where training starts from: the figure to beat
         best_eval = _evaluate(model, held_out, sets, cfg, step, writer, best_eval, meta_base)
     # The state to roll back to on a non-finite loss when no checkpoint exists yet.

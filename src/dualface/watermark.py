@@ -112,8 +112,13 @@ class Verification:
     def marked(self) -> bool:
         return bool(self.frames) and self.found >= len(self.frames) / 2
 
+    too_small: bool = False  # frames under MIN_SIDE carry no mark: only the metadata can say
+
     @property
     def verdict(self) -> str:
+        if self.too_small:
+            label = "says synthetic" if self.metadata else "says nothing"
+            return f"frames under {MIN_SIDE} px carry no watermark; the metadata {label}"
         return "made by dualface (synthetic)" if self.marked else "no dualface watermark"
 
 
@@ -124,7 +129,9 @@ def verify(path: Path, samples: int = 30) -> Verification:
         raise DualfaceError(f"{path}: no such file")
     report = Verification()
     if path.suffix.lower() in IMAGE_EXTENSIONS:
-        report.frames.append((0, has_watermark(read_image(path))))
+        image = read_image(path)
+        report.too_small = min(image.shape[:2]) < MIN_SIDE
+        report.frames.append((0, has_watermark(image)))
         with Image.open(path) as image:
             text = {**getattr(image, "text", {}), **image.info}
         label = text.get("dualface:synthetic") or text.get("comment") or text.get("Description")
@@ -138,6 +145,7 @@ def verify(path: Path, samples: int = 30) -> Verification:
             report.metadata = tags.get("comment", "") if tags.get("dualface_synthetic") else ""
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
+            report.too_small = min(stream.width, stream.height) < MIN_SIDE
             total = stream.frames or probe_video(path).frame_count  # an estimate where not stored
             wanted = None
             if samples and total > samples:

@@ -13,6 +13,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import numpy as np
 from PIL import Image
 
 from dualface import __version__
@@ -69,7 +70,9 @@ def video_writer(
             with av.open(tmp, "w", format="matroska" if not mp4 else None, options=options) as out:
                 out.metadata.update(metadata(kind))
                 video = out.add_stream("libx264", rate=rate)
-                video.width, video.height = size or (video_in.width, video_in.height)
+                width, height = size or (video_in.width, video_in.height)
+                # yuv420p needs even sides: an odd-sized source gets one replicated edge row/column.
+                video.width, video.height = width + width % 2, height + height % 2
                 video.pix_fmt = "yuv420p"
                 video.time_base = 1 / rate
                 video.options = {"crf": str(crf), "preset": preset}
@@ -78,6 +81,9 @@ def video_writer(
 
                 def write(frame: Frame) -> None:
                     nonlocal count
+                    pad = ((0, video.height - frame.shape[0]), (0, video.width - frame.shape[1]), (0, 0))
+                    if any(p[1] for p in pad[:2]):
+                        frame = np.pad(frame, pad, mode="edge")
                     picture = av.VideoFrame.from_ndarray(frame, format="rgb24")
                     picture.pts = count
                     for packet in video.encode(picture):
