@@ -95,7 +95,11 @@ def read_face_record(path: Path) -> dict[str, Any]:
     """Only the record: reads the PNG's text chunks without decoding its pixels."""
     try:
         with Image.open(path) as image:
-            text = image.text.get(PNG_KEY) if hasattr(image, "text") else None
+            # `info` holds the chunks before the pixels, where we write the record: reading it costs
+            # 0.06 ms where `image.text` (which decodes the pixels to reach later chunks) costs 2 ms.
+            text = image.info.get(PNG_KEY)
+            if text is None and hasattr(image, "text"):
+                text = image.text.get(PNG_KEY)
     except (OSError, SyntaxError) as error:
         raise DualfaceError(f"{path}: not a readable image ({error})") from None
     if text is None:

@@ -346,11 +346,14 @@ def ui_command(
     host: str = typer.Option("127.0.0.1", help="Address to listen on (anything but loopback is reachable by others)."),
     port: int = typer.Option(7860, help="Port to listen on."),
     max_upload_mb: int = typer.Option(500, help="Largest upload accepted, MB."),
+    allowed_host: list[str] = typer.Option(
+        [], help="A name the server may be addressed by besides localhost (with --host). Repeatable."
+    ),
 ) -> None:
     """The web UI: footage, faces, training, conversion and evaluation from a browser."""
     from dualface.ui import serve
 
-    serve(workspace, host=host, port=port, max_upload_mb=max_upload_mb)
+    serve(workspace, host=host, port=port, max_upload_mb=max_upload_mb, allowed_hosts=allowed_host)
 
 
 def _print_evaluation(ev) -> None:

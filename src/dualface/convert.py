@@ -290,6 +290,9 @@ def _poisson(frame: Frame, region: np.ndarray, face_rgb: np.ndarray, alpha: np.n
 
 def composite(frame: Frame, faces: list[Face], cfg: ConvertConfig, model_size: int, states: dict) -> Frame:
     """The frame with every face swapped in."""
+    # A track that is not on this frame has ended (the tracker never revives one): forget its state.
+    for track in set(states) - {face.track for face in faces}:
+        del states[track]
     out = frame.copy()
     for face in faces:
         state = states.setdefault(face.track, TrackState())

@@ -415,20 +415,31 @@ def _loopback(host: str) -> bool:
         return False
 
 
-def serve(workspace: Path, host: str = "127.0.0.1", port: int = 7860, max_upload_mb: int = 500) -> None:
-    """Run the web UI until Ctrl-C. Jobs it started keep running after it stops."""
+def serve(
+    workspace: Path,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    max_upload_mb: int = 500,
+    allowed_hosts: list[str] | None = None,
+) -> None:
+    """Run the web UI until Ctrl-C. Jobs it started keep running after it stops.
+
+    `allowed_hosts`: the names the server may be addressed by besides localhost (e.g. the machine's name or
+    address when listening beyond loopback); other Host headers are refused."""
     import uvicorn
 
     app = create_app(workspace, max_upload_mb)
     served: ASGIApp = app
-    if _loopback(host):
+    names = ["localhost", "127.0.0.1", "[::1]", host, *(allowed_hosts or [])]
+    if _loopback(host) or allowed_hosts:
         # Only requests addressed to this machine by name: a web page whose domain an attacker re-points
         # at 127.0.0.1 (DNS rebinding) sends its own Host header and is refused.
-        served = TrustedHostMiddleware(app, allowed_hosts=["localhost", "127.0.0.1", "[::1]", host])
-    else:
+        served = TrustedHostMiddleware(app, allowed_hosts=names)
+    if not _loopback(host):
         print(
             f"warning: listening on {host}, not on this machine only: anyone who can reach port {port} can see "
             "the workspace's files and run jobs (there is no login)"
+            + ("" if allowed_hosts else "; pass --allowed-host NAME to refuse requests addressed to other names")
         )
     shown = f"[{host}]" if ":" in host else host
     print(f"dualface studio on http://{shown}:{port}/ (workspace {app.state.studio.root}); Ctrl-C stops it")
