@@ -137,9 +137,13 @@ def best_or_latest(folder: Path) -> Path:
 
 def load_model(folder: Path, device: str = "cpu"):
     """The trained autoencoder in a model folder, in eval mode."""
+    return model_from(load_checkpoint(best_or_latest(folder)), device)
+
+
+def model_from(checkpoint: Checkpoint, device: str = "cpu"):
+    """The autoencoder a loaded checkpoint holds, in eval mode."""
     from dualface.model import Autoencoder, ModelConfig
 
-    checkpoint = load_checkpoint(best_or_latest(folder))
     model = Autoencoder(ModelConfig(**checkpoint.meta["model_config"]), checkpoint.meta["identities"])
     model.load_state_dict(checkpoint.model)
     return model.to(device).eval()

@@ -23,7 +23,6 @@ from tqdm import tqdm
 
 from dualface.align import align_matrix, compose, invert, transform_points
 from dualface.alignments import load_alignments
-from dualface.checkpoint import load_model
 from dualface.color import COLOR_TRANSFERS
 from dualface.errors import DamagedMediaError, DualfaceError
 from dualface.files import ensure_writable_dir
@@ -419,12 +418,12 @@ def convert(cfg: ConvertConfig) -> ConvertSummary:
 
 
 def _load(cfg: ConvertConfig) -> tuple[Autoencoder, dict[str, Any]]:
-    from dualface.checkpoint import best_or_latest, load_checkpoint
+    from dualface.checkpoint import best_or_latest, load_checkpoint, model_from
 
     if not cfg.model.is_dir():
         raise DualfaceError(f"{cfg.model}: no such model folder")
-    meta = load_checkpoint(best_or_latest(cfg.model)).meta
-    return load_model(cfg.model, cfg.device), meta
+    checkpoint = load_checkpoint(best_or_latest(cfg.model))
+    return model_from(checkpoint, cfg.device), checkpoint.meta
 
 
 def _check_swapped(summary: ConvertSummary, source: Source) -> None:

@@ -85,6 +85,11 @@ def mouth_sync(model: Autoencoder, face_paths: list[Path], identity: str) -> Mou
     return MouthSync(pearson(source, swapped), pearson(source, on_input), len(faces), source, swapped)
 
 
+def face_change(before: np.ndarray, after: np.ndarray, inside: np.ndarray) -> float:
+    """Mean absolute change of the pixels `inside` from one frame to the next, 0-255 levels."""
+    return float(np.abs(after.astype(np.int16) - before)[inside].mean())
+
+
 def flicker(frames: list[np.ndarray], regions: list[np.ndarray | None]) -> float:
     """Mean absolute change from one frame to the next inside the face (the union of the two frames'
     regions), averaged over frame pairs that both have a face. Compare outputs with their source: the
@@ -93,9 +98,7 @@ def flicker(frames: list[np.ndarray], regions: list[np.ndarray | None]) -> float
     for t in range(1, len(frames)):
         if regions[t] is None or regions[t - 1] is None:
             continue
-        inside = regions[t] | regions[t - 1]
-        diff = np.abs(frames[t].astype(np.int16) - frames[t - 1].astype(np.int16))
-        changes.append(float(diff[inside].mean()))
+        changes.append(face_change(frames[t - 1], frames[t], regions[t] | regions[t - 1]))
     if not changes:
         raise ValueError("no two consecutive frames with a face: flicker is undefined")
     return float(np.mean(changes))
@@ -216,13 +219,7 @@ def evaluate_video(
         region = hull_in_frame(src, frame.shape)
         if previous is not None:
             inside = region | previous[0]
-            changes.append(
-                (
-                    index,
-                    float(np.abs(frame.astype(np.int16) - previous[1])[inside].mean()),
-                    float(np.abs(out.astype(np.int16) - previous[2])[inside].mean()),
-                )
-            )
+            changes.append((index, face_change(previous[1], frame, inside), face_change(previous[2], out, inside)))
         previous = (region, frame, out)
         score = FrameScore(
             index,
@@ -307,14 +304,15 @@ class EvaluateConfig:
 
 def evaluate(cfg: EvaluateConfig) -> tuple[VideoEvaluation, Path]:
     """Score a conversion and write its report; returns the evaluation and the HTML report's path."""
-    from dualface.checkpoint import best_or_latest, load_checkpoint, load_model
+    from dualface.checkpoint import best_or_latest, load_checkpoint, model_from
     from dualface.report import write_report
 
     for path in (cfg.source, cfg.output):
         if not Path(path).is_file():
             raise DualfaceError(f"{path}: no such file")
     if Path(cfg.model).is_dir():
-        meta = load_checkpoint(best_or_latest(cfg.model)).meta
+        checkpoint = load_checkpoint(best_or_latest(cfg.model))
+        meta = checkpoint.meta
     else:
         raise DualfaceError(f"{cfg.model}: no such model folder")
     known = meta["identities"]
@@ -331,7 +329,7 @@ def evaluate(cfg: EvaluateConfig) -> tuple[VideoEvaluation, Path]:
         Path(cfg.source), Path(cfg.output), embeddings, cfg.to, source_identity, cfg.embed_frames, cfg.progress
     )
     if cfg.held_out:
-        model = load_model(cfg.model)
+        model = model_from(checkpoint)
         for name, folder in cfg.held_out.items():
             if name not in known:
                 raise DualfaceError(f"--held-out {name}: the model knows {', '.join(known)}")
