@@ -102,3 +102,21 @@ def test_missing_empty_or_foreign_folder_is_a_clear_error(tmp_path, s1_frames):
 def test_output_folder_is_created(face_dirs, tmp_path: Path):
     inspect_sets(face_dirs[0], face_dirs[1], tmp_path / "reports" / "coverage.png")
     assert (tmp_path / "reports" / "coverage.png").stat().st_size > 10_000
+
+
+def test_faces_facing_the_camera_share_one_bin():
+    """A set whose faces all sit at yaw 1..8 faces the camera: it must not be reported as lacking faces
+    facing the camera because another set's frontal faces sit at -5..-1."""
+    rng = np.random.default_rng(1)
+
+    def stats(name: str, yaw: np.ndarray) -> FaceStats:
+        n = len(yaw)
+        return FaceStats(name, yaw, np.zeros(n), np.full(n, 0.1), np.full(n, 0.3))
+
+    a = stats("alice", rng.uniform(-5, -1, 80))
+    b = stats("bob", rng.uniform(1, 8, 80))
+    assert [g for g in find_gaps(a, b) if g.measure == "yaw"] == []
+    assert [g for g in find_gaps(b, a) if g.measure == "yaw"] == []
+    # ...while a real gap next to the frontal bin is still found
+    c = stats("carol", np.concatenate([rng.uniform(-5, 5, 60), rng.uniform(12, 18, 40)]))
+    assert [(g.low, g.high) for g in find_gaps(c, b) if g.measure == "yaw"] == [(10, 20)]

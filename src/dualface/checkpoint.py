@@ -135,6 +135,25 @@ def best_or_latest(folder: Path) -> Path:
     return latest
 
 
+def resolve_checkpoint(folder: Path, choice: str = "best") -> Path:
+    """The checkpoint file a command uses: "best" (best.safetensors, else the latest), "last" (the latest
+    step checkpoint, else best), or a file (a path, or a name inside the model folder)."""
+    folder = Path(folder)
+    if choice == "best":
+        if not folder.is_dir():
+            raise DualfaceError(f"{folder}: no such model folder")
+        return best_or_latest(folder)
+    if choice == "last":
+        if not folder.is_dir():
+            raise DualfaceError(f"{folder}: no such model folder")
+        latest = latest_checkpoint(folder)
+        return latest if latest is not None else best_or_latest(folder)
+    for path in (Path(choice), folder / choice):
+        if path.is_file():
+            return path
+    raise DualfaceError(f"--checkpoint {choice}: no such file (nor in {folder}); use best, last or a file")
+
+
 def load_model(folder: Path, device: str = "cpu"):
     """The trained autoencoder in a model folder, in eval mode."""
     return model_from(load_checkpoint(best_or_latest(folder)), device)

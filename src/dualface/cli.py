@@ -150,11 +150,18 @@ def train_command(
     resume: bool = typer.Option(False, help="Continue the model in --model."),
     init: Path | None = typer.Option(None, help="Start from these weights (a checkpoint) instead of random ones."),
     best_by: str = typer.Option(
-        TRAIN.best_by, help="What best.safetensors is best at: loss, or a held-out figure such as 'a->b/mouth_r'."
+        TRAIN.best_by,
+        help="What best.safetensors is best at: loss, or a held-out figure such as 'a->b/mouth' (undefined: last).",
     ),
     freeze: list[str] = typer.Option([], help="Leave this part untrained (encoder, trunk, decoders). Repeatable."),
     eval_every: int = typer.Option(0, help="Steps between identity/reconstruction figures on held-out faces."),
-    eval_faces: int = typer.Option(TRAIN.eval_faces, help="Faces per identity held out for --eval-every."),
+    eval_faces: int = typer.Option(TRAIN.eval_faces, help="At most this many held-out faces measured per identity."),
+    held_out: list[str] = typer.Option(
+        [],
+        "--held-out",
+        help="IDENTITY=FOLDER of faces from clips not trained on, for --eval-every (default: an identity's last "
+        "whole clips are held out). Repeatable.",
+    ),
     seed: int = typer.Option(TRAIN.seed, help="Random seed."),
     max_faces: int | None = typer.Option(None, help="Use at most this many faces per identity."),
     timelapse: bool = typer.Option(False, help="Keep every preview, for a timelapse."),
@@ -189,6 +196,7 @@ def train_command(
         freeze=tuple(freeze),
         best_by=best_by,
         eval_faces=eval_faces,
+        held_out=_named_folders(held_out, "--held-out"),
         seed=seed,
         max_faces=max_faces,
         timelapse=timelapse,
@@ -214,6 +222,7 @@ def convert_command(
     model_dir: Path = typer.Option(..., "--model", "-m", help="The model folder `dualface train` wrote."),
     to: str = typer.Option(..., "--to", help="The identity to draw the faces as."),
     output: Path = typer.Option(..., "--output", "-o", help="Output video (.mp4, .mov, .mkv), image, or folder."),
+    checkpoint: str = typer.Option(CONVERT.checkpoint, help="best, last, or a checkpoint file."),
     source: str | None = typer.Option(None, "--from", help="Swap only faces of this identity (by face embedding)."),
     alignments: Path | None = typer.Option(None, help="Reuse this alignments file from `dualface extract`."),
     mask: str = typer.Option(CONVERT.mask, help="Blend mask: hull, extended, or learned (hd models)."),
@@ -236,6 +245,7 @@ def convert_command(
         model=model_dir,
         output=output,
         to=to,
+        checkpoint=checkpoint,
         source=source,
         alignments=alignments,
         mask=mask,
@@ -256,6 +266,7 @@ def convert_command(
         print("warning: --no-watermark: the frames carry no invisible mark (the metadata still says synthetic)")
     with logging_redirect_tqdm():
         summary = convert(config)
+    print(f"used {summary.checkpoint} (step {summary.step})")
     print(
         f"{summary.frames} frames in {summary.seconds:.1f} s ({summary.fps:.1f} fps): {summary.faces_swapped} faces "
         f"swapped; {summary.frames_without_swap} frames without a face passed through unchanged"
@@ -291,15 +302,17 @@ def evaluate_command(
     ),
     report: Path | None = typer.Option(None, "--report", "-o", help="Report folder (default: beside the output)."),
     embed_frames: int = typer.Option(100, help="At most this many frames get an identity embedding (0.13 s each)."),
+    checkpoint: str | None = typer.Option(
+        None, help="best, last, or a checkpoint file (default: the one the conversion recorded)."
+    ),
+    target_faces: Path | None = typer.Option(
+        None, help="Real faces of the target, for sharpness and the identity gap (default: its training faces)."
+    ),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
-    """Measure a swap: identity transfer, expression and pose fidelity, flicker; writes JSON and HTML."""
-    pairs = {}
-    for item in held_out:
-        name, sep, folder = item.partition("=")
-        if not sep:
-            raise DualfaceError(f"--held-out {item!r}: write it as IDENTITY=FOLDER")
-        pairs[name] = Path(folder)
+    """Measure a swap against its controls (a static swap, the source itself): identity, expression, pose,
+    sharpness, flicker, and a verdict; writes JSON and HTML."""
+    pairs = _named_folders(held_out, "--held-out")
     config = EvaluateConfig(
         source=source,
         output=output,
@@ -309,6 +322,8 @@ def evaluate_command(
         held_out=pairs,
         report=report,
         embed_frames=embed_frames,
+        checkpoint=checkpoint,
+        target_faces=target_faces,
         progress=progress and sys.stderr.isatty(),
     )
     with logging_redirect_tqdm():
@@ -356,16 +371,25 @@ def ui_command(
     serve(workspace, host=host, port=port, max_upload_mb=max_upload_mb, allowed_hosts=allowed_host)
 
 
+def _named_folders(items: list[str], flag: str) -> dict[str, Path]:
+    pairs = {}
+    for item in items:
+        name, sep, folder = item.partition("=")
+        if not sep or not name:
+            raise DualfaceError(f"{flag} {item!r}: write it as IDENTITY=FOLDER")
+        pairs[name] = Path(folder)
+    return pairs
+
+
 def _print_evaluation(ev) -> None:
-    transfer = "n/a" if ev.identity_transfer is None else f"{ev.identity_transfer:.0%}"
-    print(
-        f"identity transfer {transfer} (mean distance to {ev.target} {ev.mean_to_target or float('nan'):.3f}); "
-        f"mouth r {ev.mouth_r:.2f}, eyes r {ev.eyes_r:.2f}; landmark error {ev.landmark_error:.3f}; "
-        f"pose error yaw/pitch/roll {ev.pose_error['yaw']:.1f}/{ev.pose_error['pitch']:.1f}/"
-        f"{ev.pose_error['roll']:.1f} deg; flicker x{ev.flicker_ratio:.2f}"
-    )
+    from dualface.report import score_table
+
+    print(f"{ev.output}: {ev.target} drawn by {ev.checkpoint} (step {ev.step}); {ev.frames_scored} frames with a face")
+    for row in score_table(ev):
+        print("  " + row)
     for name, q in ev.reconstruction.items():
         print(f"reconstruction of {name}: SSIM {q['ssim']:.3f}, PSNR {q['psnr']:.1f} dB on {q['faces']} held-out faces")
+    print("verdict: " + ("usable" if ev.usable else "not usable yet (below the bar: " + ", ".join(ev.failed) + ")"))
 
 
 DATA = Path(__file__).resolve().parents[2] / "data"  # the footage bundled in the repository

@@ -1,88 +1,60 @@
-"""Honest numbers for a swap: whose face is it, does it follow the source's expression and pose, does it
-flicker, and how well does each decoder draw its own person.
+"""`dualface evaluate`: honest numbers for a converted video, each read against its controls.
 
-A decoder that draws the target's average face for every input passes a glance at a still preview and
-scores 100% on identity, but fails the expression measures: the mouth opening measured on the swapped
-faces (68 dlib landmarks) must move with the source's over many frames (Pearson r).
+Per frame with a face in the source, the source frame, the output frame and a **static swap** of the same
+frame (the floor: the target decoder's drawing of the first face, pasted through the same compositing
+with the settings the conversion recorded) are measured alike (`metrics.observe`); the source against
+itself is the ceiling. Identity is dlib's embedding distance of the output to the target's centroid, also
+as a gap against the target's own real faces; sharpness is the output face's detail against the target's
+own faces cut at the same on-screen size. The measures themselves live in `metrics`.
 """
 
+import heapq
+import json
+import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import av
 import cv2
 import numpy as np
-import torch
 from tqdm import tqdm
 
-from dualface.align import box_from_landmarks
+from dualface.align import to_mean_face, transform_points
+from dualface.alignments import read_face_png
+from dualface.composite import Face, PasteConfig, composite, model_input
 from dualface.data import center_crop, face_files, load_face
 from dualface.detect import box_size
 from dualface.errors import DualfaceError
 from dualface.identity import SAME_PERSON, distance, embed_face
-from dualface.landmarks import mouth_opening, predict_landmarks
-from dualface.losses import ssim_map
+from dualface.landmarks import mouth_opening
 from dualface.masks import hull_in_frame
-from dualface.model import Autoencoder
-from dualface.pose import eye_opening, head_pose
+from dualface.metrics import (
+    MEASURE_CROP,
+    MEASURE_SIZE,
+    METRICS,
+    Observed,
+    Score,
+    aligned_crop,
+    face_scale,
+    observe,
+    score,
+    sharpness,
+    summarise,
+    verdict,
+)
+from dualface.model import Autoencoder, draw
+from dualface.pose import eye_opening
 from dualface.prefetch import prefetch
 from dualface.track import FaceTracker, TrackerConfig
 from dualface.video import count_frames, probe_video, read_video
 
-MEASURE_SIZE = 256  # faces are upscaled to this before landmarks are found on them
+log = logging.getLogger(__name__)
+
 STRIP_FRAMES = 6  # source/output pairs shown in the report
-
-
-@dataclass
-class MouthSync:
-    r: float  # Pearson r of mouth opening, source vs swapped
-    r_input: float  # the same measurement on the unswapped model input: the ceiling at this resolution
-    frames: int
-    source: np.ndarray  # (N,) mouth opening of the source faces
-    swapped: np.ndarray  # (N,) mouth opening of the swapped faces
-
-
-def model_inputs(paths: list[Path], model: Autoencoder) -> tuple[np.ndarray, np.ndarray]:
-    """Faces cut to the model's crop, (N, S, S, 3) uint8, and their landmarks in that crop, (N, 68, 2)."""
-    loaded = [load_face(path, model.config) for path in paths]
-    faces = np.stack([work for work, _, _ in loaded])
-    points = np.stack([landmarks for _, landmarks, _ in loaded])
-    return center_crop(faces, points, model.config.size)
-
-
-@torch.no_grad()
-def swap_faces(model: Autoencoder, faces: np.ndarray, identity: str, batch: int = 64) -> np.ndarray:
-    out = []
-    for i in range(0, len(faces), batch):
-        x = torch.from_numpy(faces[i : i + batch]).permute(0, 3, 1, 2).float() / 255
-        y = model({identity: x})[identity].rgb
-        out.append((y.clamp(0, 1).permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8))
-    return np.concatenate(out)
-
-
-def measured_mouth(faces: np.ndarray, hint: np.ndarray) -> np.ndarray:
-    """Mouth opening found by dlib on each face, placed by the box the hint landmarks imply."""
-    scale = MEASURE_SIZE / faces.shape[1]
-    values = []
-    for face, points in zip(faces, hint, strict=True):
-        big = np.ascontiguousarray(cv2.resize(face, (MEASURE_SIZE, MEASURE_SIZE), interpolation=cv2.INTER_CUBIC))
-        values.append(mouth_opening(predict_landmarks(big, box_from_landmarks(points * scale))))
-    return np.array(values)
-
-
-def pearson(a: np.ndarray, b: np.ndarray) -> float:
-    if a.std() < 1e-9 or b.std() < 1e-9:
-        return 0.0
-    return float(np.corrcoef(a, b)[0, 1])
-
-
-def mouth_sync(model: Autoencoder, face_paths: list[Path], identity: str) -> MouthSync:
-    """How well swaps of these faces into `identity` follow the source's mouth."""
-    faces, points = model_inputs(face_paths, model)
-    source = np.array([mouth_opening(p) for p in points])
-    swapped = measured_mouth(swap_faces(model, faces, identity), points)
-    on_input = measured_mouth(faces, points)
-    return MouthSync(pearson(source, swapped), pearson(source, on_input), len(faces), source, swapped)
+BLURRIEST = 5  # face close-ups of the output's least sharp frames in the report
+REFERENCE_FACES = 24  # target faces sampled for the sharpness and identity references
+CLOSE_UP = 128
 
 
 def face_change(before: np.ndarray, after: np.ndarray, inside: np.ndarray) -> float:
@@ -117,16 +89,93 @@ def face_color_error(source: list[np.ndarray], output: list[np.ndarray], regions
 
 
 # ---------------------------------------------------------------------------------------------------------
+# controls and references
+
+
+@dataclass
+class StaticSwap:
+    """The floor: the target decoder's drawing of the first face it is given, pasted on every frame
+    through the same compositing as the conversion. The right identity, and a face that never moves."""
+
+    model: Autoencoder
+    identity: str
+    paste: PasteConfig
+    drawn: tuple[np.ndarray, np.ndarray | None] | None = None
+    states: dict = field(default_factory=dict)
+
+    def __call__(self, frame: np.ndarray, track: int, landmarks: np.ndarray) -> np.ndarray:
+        cfg = self.model.config
+        matrix, crop = model_input(frame, landmarks, cfg.size, cfg.coverage, cfg.centering)
+        if self.drawn is None:
+            rgb, masks = draw(self.model, crop[None], self.identity)
+            self.drawn = (rgb[0], None if masks is None else masks[0])
+        face = Face(track, landmarks, matrix, crop, *self.drawn)
+        return composite(frame, [face], self.paste, cfg.size, self.states)
+
+
+def static_swap_video(source: Path, static: StaticSwap, output: Path) -> Path:
+    """Write the floor control as a video of its own (what `evaluate` compares a swap with), labelled and
+    watermarked as synthetic like every output."""
+    from dualface.watermark import embed_watermark
+    from dualface.writer import video_writer
+
+    tracker = FaceTracker(TrackerConfig(embed_every=0), fps=probe_video(source).fps)
+    with video_writer(output, source, kind="static face swap (evaluation control)") as write:
+        for index, frame in prefetch(read_video(source)):
+            tracks = tracker.update(frame, index)
+            track = max(tracks, key=lambda t: box_size(t.box), default=None)
+            out = frame if track is None else static(frame, track.id, track.smoothed)
+            write(embed_watermark(out))
+    return output
+
+
+@dataclass
+class TargetFaces:
+    """The target's own real faces, the references for sharpness and the identity gap."""
+
+    folder: Path
+    images: list[np.ndarray]
+    to_mean: list[np.ndarray]  # image pixels -> mean-face units, per face
+    landmarks: list[np.ndarray]  # in image pixels
+
+    @classmethod
+    def load(cls, folder: Path, most: int = REFERENCE_FACES) -> "TargetFaces":
+        files = face_files(folder)
+        chosen = [files[i] for i in np.linspace(0, len(files) - 1, min(most, len(files))).round().astype(int)]
+        images, to_mean, points = [], [], []
+        for path in chosen:
+            image, record = read_face_png(path)
+            landmarks = transform_points(np.array(record["landmarks"], np.float32), np.array(record["matrix"]))
+            images.append(image)
+            points.append(landmarks)
+            to_mean.append(to_mean_face(landmarks))
+        return cls(Path(folder), images, to_mean, points)
+
+    def sharpness(self, pixels_per_unit: float) -> float:
+        """Median sharpness of these faces cut at the given on-screen size."""
+        faces = zip(self.images, self.to_mean, strict=True)
+        return float(np.median([sharpness(image, to_mean, pixels_per_unit) for image, to_mean in faces]))
+
+    def identity(self) -> tuple[np.ndarray, float]:
+        """The centroid of these faces' embeddings, and their mean distance to it: how close a person's own
+        faces sit (the model's stored centroid may rest on a single embedded frame of a clip)."""
+        faces = zip(self.images, self.landmarks, strict=True)
+        embeddings = np.array([embed_face(np.ascontiguousarray(i), p) for i, p in faces])
+        centroid = embeddings.mean(0)
+        return centroid, float(np.mean([distance(e, centroid) for e in embeddings]))
+
+
+# ---------------------------------------------------------------------------------------------------------
 # a converted video against its source
 
 
 @dataclass
 class FrameScore:
     index: int
-    landmark_error: float  # mean distance of the 68 points, output vs source, over the inter-ocular distance
-    mouth: tuple[float, float]  # mouth opening (source, output)
-    eyes: tuple[float, float]  # eye opening (source, output)
-    pose: tuple[list[float], list[float]]  # (yaw, pitch, roll) degrees (source, output)
+    mouth: tuple[float, float, float]  # mouth opening (source, output, static swap), drawn face only
+    eyes: tuple[float, float, float]  # eye opening, the same
+    sharpness: tuple[float, float]  # (source, output) Laplacian variance at the face's size
+    landmark_error: float  # output vs source, over the inter-ocular distance
     to_target: float | None = None  # embedding distance of the output face to the target identity
     to_source: float | None = None  # ... and to the source identity
 
@@ -137,21 +186,26 @@ class VideoEvaluation:
     output: str
     target: str  # the identity swapped in
     source_identity: str | None
+    checkpoint: str | None  # the checkpoint that made the output (recorded by convert), else the one used here
+    step: int | None
     frames: int
     frames_scored: int  # frames with a face in the source
-    identity_transfer: float | None  # share of embedded frames closer to the target than to the source identity
+    scores: dict[str, Score]  # metric name -> value, floor, ceiling, normalised
+    usable: bool
+    failed: list[str]  # metrics below their usable bar
     mean_to_target: float | None
     mean_to_source: float | None
-    landmark_error: float
-    mouth_r: float
-    eyes_r: float
-    pose_error: dict[str, float]  # mean absolute difference, degrees
-    flicker_ratio: float  # output / source: 1.0 adds no shimmer
+    target_to_itself: float | None  # mean distance of the target's own faces to its centroid
     flicker_source: float  # mean absolute frame-to-frame change inside the face, 0-255 levels
     flicker_output: float
+    reference_faces: str | None  # the target faces sharpness and the identity gap were read against
     reconstruction: dict[str, dict[str, float]] = field(default_factory=dict)  # identity -> ssim, psnr
     per_frame: list[FrameScore] = field(default_factory=list)
     changes: list[list[float]] = field(default_factory=list)  # (frame, source change, output change): flicker
+
+    def value(self, name: str) -> float | None:
+        s = self.scores.get(name)
+        return None if s is None else s.value
 
     def headline(self) -> dict[str, Any]:
         out = asdict(self)
@@ -160,16 +214,17 @@ class VideoEvaluation:
         return out
 
 
-def _interocular(landmarks: np.ndarray) -> float:
-    return float(np.linalg.norm(landmarks[36:42].mean(0) - landmarks[42:48].mean(0)))
-
-
-def _refit(frame: np.ndarray, hint: np.ndarray) -> np.ndarray:
-    """Landmarks found on `frame` from the box `hint` implies, then once more from their own box (as the
-    tracker starts a face): the output face is measured where the source face was, not copied from it."""
-    frame = np.ascontiguousarray(frame)
-    first = predict_landmarks(frame, box_from_landmarks(hint))
-    return predict_landmarks(frame, box_from_landmarks(first))
+def recorded_conversion(path: Path) -> dict[str, Any]:
+    """What `convert` recorded in the output's container tags (checkpoint, step, paste settings)."""
+    try:
+        with av.open(str(path)) as container:
+            text = container.metadata.get("dualface_conversion")
+    except av.FFmpegError:
+        return {}
+    try:
+        return json.loads(text) if text else {}
+    except json.JSONDecodeError:
+        return {}
 
 
 def evaluate_video(
@@ -178,16 +233,21 @@ def evaluate_video(
     embeddings: dict[str, np.ndarray],
     target: str,
     source_identity: str | None = None,
+    static: StaticSwap | None = None,
+    reference: TargetFaces | None = None,
     embed_frames: int = 100,
     progress: bool = False,
-) -> tuple[VideoEvaluation, list[tuple[int, np.ndarray, np.ndarray]]]:
-    """Score `output` (a conversion of `source` into `target`) frame by frame.
+) -> tuple[VideoEvaluation, list[tuple[int, np.ndarray, np.ndarray]], list[tuple[int, np.ndarray, np.ndarray]]]:
+    """Score `output` (a conversion of `source` into `target`) frame by frame, against its controls.
 
     Args:
         embeddings: identity -> mean dlib embedding (the model stores them); identity needs the target's.
+        static: the floor control; without it, scores have no floor and no normalised value.
+        reference: the target's own faces; without them, no sharpness ratio and no identity gap.
         embed_frames: at most this many frames are embedded (0.13 s each), spread over the video.
 
-    Returns the evaluation and a few (index, source frame, output frame) for the report's strip.
+    Returns the evaluation, a few (index, source frame, output frame) for the report's strip, and
+    (index, source close-up, output close-up) of the blurriest output faces.
     """
     info, out_info = probe_video(source), probe_video(output)
     if (info.width, info.height) != (out_info.width, out_info.height):
@@ -198,9 +258,13 @@ def evaluate_video(
     tracker = FaceTracker(TrackerConfig(embed_every=0), fps=info.fps)
     step = max(1, info.frame_count // max(embed_frames, 1)) if embed_frames else 0
     target_emb, source_emb = embeddings.get(target), embeddings.get(source_identity) if source_identity else None
-    scores: list[FrameScore] = []
     strip_at = set(np.linspace(0, max(info.frame_count - 1, 0), STRIP_FRAMES).round().astype(int).tolist())
     strip: list[tuple[int, np.ndarray, np.ndarray]] = []
+    blurriest: list[tuple[float, int, np.ndarray, np.ndarray]] = []  # a max-heap on -ratio: the least sharp kept
+    observed: list[tuple[Observed, Observed, Observed | None]] = []  # (source, output, static swap)
+    embeddings_out: list[np.ndarray] = []
+    scores: list[FrameScore] = []
+    scales: list[float] = []
     changes = []  # (source, output) frame-to-frame change inside the face, per frame pair: flicker
     previous = None
     pairs = zip(prefetch(read_video(source)), prefetch(read_video(output)), strict=False)
@@ -215,59 +279,124 @@ def evaluate_video(
             previous = None
             continue
         src = track.landmarks
-        got = _refit(out, src)
         region = hull_in_frame(src, frame.shape)
         if previous is not None:
             inside = region | previous[0]
             changes.append((index, face_change(previous[1], frame, inside), face_change(previous[2], out, inside)))
         previous = (region, frame, out)
-        score = FrameScore(
+        seen = (
+            observe(frame, src),
+            observe(out, src),
+            observe(static(frame, track.id, track.smoothed), src) if static else None,
+        )
+        observed.append(seen)
+        scales.append(face_scale(src))
+        floor = seen[2] if seen[2] is not None else seen[1]
+        score_ = FrameScore(
             index,
-            float(np.linalg.norm(got - src, axis=1).mean() / max(_interocular(src), 1e-6)),
-            (mouth_opening(src), mouth_opening(got)),
-            (eye_opening(src), eye_opening(got)),
-            (head_pose(src, frame.shape[:2]).tolist(), head_pose(got, frame.shape[:2]).tolist()),
+            (mouth_opening(seen[0].drawn), mouth_opening(seen[1].drawn), mouth_opening(floor.drawn)),
+            (eye_opening(seen[0].drawn), eye_opening(seen[1].drawn), eye_opening(floor.drawn)),
+            (seen[0].sharpness, seen[1].sharpness),
+            METRICS["landmark_error"].per_frame(seen[0], seen[1]),
         )
         if step and index % step == 0 and target_emb is not None:
-            embedding = embed_face(np.ascontiguousarray(out), got)
-            score.to_target = distance(embedding, target_emb)
-            score.to_source = distance(embedding, source_emb) if source_emb is not None else None
-        scores.append(score)
+            embedding = embed_face(np.ascontiguousarray(out), seen[1].fitted)
+            embeddings_out.append(embedding)
+            score_.to_target = distance(embedding, target_emb)
+            score_.to_source = distance(embedding, source_emb) if source_emb is not None else None
+        scores.append(score_)
+        ratio = seen[1].sharpness / max(seen[0].sharpness, 1e-6)
+        item = (-ratio, index, _close_up(frame, src), _close_up(out, src))
+        if len(blurriest) < BLURRIEST:
+            heapq.heappush(blurriest, item)
+        elif item[0] > blurriest[0][0]:
+            heapq.heapreplace(blurriest, item)
     if count == 0:
         raise DualfaceError(f"{source}: no frames could be read")
     if len(scores) < 2 or not changes:
         raise DualfaceError(f"{source}: fewer than two frames with a face; nothing to evaluate")
-    evaluation = _summarise(source, output, target, source_identity, count, scores, np.array(changes))
-    return evaluation, strip
+    evaluation = _summarise(
+        source,
+        output,
+        target,
+        source_identity,
+        count,
+        scores,
+        observed,
+        np.array(changes),
+        reference,
+        embeddings_out,
+        float(np.median(scales)),
+    )
+    worst = [(index, a, b) for _, index, a, b in sorted(blurriest, reverse=True)]
+    return evaluation, strip, worst
 
 
-def _summarise(source, output, target, source_identity, count, scores, changes) -> "VideoEvaluation":
+def _close_up(frame: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    to_crop = (MEASURE_CROP * (CLOSE_UP / MEASURE_SIZE)).astype(np.float32)
+    return aligned_crop(frame, to_mean_face(landmarks), to_crop, CLOSE_UP)
+
+
+def _summarise(
+    source, output, target, source_identity, count, scores, observed, changes, reference, embeddings_out, scale
+) -> VideoEvaluation:
+    swap = [(s, o) for s, o, _ in observed]
+    ceiling = [(s, s) for s, _, _ in observed]
+    floor = [(s, f) for s, _, f in observed if f is not None]
+    results: dict[str, Score] = {}
+    for name, metric in METRICS.items():
+        if metric.per_frame is None:
+            continue
+        results[name] = score(
+            name,
+            summarise(name, swap),
+            summarise(name, floor) if floor else None,
+            summarise(name, ceiling),
+        )
+
     embedded = [s for s in scores if s.to_target is not None]
     compared = [s for s in embedded if s.to_source is not None]
     transfer = float(np.mean([s.to_target < s.to_source for s in compared])) if compared else None
     if transfer is None and embedded:  # no source identity known: count faces within dlib's threshold
         transfer = float(np.mean([s.to_target < SAME_PERSON for s in embedded]))
-    mouth = np.array([s.mouth for s in scores])
-    eyes = np.array([s.eyes for s in scores])
-    poses = np.array([s.pose for s in scores])  # (N, 2, 3)
-    pose_error = np.abs(poses[:, 0] - poses[:, 1]).mean(0)
+    mean_to_target = float(np.mean([s.to_target for s in embedded])) if embedded else None
+    results["identity_transfer"] = score("identity_transfer", transfer)
+    target_to_itself = gap = None
+    if reference is not None and embedded:
+        centroid, target_to_itself = reference.identity()
+        to_centroid = float(np.mean([distance(e, centroid) for e in embeddings_out]))
+        gap = to_centroid / target_to_itself if target_to_itself > 0 else None
+    results["identity_gap"] = score("identity_gap", gap, ceiling=1.0 if gap is not None else None)
+    sharp = None
+    if reference is not None:
+        own = reference.sharpness(scale)
+        output_sharpness = float(np.median([o.sharpness for _, o in swap]))
+        sharp = output_sharpness / own if own > 0 else None
+        results["sharpness"] = score("sharpness", sharp, ceiling=1.0)
+    else:
+        results["sharpness"] = score("sharpness", None)
+    flicker_ratio = float(changes[:, 2].mean() / max(changes[:, 1].mean(), 1e-9))
+    results["flicker_ratio"] = score("flicker_ratio", flicker_ratio, ceiling=1.0)
+    results = {name: results[name] for name in METRICS if name in results}  # the table's order
+    usable, failed = verdict(results)
     return VideoEvaluation(
         source=str(source),
         output=str(output),
         target=target,
         source_identity=source_identity,
+        checkpoint=None,
+        step=None,
         frames=count,
         frames_scored=len(scores),
-        identity_transfer=transfer,
-        mean_to_target=float(np.mean([s.to_target for s in embedded])) if embedded else None,
+        scores=results,
+        usable=usable,
+        failed=failed,
+        mean_to_target=mean_to_target,
         mean_to_source=float(np.mean([s.to_source for s in compared])) if compared else None,
-        landmark_error=float(np.mean([s.landmark_error for s in scores])),
-        mouth_r=pearson(mouth[:, 0], mouth[:, 1]),
-        eyes_r=pearson(eyes[:, 0], eyes[:, 1]),
-        pose_error={k: float(v) for k, v in zip(("yaw", "pitch", "roll"), pose_error, strict=True)},
-        flicker_ratio=float(changes[:, 2].mean() / max(changes[:, 1].mean(), 1e-9)),
+        target_to_itself=target_to_itself,
         flicker_source=float(changes[:, 1].mean()),
         flicker_output=float(changes[:, 2].mean()),
+        reference_faces=str(reference.folder) if reference is not None else None,
         per_frame=scores,
         changes=changes.tolist(),
     )
@@ -277,10 +406,20 @@ def _summarise(source, output, target, source_identity, count, scores, changes) 
 # the model alone: how well each decoder draws its own person
 
 
+def model_inputs(paths: list[Path], model: Autoencoder) -> tuple[np.ndarray, np.ndarray]:
+    """Faces cut to the model's crop, (N, S, S, 3) uint8, and their landmarks in that crop, (N, 68, 2)."""
+    loaded = [load_face(path, model.config) for path in paths]
+    faces = np.stack([work for work, _, _ in loaded])
+    points = np.stack([landmarks for _, landmarks, _ in loaded])
+    return center_crop(faces, points, model.config.size)
+
+
 def reconstruction_quality(model: Autoencoder, face_paths: list[Path], identity: str) -> dict[str, float]:
     """SSIM and PSNR of `identity`'s own reconstruction of these faces (use faces it was not trained on)."""
+    from dualface.heldout import reconstruction
+
     faces, _ = model_inputs(face_paths, model)
-    return _reconstruction(model, faces, identity)
+    return reconstruction(model, faces, identity)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -299,22 +438,29 @@ class EvaluateConfig:
     held_out: dict[str, Path] = field(default_factory=dict)  # identity -> faces it was not trained on
     report: Path | None = None  # folder for report.json and report.html; default beside the output
     embed_frames: int = 100
+    checkpoint: str | None = None  # default: the one the conversion recorded, else "best"
+    target_faces: Path | None = None  # the target's real faces; default: held-out ones, else its training faces
     progress: bool = True
 
 
 def evaluate(cfg: EvaluateConfig) -> tuple[VideoEvaluation, Path]:
     """Score a conversion and write its report; returns the evaluation and the HTML report's path."""
-    from dualface.checkpoint import best_or_latest, load_checkpoint, model_from
+    from dualface.checkpoint import load_checkpoint, model_from, resolve_checkpoint
     from dualface.report import write_report
 
     for path in (cfg.source, cfg.output):
         if not Path(path).is_file():
             raise DualfaceError(f"{path}: no such file")
-    if Path(cfg.model).is_dir():
-        checkpoint = load_checkpoint(best_or_latest(cfg.model))
-        meta = checkpoint.meta
-    else:
+    if not Path(cfg.model).is_dir():
         raise DualfaceError(f"{cfg.model}: no such model folder")
+    recorded = recorded_conversion(Path(cfg.output))
+    choice = cfg.checkpoint or recorded.get("checkpoint") or "best"
+    if cfg.checkpoint is None and recorded.get("checkpoint") and not Path(recorded["checkpoint"]).is_file():
+        log.warning("%s: the checkpoint it was made with (%s) is gone; using best", cfg.output, recorded["checkpoint"])
+        choice = "best"
+    checkpoint_path = resolve_checkpoint(Path(cfg.model), choice)
+    checkpoint = load_checkpoint(checkpoint_path)
+    meta = checkpoint.meta
     known = meta["identities"]
     source_identity = cfg.source_identity
     if source_identity is None and len(known) == 2 and cfg.to in known:
@@ -322,79 +468,35 @@ def evaluate(cfg: EvaluateConfig) -> tuple[VideoEvaluation, Path]:
     for flag, name in (("--to", cfg.to), ("--from", source_identity)):
         if name is not None and name not in known:
             raise DualfaceError(f"{flag} {name!r}: the model knows {', '.join(known)}")
+    for name in cfg.held_out:
+        if name not in known:
+            raise DualfaceError(f"--held-out {name}: the model knows {', '.join(known)}")
     embeddings = {k: np.array(v, np.float32) for k, v in meta.get("embeddings", {}).items()}
     if cfg.to not in embeddings:
         raise DualfaceError(f"{cfg.model}: the model stores no identity embeddings (trained by an older dualface)")
-    evaluation, strip = evaluate_video(
-        Path(cfg.source), Path(cfg.output), embeddings, cfg.to, source_identity, cfg.embed_frames, cfg.progress
+    model = model_from(checkpoint)
+    static = StaticSwap(model, cfg.to, PasteConfig.of(recorded.get("paste", {})))
+    folder = cfg.target_faces or cfg.held_out.get(cfg.to) or meta.get("faces", {}).get(cfg.to)
+    reference = None
+    if folder and Path(folder).is_dir():
+        reference = TargetFaces.load(Path(folder))
+    else:
+        log.warning("no faces of %s to compare with (pass --target-faces): no sharpness ratio, no identity gap", cfg.to)
+    evaluation, strip, blurriest = evaluate_video(
+        Path(cfg.source),
+        Path(cfg.output),
+        embeddings,
+        cfg.to,
+        source_identity,
+        static,
+        reference,
+        cfg.embed_frames,
+        cfg.progress,
     )
-    if cfg.held_out:
-        model = model_from(checkpoint)
-        for name, folder in cfg.held_out.items():
-            if name not in known:
-                raise DualfaceError(f"--held-out {name}: the model knows {', '.join(known)}")
-            files = face_files(folder)
-            evaluation.reconstruction[name] = reconstruction_quality(model, files, name)
-    folder = Path(cfg.report) if cfg.report else Path(cfg.output).with_name(Path(cfg.output).stem + "-report")
-    _, html_path = write_report(evaluation, strip, folder)
+    evaluation.checkpoint = str(checkpoint_path)
+    evaluation.step = checkpoint.step
+    for name, faces_folder in cfg.held_out.items():
+        evaluation.reconstruction[name] = reconstruction_quality(model, face_files(faces_folder), name)
+    out = Path(cfg.report) if cfg.report else Path(cfg.output).with_name(Path(cfg.output).stem + "-report")
+    _, html_path = write_report(evaluation, strip, blurriest, out)
     return evaluation, html_path
-
-
-# ---------------------------------------------------------------------------------------------------------
-# during training (`dualface train --eval-every N`)
-
-
-@torch.no_grad()
-def training_eval(
-    model: Autoencoder, held_out: dict[str, tuple[np.ndarray, np.ndarray]], embeddings: dict[str, np.ndarray]
-) -> dict[str, float]:
-    """Reconstruction and identity figures on faces held out of training.
-
-    Args:
-        held_out: identity -> (model crops (N, S, S, 3) uint8, their landmarks (N, 68, 2)).
-        embeddings: identity -> mean dlib embedding of its training faces.
-
-    Returns `<name>/ssim`, `<name>/psnr` for each identity's own reconstruction, and for each pair
-    `<a>-><b>/transfer` (share of a's faces drawn by b's decoder that dlib places closer to b than to a),
-    `<a>-><b>/distance` (mean embedding distance of those swaps to b) and `<a>-><b>/mouth_r` (Pearson r of
-    the mouth opening of the swaps against a's own: does the swap follow the source?).
-    """
-    was_training = model.training
-    model.eval()
-    figures: dict[str, float] = {}
-    for name, (faces, points) in held_out.items():
-        quality = _reconstruction(model, faces, name)
-        figures[f"{name}/ssim"], figures[f"{name}/psnr"] = quality["ssim"], quality["psnr"]
-        for other in model.identities:
-            if other == name or other not in embeddings or name not in embeddings:
-                continue
-            swaps = swap_faces(model, faces, other)
-            scale = MEASURE_SIZE / swaps.shape[1]
-            closer, to_target, mouths = [], [], []
-            for swap, hint in zip(swaps, points, strict=True):
-                big = np.ascontiguousarray(
-                    cv2.resize(swap, (MEASURE_SIZE, MEASURE_SIZE), interpolation=cv2.INTER_CUBIC)
-                )
-                fitted = _refit(big, hint * scale)
-                embedding = embed_face(big, fitted)
-                d_target, d_source = distance(embedding, embeddings[other]), distance(embedding, embeddings[name])
-                closer.append(d_target < d_source)
-                to_target.append(d_target)
-                mouths.append((mouth_opening(hint), mouth_opening(fitted)))
-            figures[f"{name}->{other}/transfer"] = float(np.mean(closer))
-            figures[f"{name}->{other}/distance"] = float(np.mean(to_target))
-            mouths = np.array(mouths)
-            figures[f"{name}->{other}/mouth_r"] = pearson(mouths[:, 0], mouths[:, 1])
-    model.train(was_training)
-    return figures
-
-
-def _reconstruction(model: Autoencoder, faces: np.ndarray, identity: str) -> dict[str, float]:
-    x = torch.from_numpy(faces).permute(0, 3, 1, 2).float() / 255
-    y = torch.from_numpy(swap_faces(model, faces, identity)).permute(0, 3, 1, 2).float() / 255
-    mse = ((x - y) ** 2).mean((1, 2, 3)).clamp_min(1e-10)
-    return {
-        "faces": len(faces),
-        "ssim": float(ssim_map(x, y).mean()),
-        "psnr": float((10 * torch.log10(1 / mse)).mean()),
-    }

@@ -102,14 +102,17 @@ def load_stats(folder: Path, name: str | None = None) -> FaceStats:
 
 
 def bin_edges(measure: str, a: FaceStats, b: FaceStats) -> np.ndarray:
-    """Bin edges shared by both sets: 10 degree bins on whole tens for angles, RATIO_BINS over the joint
-    range for the openings."""
+    """Bin edges shared by both sets: 10 degree bins on whole tens for angles (-10..10 one bin), RATIO_BINS
+    over the joint range for the openings."""
     values = np.concatenate([getattr(a, measure), getattr(b, measure)])
     low, high = float(values.min()), float(values.max())
     if measure in ("yaw", "pitch"):
-        low = np.floor(low / ANGLE_BIN) * ANGLE_BIN
-        high = max(np.ceil(high / ANGLE_BIN) * ANGLE_BIN, low + ANGLE_BIN)
-        return np.arange(low, high + ANGLE_BIN / 2, ANGLE_BIN)
+        # One bin for "facing the camera" (-10..10, as `describe` words it): split at 0, a set at yaw 1..8
+        # and another at -5..-1 each read as having no frontal faces in the other's half.
+        low = min(np.floor(low / ANGLE_BIN) * ANGLE_BIN, -ANGLE_BIN)
+        high = max(np.ceil(high / ANGLE_BIN) * ANGLE_BIN, ANGLE_BIN)
+        edges = np.arange(low, high + ANGLE_BIN / 2, ANGLE_BIN)
+        return edges[np.abs(edges) > ANGLE_BIN / 2]
     if high - low < 1e-6:  # every face the same: one bin around the value
         low, high = low - 0.01, high + 0.01
     return np.linspace(low, high, RATIO_BINS + 1)

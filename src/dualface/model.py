@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from itertools import pairwise
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -199,6 +200,36 @@ class Autoencoder(nn.Module):
             for name, again in zip(names, cycled, strict=True):
                 outputs[name].cycled = again
         return outputs
+
+
+@torch.no_grad()
+def draw(
+    model: Autoencoder, crops: np.ndarray, identity: str, device: str | torch.device = "cpu", batch: int = 64
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Model crops drawn as `identity`: the one place a model runs on faces outside training.
+
+    Args:
+        crops: (N, S, S, 3) uint8 model inputs.
+
+    Returns:
+        (N, S, S, 3) float32 RGB in [0, 1], and the (N, S, S) learned masks when the model has a mask head.
+    """
+    rgb, masks = [], []
+    for i in range(0, len(crops), batch):
+        x = torch.from_numpy(np.ascontiguousarray(crops[i : i + batch])).to(device).permute(0, 3, 1, 2).float() / 255
+        out = model({identity: x})[identity]
+        rgb.append(out.rgb.float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy())
+        if out.mask is not None:
+            masks.append(out.mask[:, 0].float().cpu().numpy())
+    size = model.config.size
+    if not rgb:
+        return np.zeros((0, size, size, 3), np.float32), None
+    return np.concatenate(rgb), np.concatenate(masks) if masks else None
+
+
+def as_uint8(images: np.ndarray) -> np.ndarray:
+    """Float images in [0, 1] -> uint8."""
+    return (np.clip(images, 0, 1) * 255).round().astype(np.uint8)
 
 
 def parameter_count(module: nn.Module) -> int:

@@ -7,6 +7,7 @@ import io
 import json
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -16,12 +17,46 @@ import numpy as np
 from PIL import Image
 
 from dualface import __version__
-from dualface.evaluate import VideoEvaluation
 from dualface.files import atomic_write_bytes, ensure_writable_dir
 from dualface.identity import SAME_PERSON
+from dualface.metrics import METRICS, passes
 from dualface.provenance import SYNTHETIC_NOTICE
 
-TARGETS = {"identity_transfer": 0.8, "mouth_r": 0.5, "flicker_ratio": 1.2}  # what the project aims for
+if TYPE_CHECKING:
+    from dualface.evaluate import VideoEvaluation
+
+
+def _number(name: str, value: float | None) -> str:
+    if value is None:
+        return "undefined"
+    if name == "identity_transfer":
+        return f"{value:.0%}"
+    unit = METRICS[name].unit
+    return f"{value:.1f}{unit}" if unit == "°" else f"{value:.2f}{unit}" if unit else f"{value:.3f}"
+
+
+def _bar(name: str) -> str:
+    metric = METRICS[name]
+    if metric.usable is None:
+        return ""
+    sign = ">=" if metric.aim == "higher" else "<="
+    on = "normalised " if metric.bar_on == "normalised" else ""
+    shown = f"{metric.usable:.0%}" if name == "identity_transfer" else f"{metric.usable:g}"
+    return f"{on}{sign} {shown}"
+
+
+def score_table(ev: "VideoEvaluation") -> list[str]:
+    """The scores as aligned text lines: value, floor (static swap), ceiling (source itself), normalised."""
+    lines = [f"{'measure':20s} {'value':>10s} {'floor':>10s} {'ceiling':>10s} {'normalised':>10s}  bar"]
+    for name, s in ev.scores.items():
+        ok = passes(name, s)
+        mark = "" if ok is None else (" ok" if ok else " FAIL")
+        cells = [_number(name, v) if v is not None else "-" for v in (s.value, s.floor, s.ceiling)]
+        norm = "-" if s.normalised is None else f"{s.normalised:.2f}"
+        if s.value is None:
+            cells[0] = "undefined"
+        lines.append(f"{name:20s} {cells[0]:>10s} {cells[1]:>10s} {cells[2]:>10s} {norm:>10s}  {_bar(name)}{mark}")
+    return lines
 
 
 def _png(figure_or_image) -> str:
@@ -34,7 +69,7 @@ def _png(figure_or_image) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def _plots(ev: VideoEvaluation) -> list[tuple[str, str]]:
+def _plots(ev: "VideoEvaluation") -> list[tuple[str, str]]:
     frames = [s.index for s in ev.per_frame]
     plots = []
     embedded = [s for s in ev.per_frame if s.to_target is not None]
@@ -50,30 +85,38 @@ def _plots(ev: VideoEvaluation) -> list[tuple[str, str]]:
         ax.legend(loc="best", fontsize=8)
         plots.append(("Identity distance per frame", _png(fig)))
     fig, axes = plt.subplots(2, 1, figsize=(8, 4.6), sharex=True)
-    for ax, key, title in ((axes[0], "mouth", "mouth opening"), (axes[1], "eyes", "eye opening")):
+    for ax, key in ((axes[0], "mouth"), (axes[1], "eyes")):
         values = np.array([getattr(s, key) for s in ev.per_frame])
         ax.plot(frames, values[:, 0], label="source", lw=1.2)
         ax.plot(frames, values[:, 1], label="output", lw=1.2)
-        ax.set(ylabel=title)
+        ax.plot(frames, values[:, 2], label="static swap (floor)", lw=1, color="grey", ls="--")
+        normalised = ev.scores[key].normalised
+        ax.set(ylabel=f"{key} opening", title=f"{key}: normalised {_number('mouth', normalised)}")
         ax.legend(loc="upper right", fontsize=8)
-    axes[0].set_title(f"Does the output follow the source? mouth r = {ev.mouth_r:.2f}, eyes r = {ev.eyes_r:.2f}")
     axes[1].set_xlabel("frame")
-    plots.append(("Expression over time", _png(fig)))
-    fig, axes = plt.subplots(1, 2, figsize=(8, 2.6))
+    plots.append(("Does the drawn face follow the source?", _png(fig)))
+    fig, axes = plt.subplots(1, 3, figsize=(10, 2.6))
     axes[0].plot(frames, [s.landmark_error for s in ev.per_frame], lw=1.2)
     axes[0].set(xlabel="frame", ylabel="error / inter-ocular", title="Landmark error")
-    changes = np.array(ev.changes)
-    axes[1].plot(changes[:, 0], changes[:, 1], label="source", lw=1.2)
-    axes[1].plot(changes[:, 0], changes[:, 2], label="output", lw=1.2)
-    axes[1].set(xlabel="frame", ylabel="change in face, levels", title=f"Flicker: ratio {ev.flicker_ratio:.2f}")
+    sharp = np.array([s.sharpness for s in ev.per_frame])
+    axes[1].plot(frames, sharp[:, 0], label="source", lw=1.2)
+    axes[1].plot(frames, sharp[:, 1], label="output", lw=1.2)
+    axes[1].set(xlabel="frame", ylabel="Laplacian variance", title="Face detail", yscale="log")
     axes[1].legend(fontsize=8)
-    plots.append(("Landmark error and flicker", _png(fig)))
+    changes = np.array(ev.changes)
+    axes[2].plot(changes[:, 0], changes[:, 1], label="source", lw=1.2)
+    axes[2].plot(changes[:, 0], changes[:, 2], label="output", lw=1.2)
+    axes[2].set(xlabel="frame", ylabel="change in face, levels", title="Flicker")
+    axes[2].legend(fontsize=8)
+    fig.tight_layout()
+    plots.append(("Landmark error, detail and flicker", _png(fig)))
     return plots
 
 
-def _strip(strip: list[tuple[int, np.ndarray, np.ndarray]], height: int = 180) -> str:
+def _strip(pairs: list[tuple[int, np.ndarray, np.ndarray]], height: int = 180) -> str:
+    """Source frames on top, output below, side by side."""
     columns = []
-    for _, source, output in strip:
+    for _, source, output in pairs:
         scale = height / source.shape[0]
         size = (round(source.shape[1] * scale), height)
         pair = [np.asarray(Image.fromarray(f).resize(size, Image.LANCZOS)) for f in (source, output)]
@@ -81,73 +124,83 @@ def _strip(strip: list[tuple[int, np.ndarray, np.ndarray]], height: int = 180) -
     return _png(np.concatenate(columns, 1))
 
 
-def _row(name: str, value, target: str = "", good: bool | None = None) -> str:
+def _row(cells: list[str], good: bool | None = None) -> str:
     mark = "" if good is None else (" class='ok'" if good else " class='bad'")
-    return f"<tr><td>{name}</td><td{mark}>{value}</td><td>{target}</td></tr>"
+    tds = "".join(f"<td{mark if i == 1 else ''}>{html.escape(c)}</td>" for i, c in enumerate(cells))
+    return f"<tr>{tds}</tr>"
 
 
-def write_report(ev: VideoEvaluation, strip: list, folder: Path) -> tuple[Path, Path]:
+def write_report(ev: "VideoEvaluation", strip: list, blurriest: list, folder: Path) -> tuple[Path, Path]:
     """report.json (everything, per frame included) and report.html in `folder`."""
     folder = ensure_writable_dir(Path(folder))
     data = {"tool": f"dualface {__version__}", **ev.headline(), "per_frame": [asdict(s) for s in ev.per_frame]}
     json_path, html_path = folder / "report.json", folder / "report.html"
     atomic_write_bytes(json_path, (json.dumps(data, indent=1) + "\n").encode(), fsync=False)
 
-    transfer = "n/a" if ev.identity_transfer is None else f"{ev.identity_transfer:.0%}"
-    rows = [
-        _row(
-            "Identity transfer (frames closer to the target than to the source identity)"
-            if ev.source_identity
-            else f"Identity transfer (frames within {SAME_PERSON} of the target: no source identity given)",
-            transfer,
-            ">= 80%",
-            None if ev.identity_transfer is None else ev.identity_transfer >= TARGETS["identity_transfer"],
-        ),
-        _row(f"Mean embedding distance to {ev.target}", _fmt(ev.mean_to_target), f"< {SAME_PERSON}: same person"),
-        *(
-            [_row(f"Mean embedding distance to {ev.source_identity}", _fmt(ev.mean_to_source), "larger is better")]
-            if ev.source_identity
-            else []
-        ),
-        _row("Mouth opening, source vs output (Pearson r)", f"{ev.mouth_r:.2f}", ">= 0.5", ev.mouth_r >= 0.5),
-        _row("Eye opening, source vs output (Pearson r)", f"{ev.eyes_r:.2f}", "higher is better"),
-        _row("Landmark error / inter-ocular distance", f"{ev.landmark_error:.3f}", "0 = same shape"),
-        _row(
-            "Head pose error, degrees (yaw / pitch / roll)",
-            " / ".join(f"{ev.pose_error[k]:.1f}" for k in ("yaw", "pitch", "roll")),
-            "lower is better",
-        ),
-        _row("Flicker, output / source", f"{ev.flicker_ratio:.2f}", "<= 1.2", ev.flicker_ratio <= 1.2),
-    ]
+    rows = []
+    for name, s in ev.scores.items():
+        cells = [
+            METRICS[name].label,
+            _number(name, s.value),
+            "" if s.floor is None else _number(name, s.floor),
+            "" if s.ceiling is None else _number(name, s.ceiling),
+            "" if s.normalised is None else f"{s.normalised:.2f}",
+            _bar(name),
+        ]
+        rows.append(_row(cells, passes(name, s)))
     for name, quality in ev.reconstruction.items():
         rows.append(
             _row(
-                f"Reconstruction of {name} ({quality['faces']} held-out faces): SSIM / PSNR",
-                f"{quality['ssim']:.3f} / {quality['psnr']:.1f} dB",
-                "higher is better",
+                [
+                    f"Reconstruction of {name} ({quality['faces']} held-out faces): SSIM / PSNR",
+                    f"{quality['ssim']:.3f} / {quality['psnr']:.1f} dB",
+                    "",
+                    "",
+                    "",
+                    "higher is better",
+                ]
             )
         )
+    verdict = (
+        "<p class='ok'>Verdict: usable (every measure clears its bar).</p>"
+        if ev.usable
+        else f"<p class='bad'>Verdict: not usable yet. Below the bar: {html.escape(', '.join(ev.failed))}.</p>"
+    )
     figures = "".join(f"<h2>{html.escape(title)}</h2><img src='{src}'>" for title, src in _plots(ev))
+    worst = (
+        f"<h2>The {len(blurriest)} least sharp output faces (source top, output below)</h2>"
+        f"<img src='{_strip(blurriest, 160)}'>"
+        if blurriest
+        else ""
+    )
+    reference = html.escape(ev.reference_faces) if ev.reference_faces else "none given: no sharpness ratio or gap"
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>dualface evaluation</title>
 <meta name="generator" content="dualface {__version__}"><meta name="description" content="{SYNTHETIC_NOTICE}">
-<style>body{{font-family:sans-serif;max-width:900px;margin:2em auto;color:#222}}
-table{{border-collapse:collapse}}td{{border-bottom:1px solid #ddd;padding:4px 10px}}
+<style>body{{font-family:sans-serif;max-width:960px;margin:2em auto;color:#222}}
+table{{border-collapse:collapse}}td,th{{border-bottom:1px solid #ddd;padding:4px 8px}}
 .ok{{color:#070;font-weight:bold}}.bad{{color:#b00;font-weight:bold}}img{{max-width:100%}}</style></head><body>
 <h1>dualface evaluation</h1>
-<p>{html.escape(ev.output)}: {html.escape(ev.source)} swapped into <b>{html.escape(ev.target)}</b>;
-{ev.frames_scored} of {ev.frames} frames had a face. <i>{SYNTHETIC_NOTICE}</i></p>
-<table><tr><th>measure</th><th>value</th><th>aim</th></tr>{"".join(rows)}</table>
+<p>{html.escape(ev.output)}: {html.escape(ev.source)} swapped into <b>{html.escape(ev.target)}</b> by
+{html.escape(str(ev.checkpoint))} (step {ev.step}); {ev.frames_scored} of {ev.frames} frames had a face.
+<i>{SYNTHETIC_NOTICE}</i></p>
+{verdict}
+<table><tr><th>measure</th><th>value</th><th>floor (static swap)</th><th>ceiling</th><th>normalised</th>
+<th>bar for usable</th></tr>{"".join(rows)}</table>
 <h2>Source (top) and output (bottom)</h2><img src='{_strip(strip)}'>
+{worst}
 {figures}
-<p>Identity: dlib's 128-d face embeddings against each identity's mean embedding from training. Expression:
-68 dlib landmarks found on the output where the source face was. Flicker: mean absolute frame-to-frame
-change inside the source face's hull. Made by dualface {__version__}.</p>
+<p>Controls: the floor is a static swap (the target decoder's drawing of the first face, pasted on every
+frame with the conversion's own mask and colour settings); the ceiling is the source against itself, or
+the target's own faces for identity and sharpness. Normalised = (value - floor) / (ceiling - floor).
+Expression: 68 dlib landmarks fitted on the aligned face with everything outside a fixed central region
+blanked, so only the drawn face is read; agreement is the concordance 2 cov / (var a + var b), undefined for
+a series that does not vary. Identity: dlib's 128-d embeddings against each identity's mean embedding from
+training; the gap divides the output's mean distance by that of the target's own faces. Sharpness: variance
+of the Laplacian inside the face, against the target's own faces ({reference}) cut at the same on-screen
+size. Flicker: mean absolute frame-to-frame change inside the source face's hull. Made by dualface
+{__version__}.</p>
 </body></html>
 """
     atomic_write_bytes(html_path, page.encode(), fsync=False)
     return json_path, html_path
-
-
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"

@@ -30,7 +30,9 @@ from dualface.checkpoint import latest_checkpoint, load_checkpoint, prune_checkp
 from dualface.data import FaceSet, center_crop, load_face_set
 from dualface.errors import DualfaceError
 from dualface.files import ensure_writable_dir
+from dualface.heldout import clip_of, held_out_clips, held_out_figures
 from dualface.losses import LOSSES
+from dualface.metrics import rank
 from dualface.model import MODEL_PRESETS, Autoencoder, ModelConfig
 from dualface.prefetch import prefetch
 from dualface.preview import plot_loss_curve, preview_grid, save_png
@@ -73,8 +75,9 @@ class TrainConfig:
     keep: int = 3  # step checkpoints kept, besides the best
     resume: bool = False
     eval_every: int = 0  # steps between identity/reconstruction figures on held-out faces (0: never)
-    eval_faces: int = 16  # faces per identity held out for them (the last by file name; at most a fifth of a set)
-    best_by: str = "loss"  # what makes best.safetensors: "loss", or a held-out figure, e.g. "a->b/mouth_r"
+    eval_faces: int = 64  # at most this many held-out faces per identity are measured (spread evenly)
+    held_out: dict[str, Path] = field(default_factory=dict)  # identity -> faces of clips not trained on
+    best_by: str = "loss"  # what makes best.safetensors: "loss", or a held-out figure, e.g. "a->b/mouth"
     freeze: tuple[str, ...] = ()  # parts left untrained, e.g. ("encoder", "trunk") to fine-tune only the decoders
     init: Path | None = None  # start from these weights (a starter checkpoint, another model) instead of random
     seed: int = 0
@@ -299,6 +302,8 @@ def train(cfg: TrainConfig) -> TrainSummary:
         # For `convert --from`: which faces in a frame are this identity's.
         "embeddings": {s.name: np.round(s.embedding, 5).tolist() for s in sets if s.embedding is not None},
         "train": {k: v for k, v in asdict(cfg).items() if k in ("preset", "batch_size", "lr", "loss", "seed")},
+        # For `evaluate`: the target's own faces, the reference for sharpness and the identity gap.
+        "faces": {name: str(Path(folder).resolve()) for name, folder in zip(cfg.names, cfg.faces, strict=True)},
     }
     preview_faces = _preview_faces(sets, model_cfg, device, cfg)
     stream = prefetch(
@@ -323,7 +328,7 @@ def train(cfg: TrainConfig) -> TrainSummary:
     stopped_by, start_step, started = "interrupted", step, time.perf_counter()
     best_eval = -math.inf
     if resume_from and cfg.best_by != "loss" and (cfg.model_dir / "best.safetensors").exists():
-        best_eval = load_checkpoint(cfg.model_dir / "best.safetensors").meta.get("best_score", -math.inf)
+        best_eval = rank(load_checkpoint(cfg.model_dir / "best.safetensors").meta.get("best_score"))
     if ctx.main and cfg.eval_every and step == 0:  # where training starts from: the figure to beat
         best_eval = _evaluate(model, held_out, sets, cfg, step, writer, best_eval, meta_base)
     # The state to roll back to on a non-finite loss when no checkpoint exists yet.
@@ -434,44 +439,60 @@ def _fused(device: torch.device) -> dict[str, Any]:
 
 
 def _hold_out(sets: list[FaceSet], cfg: TrainConfig, model_cfg: ModelConfig) -> dict:
-    """Take each set's last `eval_faces` faces (by file name: the end of its last clip, so few near-duplicates
-    stay in training) out of training, as model crops, for `--eval-every`."""
+    """Faces for `--eval-every`, as model crops: an identity's `--held-out` folder, else its last whole
+    clips (taken out of training here); an identity whose faces come from one clip has none."""
     held = {}
     for i, faces in enumerate(sets):
-        n = min(cfg.eval_faces, len(faces) // 5)  # a small set keeps at least 4/5 of its faces for training
-        if n < 4:
-            raise DualfaceError(f"{faces.name}: {len(faces)} faces are too few to hold some out for --eval-every")
-        crops, points = center_crop(faces.faces[-n:], faces.landmarks[-n:], model_cfg.size)
-        held[faces.name] = (crops, points)
-        sets[i] = FaceSet(faces.name, faces.faces[:-n], faces.landmarks[:-n], faces.files[:-n], faces.embedding)
+        if faces.name in cfg.held_out:
+            other = load_face_set(cfg.held_out[faces.name], model_cfg, faces.name, cfg.eval_faces)
+            held[faces.name] = center_crop(other.faces, other.landmarks, model_cfg.size)
+            continue
+        clips = held_out_clips(faces.files)
+        if not clips:
+            log.info("%s: faces from one clip; none held out (give --held-out %s=FOLDER)", faces.name, faces.name)
+            continue
+        out = np.array([clip_of(f) in clips for f in faces.files])
+        chosen = np.flatnonzero(out)
+        chosen = chosen[np.linspace(0, len(chosen) - 1, min(cfg.eval_faces, len(chosen))).round().astype(int)]
+        held[faces.name] = center_crop(faces.faces[chosen], faces.landmarks[chosen], model_cfg.size)
+        keep = np.flatnonzero(~out)
+        sets[i] = FaceSet(
+            faces.name, faces.faces[keep], faces.landmarks[keep], [faces.files[k] for k in keep], faces.embedding
+        )
+        log.info("%s: held out %d faces of clips %s", faces.name, len(chosen), ", ".join(sorted(clips)))
+    if not held:
+        raise DualfaceError(
+            "--eval-every needs faces that are not trained on: give --held-out NAME=FOLDER, or faces from two or "
+            "more clips of an identity (its last clips are then held out whole)"
+        )
     return held
 
 
 def _evaluate(model, held_out, sets, cfg: TrainConfig, step: int, writer, best: float, meta_base: dict) -> float:
     """Log the held-out figures; with `best_by` naming one of them, keep the model that scores highest on
-    it as best.safetensors. Returns the best score so far."""
-    from dualface.evaluate import training_eval
-
+    it as best.safetensors (an undefined figure ranks below every number). Returns the best score so far."""
     embeddings = {s.name: s.embedding for s in sets if s.embedding is not None}
-    figures = training_eval(model, held_out, embeddings)
+    figures = held_out_figures(model, held_out, embeddings)
     path = cfg.model_dir / "eval_log.csv"
     new = not path.exists()
     with open(path, "a", newline="") as f:
         out = csv.writer(f)
         if new:
             out.writerow(["step", *figures])
-        out.writerow([step, *(f"{v:.4f}" for v in figures.values())])
+        out.writerow([step, *("" if v is None else f"{v:.4f}" for v in figures.values())])
     if writer is not None:
         for key, value in figures.items():
-            writer.add_scalar(f"eval/{key}", value, step)
-    tqdm.write(f"step {step} held-out: " + ", ".join(f"{k} {v:.3f}" for k, v in figures.items()))
+            if value is not None:
+                writer.add_scalar(f"eval/{key}", value, step)
+    shown = ", ".join(f"{k} {'undefined' if v is None else f'{v:.3f}'}" for k, v in figures.items())
+    tqdm.write(f"step {step} held-out: {shown}")
     if cfg.best_by == "loss":
         return best
     if cfg.best_by not in figures:
         raise DualfaceError(f"--best-by {cfg.best_by!r}: the held-out figures are {', '.join(figures)}")
-    if figures[cfg.best_by] > best:
-        best = figures[cfg.best_by]
-        meta = {**meta_base, "best_by": cfg.best_by, "best_score": best, "eval": figures}
+    if rank(figures[cfg.best_by]) > best:
+        best = rank(figures[cfg.best_by])
+        meta = {**meta_base, "best_by": cfg.best_by, "best_score": figures[cfg.best_by], "eval": figures}
         save_checkpoint(cfg.model_dir / "best.safetensors", model, None, step, meta)
     return best
 

@@ -51,11 +51,13 @@ def video_writer(
     preset: str = "veryfast",
     kind: str = "face swap",
     size: tuple[int, int] | None = None,
+    tags: dict[str, str] | None = None,
 ) -> Iterator[Callable[[Frame], None]]:
     """Yields `write(frame)` for RGB frames; on a clean exit the video, with the audio of `like` (the
     source video) muxed in sync, replaces `path`. On an error nothing at `path` changes.
 
-    Frames are `like`'s size unless `size` (width, height) says otherwise; its frame rate is kept."""
+    Frames are `like`'s size unless `size` (width, height) says otherwise; its frame rate is kept. `tags`
+    are added to the container's metadata."""
     path = Path(path)
     if path.suffix.lower() not in VIDEO_OUTPUTS:
         raise DualfaceError(f"{path}: a video output must end in {', '.join(sorted(VIDEO_OUTPUTS))}")
@@ -68,7 +70,7 @@ def video_writer(
             mp4 = path.suffix.lower() != ".mkv"
             options = {"movflags": "use_metadata_tags+faststart"} if mp4 else {}
             with av.open(tmp, "w", format="matroska" if not mp4 else None, options=options) as out:
-                out.metadata.update(metadata(kind))
+                out.metadata.update({**metadata(kind), **(tags or {})})
                 video = out.add_stream("libx264", rate=rate)
                 width, height = size or (video_in.width, video_in.height)
                 # yuv420p needs even sides: an odd-sized source gets one replicated edge row/column.

@@ -1,0 +1,196 @@
+"""Compositing: a drawn face back into its frame. The mask (from landmarks or the model's mask head,
+eroded and feathered inward), the colour transfer onto the source face's statistics, and the blend, each
+a table entry (`masks.MASKS`, `color.COLOR_TRANSFERS`, `BLENDS`).
+
+`convert` and `evaluate` (whose static-swap control must go through the very same paste) both use it.
+Temporal smoothing keeps a `TrackState` per tracked face: the mask and the colour statistics are running
+averages over the frames before, in the face's own aligned coordinates, so head motion doesn't smear them.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any
+
+import cv2
+import numpy as np
+
+from dualface.align import align_matrix, compose, invert, transform_points
+from dualface.color import COLOR_TRANSFERS
+from dualface.errors import DualfaceError
+from dualface.masks import MASKS
+from dualface.types import Frame, Landmarks, Matrix
+
+MASK_SIZE = 256  # masks are drawn and feathered in an aligned crop this large, then warped into the frame
+
+
+@dataclass
+class PasteConfig:
+    """How a drawn face goes back into its frame (the compositing part of `dualface convert`'s settings)."""
+
+    mask: str = "extended"  # hull, extended, or learned (the model's own mask head)
+    erode: float = 0.0  # % of the mask crop: shrink the mask (negative grows it)
+    feather: float = 5.0  # % of the mask crop: width of the soft edge
+    color: str = "avg"
+    blend: str = "alpha"
+    smooth: bool = True  # temporal smoothing of placement, mask and colour
+    smooth_weight: float = 0.5  # share of the current frame in the running mask and colour averages
+
+    def __post_init__(self) -> None:
+        if self.mask not in (*MASKS, "learned"):
+            raise DualfaceError(f"--mask must be one of {', '.join((*MASKS, 'learned'))}, not {self.mask!r}")
+        if self.color not in COLOR_TRANSFERS:
+            raise DualfaceError(f"--color must be one of {', '.join(COLOR_TRANSFERS)}, not {self.color!r}")
+        if self.blend not in BLENDS:
+            raise DualfaceError(f"--blend must be one of {', '.join(BLENDS)}, not {self.blend!r}")
+        if not -50 < self.erode < 50 or not 0 <= self.feather < 50:
+            raise DualfaceError("--erode must be within (-50, 50) and --feather within [0, 50) percent")
+        if not 0 < self.smooth_weight <= 1:
+            raise DualfaceError("--smooth-weight must be in (0, 1]")
+
+    @classmethod
+    def of(cls, settings: Any) -> "PasteConfig":
+        """The paste settings of any object or dict that has them (a ConvertConfig, a recorded conversion)."""
+        get = settings.get if isinstance(settings, dict) else lambda k, d: getattr(settings, k, d)
+        return cls(**{f.name: get(f.name, f.default) for f in fields(cls)})
+
+
+@dataclass
+class Face:
+    """A face to swap on one frame."""
+
+    track: int
+    landmarks: Landmarks  # source pixels
+    matrix: Matrix  # source pixels -> model crop pixels
+    crop: np.ndarray  # (S, S, 3) uint8: the model's input
+    swapped: np.ndarray | None = None  # (S, S, 3) float32 in [0, 1]: the decoder's drawing
+    learned_mask: np.ndarray | None = None  # (S, S) float32, with the model's mask head
+
+
+@dataclass
+class TrackState:
+    """What temporal smoothing carries from one frame to the next, per tracked face."""
+
+    mask: np.ndarray | None = None
+    stats: tuple[np.ndarray, np.ndarray] | None = None  # colour statistics of (source, swapped)
+
+
+def model_input(
+    frame: Frame, landmarks: Landmarks, size: int, coverage: float, centering: str
+) -> tuple[Matrix, np.ndarray]:
+    """The alignment matrix and the (S, S, 3) crop the model takes, cut as training's faces were: an
+    aligned crop at four times the size, scaled down."""
+    big = 4 * size
+    matrix = align_matrix(landmarks, big, coverage, centering)
+    crop = cv2.warpAffine(frame, matrix, (big, big), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    crop = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
+    # cv2.resize maps pixel centres, x -> (x + 0.5) / 4 - 0.5: the same map, as an affine.
+    shrink = np.array([[0.25, 0, -0.375], [0, 0.25, -0.375]], np.float32)
+    return compose(shrink, matrix), crop
+
+
+def _scale(factor: float) -> np.ndarray:
+    return np.array([[factor, 0, 0], [0, factor, 0]], np.float32)
+
+
+def face_mask(face: Face, cfg: PasteConfig, model_size: int) -> np.ndarray:
+    """The blend mask in MASK_SIZE crop pixels (float32 in [0, 1]), eroded and feathered."""
+    if cfg.mask == "learned":
+        if face.learned_mask is None:
+            raise DualfaceError("--mask learned needs a model trained with a mask head (the hd preset)")
+        mask = cv2.resize(face.learned_mask, (MASK_SIZE, MASK_SIZE), interpolation=cv2.INTER_LINEAR)
+        mask = (mask > 0.5).astype(np.float32)
+    else:
+        points = transform_points(face.landmarks, face.matrix) * (MASK_SIZE / model_size)
+        mask = MASKS[cfg.mask](points, MASK_SIZE)
+    # The extended hull reaches past the crop's top: close the mask there, so the feather runs along
+    # the crop's edge too instead of leaving a hard line.
+    mask[[0, -1], :] = 0
+    mask[:, [0, -1]] = 0
+    if cfg.erode:
+        radius = max(1, round(abs(cfg.erode) / 100 * MASK_SIZE))
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+        mask = (cv2.erode if cfg.erode > 0 else cv2.dilate)(mask, kernel)
+    if cfg.feather:
+        # Feather inward, so the soft edge never reaches past the hull onto the background.
+        radius = max(1, round(cfg.feather / 100 * MASK_SIZE))
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (radius + 1, radius + 1))
+        mask = cv2.GaussianBlur(cv2.erode(mask, kernel), (0, 0), radius / 2)
+    return mask
+
+
+def recolor(face: Face, mask: np.ndarray, cfg: PasteConfig, state: TrackState) -> np.ndarray:
+    """The swapped face with the source face's colour (statistics averaged over frames when smoothing)."""
+    method = COLOR_TRANSFERS[cfg.color]
+    assert face.swapped is not None
+    if method is None:
+        return face.swapped
+    size = face.swapped.shape[0]
+    small = cv2.resize(mask, (size, size), interpolation=cv2.INTER_AREA)
+    source = face.crop.astype(np.float32) / 255
+    stats = (method.stats(source, small), method.stats(face.swapped, small))
+    if cfg.smooth and state.stats is not None:
+        w = cfg.smooth_weight
+        stats = (w * stats[0] + (1 - w) * state.stats[0], w * stats[1] + (1 - w) * state.stats[1])
+    state.stats = stats
+    return method.apply(face.swapped, stats[1], stats[0])
+
+
+def _alpha(frame: Frame, region: np.ndarray, face_rgb: np.ndarray, alpha: np.ndarray, at: tuple[int, int]) -> None:
+    blended = region.astype(np.float32) * (1 - alpha) + np.clip(face_rgb, 0, 1) * 255 * alpha
+    region[:] = blended.round().astype(np.uint8)
+
+
+def _poisson(frame: Frame, region: np.ndarray, face_rgb: np.ndarray, alpha: np.ndarray, at: tuple[int, int]) -> None:
+    binary = (alpha[..., 0] > 0.5).astype(np.uint8) * 255
+    binary[[0, -1], :] = 0  # seamlessClone needs the mask off the patch's border
+    binary[:, [0, -1]] = 0
+    ys, xs = np.nonzero(binary)
+    if len(xs) < 16:
+        return
+    patch = (np.clip(face_rgb, 0, 1) * 255).round().astype(np.uint8)
+    centre = (at[0] + (xs.min() + xs.max() + 1) // 2, at[1] + (ys.min() + ys.max() + 1) // 2)
+    try:
+        frame[:] = cv2.seamlessClone(patch, frame, binary, centre, cv2.NORMAL_CLONE)
+    except cv2.error:  # a face at the frame's edge: fall back to the feathered paste
+        region[:] = (region * (1 - alpha) + patch * alpha).round().astype(np.uint8)
+
+
+# (whole frame, its face box view, drawn face warped into the box (float RGB), alpha (h, w, 1), box origin)
+Blend = Callable[[Frame, np.ndarray, np.ndarray, np.ndarray, tuple[int, int]], None]
+BLENDS: dict[str, Blend] = {"alpha": _alpha, "poisson": _poisson}
+
+
+def paste(frame: Frame, face: Face, drawn: np.ndarray, mask: np.ndarray, cfg: PasteConfig) -> None:
+    """Warp the drawn face and its mask back into the frame (in place) and blend them there."""
+    size = drawn.shape[0]
+    to_frame = invert(face.matrix)
+    corners = transform_points(np.array([[0, 0], [size, 0], [0, size], [size, size]], np.float32), to_frame)
+    height, width = frame.shape[:2]
+    left, top = np.floor(corners.min(0)).astype(int).clip(0, [width, height])
+    right, bottom = np.ceil(corners.max(0)).astype(int).clip(0, [width, height])
+    if right - left < 2 or bottom - top < 2:
+        return
+    # Warp only into the face's box: a whole 720p frame per face would cost more than the model.
+    shift = np.array([[1, 0, -left], [0, 1, -top]], np.float32)
+    to_box = compose(shift, to_frame)
+    box = (int(right - left), int(bottom - top))
+    face_rgb = cv2.warpAffine(drawn, to_box, box, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    mask_to_box = compose(to_box, _scale(size / MASK_SIZE))
+    alpha = cv2.warpAffine(mask, mask_to_box, box, flags=cv2.INTER_LINEAR)[..., None]
+    BLENDS[cfg.blend](frame, frame[top:bottom, left:right], face_rgb, alpha, (int(left), int(top)))
+
+
+def composite(frame: Frame, faces: list[Face], cfg: PasteConfig, model_size: int, states: dict) -> Frame:
+    """The frame with every face swapped in."""
+    # A track that is not on this frame has ended (the tracker never revives one): forget its state.
+    for track in set(states) - {face.track for face in faces}:
+        del states[track]
+    out = frame.copy()
+    for face in faces:
+        state = states.setdefault(face.track, TrackState())
+        mask = face_mask(face, cfg, model_size)
+        if cfg.smooth and state.mask is not None:
+            mask = cfg.smooth_weight * mask + (1 - cfg.smooth_weight) * state.mask
+        state.mask = mask
+        paste(out, face, recolor(face, mask, cfg, state), mask, cfg)
+    return out

@@ -1,0 +1,318 @@
+"""Measures of a swap, each with its controls: the pure functions behind `evaluate`, training's held-out
+figures, the report and the benches.
+
+A number that a useless output passes is worse than none, so every measure is read against two controls:
+a **ceiling**, the source against itself (a perfect output), and a **floor**, a *static swap* (one fixed
+face of the target pasted through the same pipeline on every frame: the right identity, sharp enough,
+and useless). An expression or pose measure counts by its normalised score (value - floor) / (ceiling -
+floor), not by its raw value.
+
+Expression is measured on the face that was drawn, not on what surrounds it. dlib's landmark predictor,
+run on a whole frame, follows the jaw line and the mask's outline that the source leaves around a blurry
+swap (a pasted still face read mouth r 0.5 that way). Here the face is cut to an aligned crop by the
+*source's* landmarks, everything outside a fixed central region of the mean face (the hull of dlib's mean
+shape, shrunk to 90% about its centre, so the moving jaw of the source stays outside it) is replaced by
+the region's mean colour, and the predictor is placed by the mean face's box alone. A pasted still face
+then reads the same mouth on every frame. Measured on GRID s1 and the 720p White House clips: this
+mouth opening follows the whole-frame landmarks of real faces at r 0.96-0.98, and a static swap's varies
+with 0.04-0.17 of the source's spread.
+
+Agreement of two series is the concordance 2 cov / (var a + var b) (Lin's concordance without its mean
+term: faces of two people open their lips to different rest widths): 1 for equal series, about 0 when
+one barely moves, and lower than Pearson's r when the output moves less than the source (a swapped
+mouth that opens a fifth as wide scores 0.38 at r = 1). A series that does not vary is undefined (None),
+never 0, and ranks below every number.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from dualface.align import (
+    MEAN_FACE,
+    box_from_landmarks,
+    compose,
+    crop_matrix,
+    invert,
+    matrix_scale,
+    to_mean_face,
+    transform_points,
+)
+from dualface.landmarks import mouth_opening, predict_landmarks
+from dualface.pose import eye_opening, head_pose
+from dualface.types import Frame, Landmarks, Matrix
+
+MEASURE_SIZE = 256  # faces are cut to an aligned crop this large before landmarks are fitted on them
+MEASURE_CROP = crop_matrix(MEASURE_SIZE, 0.6, "face")  # mean-face units -> measure-crop pixels
+REGION_SHRINK = 0.9
+CONSTANT = 1e-6  # a series whose standard deviation is below this does not vary
+
+
+def _region(size: int, to_crop: Matrix, shrink: float = REGION_SHRINK) -> np.ndarray:
+    points = transform_points(MEAN_FACE, to_crop)
+    centre = points.mean(0)
+    points = centre + (points - centre) * shrink
+    mask = np.zeros((size, size), np.uint8)
+    cv2.fillConvexPoly(mask, cv2.convexHull(np.round(points).astype(np.int32)), 1)
+    return mask.astype(bool)
+
+
+REGION = _region(MEASURE_SIZE, MEASURE_CROP)
+_BOX = box_from_landmarks(transform_points(MEAN_FACE, MEASURE_CROP))
+
+
+def aligned_crop(image: Frame, to_mean: Matrix, to_crop: Matrix, size: int) -> Frame:
+    """The aligned (size, size, 3) crop; a large downscale is area-averaged first (cv2.warpAffine cannot
+    area-average: its INTER_AREA is bilinear), so small crops of big faces are not aliased."""
+    matrix = compose(to_crop, to_mean)
+    shrink = 1 / matrix_scale(matrix)
+    if shrink > 1.5:
+        factor = 1 / shrink
+        small = cv2.resize(image, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
+        # cv2.resize maps pixel centres: x -> (x + 0.5) * factor - 0.5
+        resize = np.array([[factor, 0, 0.5 * factor - 0.5], [0, factor, 0.5 * factor - 0.5]], np.float32)
+        image, matrix = small, compose(matrix, invert(resize))
+    return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def drawn_landmarks(image: Frame, to_mean: Matrix) -> Landmarks:
+    """The 68 landmarks of the face drawn inside the fixed central region, in mean-face units.
+
+    Args:
+        image: a frame, or an aligned face crop.
+        to_mean: image pixels -> mean-face units (`align.to_mean_face` of the source's landmarks for a
+            frame; the inverse of the crop's `crop_matrix` for an aligned crop).
+    """
+    crop = aligned_crop(image, to_mean, MEASURE_CROP, MEASURE_SIZE).copy()
+    crop[~REGION] = crop[REGION].mean(0).round().astype(np.uint8)
+    crop = np.ascontiguousarray(crop)
+    first = predict_landmarks(crop, _BOX)
+    points = predict_landmarks(crop, box_from_landmarks(first))
+    return transform_points(points, invert(MEASURE_CROP))
+
+
+def sharpness(image: Frame, to_mean: Matrix, pixels_per_unit: float) -> float:
+    """Variance of the Laplacian of the grey face inside the central region, cut at `pixels_per_unit`
+    (image pixels per mean-face unit: the face's on-screen size), so faces compare at one size."""
+    side = 1 / 0.6 * (MEAN_FACE[:, 0].max() - MEAN_FACE[:, 0].min())  # the measure crop's side, units
+    size = max(16, round(side * pixels_per_unit))
+    to_crop = crop_matrix(size, 0.6, "face")
+    crop = aligned_crop(image, to_mean, to_crop, size)
+    grey = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    laplacian = cv2.Laplacian(grey, cv2.CV_32F, ksize=3)
+    return float(laplacian[_region(size, to_crop, 0.8)].var())
+
+
+def face_scale(landmarks: Landmarks) -> float:
+    """A face's on-screen size: image pixels per mean-face unit."""
+    return matrix_scale(invert(to_mean_face(landmarks)))
+
+
+def interocular(landmarks: Landmarks) -> float:
+    return float(np.linalg.norm(landmarks[36:42].mean(0) - landmarks[42:48].mean(0)))
+
+
+def refit(frame: Frame, hint: Landmarks) -> Landmarks:
+    """Landmarks fitted on the whole frame from the box `hint` implies, then once more from their own box
+    (as the tracker starts a face): the output is measured where the source face was, not copied from it."""
+    frame = np.ascontiguousarray(frame)
+    first = predict_landmarks(frame, box_from_landmarks(hint))
+    return predict_landmarks(frame, box_from_landmarks(first))
+
+
+@dataclass
+class Observed:
+    """One face on one frame as the measures see it."""
+
+    drawn: Landmarks  # fitted inside the fixed central region (mean-face units): expression
+    fitted: Landmarks  # fitted on the whole frame (pixels): shape and pose
+    sharpness: float
+    image_size: tuple[int, int]  # (height, width)
+
+
+def observe(frame: Frame, source_landmarks: Landmarks) -> Observed:
+    """Measure the face at the source's landmarks on `frame` (the source itself, a swap, or a control)."""
+    to_mean = to_mean_face(source_landmarks)
+    return Observed(
+        drawn_landmarks(frame, to_mean),
+        refit(frame, source_landmarks),
+        sharpness(frame, to_mean, face_scale(source_landmarks)),
+        frame.shape[:2],
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# agreement of series
+
+
+def concordance(a: np.ndarray, b: np.ndarray) -> float | None:
+    """2 cov(a, b) / (var a + var b); None when either series does not vary."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if len(a) < 3 or a.std() < CONSTANT or b.std() < CONSTANT:
+        return None
+    a, b = a - a.mean(), b - b.mean()
+    return float(2 * (a * b).mean() / (a.var() + b.var()))
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float | None:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if len(a) < 3 or a.std() < CONSTANT or b.std() < CONSTANT:
+        return None
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def normalised(value: float | None, floor: float | None, ceiling: float | None) -> float | None:
+    """(value - floor) / (ceiling - floor): 0 is the useless static swap, 1 the source itself. Works for
+    measures where lower is better too (the signs cancel). Undefined when a term is, or floor == ceiling."""
+    if value is None or floor is None or ceiling is None or abs(ceiling - floor) < 1e-9:
+        return None
+    return (value - floor) / (ceiling - floor)
+
+
+def rank(value: float | None, aim: Literal["higher", "lower"] = "higher") -> float:
+    """A sort key where undefined ranks below every number."""
+    if value is None or not np.isfinite(value):
+        return -np.inf
+    return value if aim == "higher" else -value
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the table
+
+
+def _pairs(pick: Callable[[Observed], float]) -> Callable[[Observed, Observed], tuple[float, float]]:
+    return lambda src, out: (pick(src), pick(out))
+
+
+def _pose(axis: int) -> Callable[[Observed, Observed], float]:
+    return lambda src, out: float(
+        abs(head_pose(out.fitted, out.image_size)[axis] - head_pose(src.fitted, src.image_size)[axis])
+    )
+
+
+def _landmark_error(src: Observed, out: Observed) -> float:
+    return float(np.linalg.norm(out.fitted - src.fitted, axis=1).mean() / max(interocular(src.fitted), 1e-6))
+
+
+def _agreement(values: np.ndarray) -> float | None:
+    return concordance(values[:, 0], values[:, 1])
+
+
+def _mean(values: np.ndarray) -> float | None:
+    return float(np.mean(values)) if len(values) else None
+
+
+def _sharpness_in_place(values: np.ndarray) -> float | None:
+    """Median sharpness of the output's face over the source's, on the same frames."""
+    source = float(np.median(values[:, 0]))
+    return float(np.median(values[:, 1])) / source if source > 0 else None
+
+
+@dataclass(frozen=True)
+class Metric:
+    label: str
+    aim: Literal["higher", "lower"]
+    # (source, output) -> a per-frame value; None for measures of the whole video (identity, flicker,
+    # sharpness against the target's own faces), which `evaluate` computes itself
+    per_frame: Callable[[Observed, Observed], float | tuple[float, float]] | None = None
+    summary: Callable[[np.ndarray], float | None] | None = None  # per-frame values -> the video's value
+    normalise: bool = False  # read against the static-swap floor and the source-itself ceiling
+    usable: float | None = None  # the bar for a usable swap...
+    bar_on: Literal["raw", "normalised"] = "raw"  # ...on the raw value or on the normalised score
+    unit: str = ""
+
+
+METRICS: dict[str, Metric] = {
+    "identity_transfer": Metric(
+        "Identity transfer: share of embedded frames closer to the target than to the source", "higher", usable=0.95
+    ),
+    "identity_gap": Metric(
+        "Identity gap: distance to the target over its own real faces' (1.0: as close as the person)",
+        "lower",
+        usable=1.3,
+    ),
+    "mouth": Metric(
+        "Mouth follows the source (concordance of mouth opening, drawn face only)",
+        "higher",
+        _pairs(lambda o: mouth_opening(o.drawn)),
+        _agreement,
+        normalise=True,
+        usable=0.6,
+        bar_on="normalised",
+    ),
+    "eyes": Metric(
+        "Eyes follow the source (concordance of eye opening, drawn face only)",
+        "higher",
+        _pairs(lambda o: eye_opening(o.drawn)),
+        _agreement,
+        normalise=True,
+    ),
+    "landmark_error": Metric(
+        "Landmark error / inter-ocular distance", "lower", _landmark_error, _mean, normalise=True, usable=0.05
+    ),
+    "yaw_error": Metric("Head yaw error", "lower", _pose(0), _mean, normalise=True, unit="°"),
+    "pitch_error": Metric("Head pitch error", "lower", _pose(1), _mean, normalise=True, unit="°"),
+    "roll_error": Metric("Head roll error", "lower", _pose(2), _mean, normalise=True, unit="°"),
+    "sharpness": Metric(
+        "Sharpness: face detail over the target's own faces at the same size", "higher", usable=0.5, unit="x"
+    ),
+    "sharpness_in_place": Metric(
+        "Sharpness over the source face it replaces",
+        "higher",
+        _pairs(lambda o: o.sharpness),
+        _sharpness_in_place,
+        unit="x",
+    ),
+    "flicker_ratio": Metric("Flicker: frame-to-frame change in the face, output over source", "lower", usable=1.2),
+}
+
+
+def summarise(name: str, pairs: list[tuple[Observed, Observed]]) -> float | None:
+    """A per-frame metric's value over (source, output) observations."""
+    metric = METRICS[name]
+    assert metric.per_frame is not None and metric.summary is not None
+    values = np.array([metric.per_frame(src, out) for src, out in pairs], np.float64)
+    return metric.summary(values) if len(values) else None
+
+
+@dataclass
+class Score:
+    """One metric of one evaluation, with its controls."""
+
+    value: float | None
+    floor: float | None = None  # the static swap's
+    ceiling: float | None = None  # the source's against itself (or the target's own faces)
+    normalised: float | None = None
+
+    @property
+    def scored(self) -> float | None:
+        return self.normalised if self.normalised is not None else self.value
+
+
+def score(name: str, value: float | None, floor: float | None = None, ceiling: float | None = None) -> Score:
+    metric = METRICS[name]
+    return Score(value, floor, ceiling, normalised(value, floor, ceiling) if metric.normalise else None)
+
+
+def passes(name: str, s: Score) -> bool | None:
+    """Whether a score clears the usable bar; None where the metric has no bar. An undefined score fails."""
+    metric = METRICS[name]
+    if metric.usable is None:
+        return None
+    value = s.normalised if metric.bar_on == "normalised" else s.value
+    if value is None:
+        return False
+    return value >= metric.usable if metric.aim == "higher" else value <= metric.usable
+
+
+def verdict(scores: dict[str, Score]) -> tuple[bool, list[str]]:
+    """(usable, the names of the metrics that fail their bar). Every metric with a bar must be present."""
+    failed = [
+        name
+        for name, metric in METRICS.items()
+        if metric.usable is not None and not passes(name, scores.get(name, Score(None)))
+    ]
+    return not failed, failed
