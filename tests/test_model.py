@@ -52,6 +52,17 @@ def test_loss_of_identical_images_is_zero(name):
     assert LOSSES[name](x, 1 - x, weight).item() > 0.01
 
 
+def test_gradient_difference_charges_blur_that_pixel_losses_forgive():
+    from dualface.losses import gradient_difference
+
+    x = torch.rand(1, 3, 32, 32)
+    blurred = torch.nn.functional.avg_pool2d(x, 3, stride=1, padding=1)
+    weight = torch.ones(1, 1, 32, 32)
+    assert gradient_difference(x, x, weight).item() == pytest.approx(0, abs=1e-6)
+    # a blur of noise keeps the mean (pixel error ~0.2) but loses most of the edges
+    assert gradient_difference(blurred, x, weight).item() > LOSSES["l1"](blurred, x, weight).item()
+
+
 def test_zero_weight_pixels_do_not_count():
     x, y = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
     weight = torch.zeros(1, 1, 32, 32)

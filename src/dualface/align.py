@@ -11,6 +11,7 @@ predictor from the previous landmarks (`box_from_landmarks`); and crops are defi
 length in the same units, whatever the resolution of the source.
 """
 
+import math
 from typing import Literal
 
 import cv2
@@ -174,6 +175,25 @@ def compose(outer: Matrix, inner: Matrix) -> Matrix:
 def align_matrix(landmarks: Landmarks, size: int, coverage: float, centering: Centering) -> Matrix:
     """Affine taking source pixels to pixels of the aligned size x size crop."""
     return compose(crop_matrix(size, coverage, centering), to_mean_face(landmarks))
+
+
+def cut(image: Frame, matrix: Matrix, size: int) -> Frame:
+    """The (size, size) crop that `matrix` (image pixels -> crop pixels) maps out of `image`.
+
+    Where the crop shrinks the image, it is warped at an integer multiple k of its size and area-averaged
+    down: cv2.warpAffine samples bilinearly (its INTER_AREA flag included), which aliases a downscale.
+    Training, conversion and evaluation all cut the model's crop with this, so the model is shown the same
+    pixels for the same face on every path.
+    """
+    k = max(1, math.ceil(1 / matrix_scale(matrix) - 1e-3))  # image pixels per crop pixel, rounded up
+    if k == 1:
+        return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    # cv2.resize's area average maps pixel centres x_big -> (x_big + 0.5) / k - 0.5
+    up = np.array([[k, 0, (k - 1) / 2], [0, k, (k - 1) / 2]], np.float32)
+    big = cv2.warpAffine(
+        image, compose(up, matrix), (size * k, size * k), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
+    return cv2.resize(big, (size, size), interpolation=cv2.INTER_AREA)
 
 
 def warp_face(frame: Frame, matrix: Matrix, size: int) -> Frame:

@@ -14,7 +14,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from dualface.align import align_matrix, compose, invert, transform_points
+from dualface.align import align_matrix, compose, cut, invert, transform_points
 from dualface.color import COLOR_TRANSFERS
 from dualface.errors import DualfaceError
 from dualface.masks import MASKS
@@ -77,15 +77,10 @@ class TrackState:
 def model_input(
     frame: Frame, landmarks: Landmarks, size: int, coverage: float, centering: str
 ) -> tuple[Matrix, np.ndarray]:
-    """The alignment matrix and the (S, S, 3) crop the model takes, cut as training's faces were: an
-    aligned crop at four times the size, scaled down."""
-    big = 4 * size
-    matrix = align_matrix(landmarks, big, coverage, centering)
-    crop = cv2.warpAffine(frame, matrix, (big, big), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    crop = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
-    # cv2.resize maps pixel centres, x -> (x + 0.5) / 4 - 0.5: the same map, as an affine.
-    shrink = np.array([[0.25, 0, -0.375], [0, 0.25, -0.375]], np.float32)
-    return compose(shrink, matrix), crop
+    """The alignment matrix (frame pixels -> crop pixels) and the (S, S, 3) crop the model takes, cut as
+    training's faces are (`align.cut`)."""
+    matrix = align_matrix(landmarks, size, coverage, centering)
+    return matrix, cut(frame, matrix, size)
 
 
 def _scale(factor: float) -> np.ndarray:

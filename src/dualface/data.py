@@ -10,11 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
-from dualface.align import compose, crop_matrix, invert, transform_points
+from dualface.align import compose, crop_matrix, cut, invert, transform_points
 from dualface.alignments import read_face_png, read_face_record
 from dualface.errors import DualfaceError
 from dualface.model import ModelConfig
@@ -56,7 +55,7 @@ def load_face(path: Path, cfg: ModelConfig) -> tuple[np.ndarray, np.ndarray, int
         raise DualfaceError(f"{path}: image is {face.shape[0]} px but its record says {record.get('size')}")
     to_work = work_matrix(record, cfg)
     size = work_size(cfg)
-    work = cv2.warpAffine(face, to_work, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
+    work = cut(face, to_work, size)
     aligned = transform_points(np.array(record["landmarks"], np.float32), np.array(record["matrix"], np.float32))
     return work, transform_points(aligned, to_work), face.shape[0]
 

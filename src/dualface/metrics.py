@@ -36,6 +36,7 @@ from dualface.align import (
     box_from_landmarks,
     compose,
     crop_matrix,
+    cut,
     invert,
     matrix_scale,
     to_mean_face,
@@ -65,17 +66,8 @@ _BOX = box_from_landmarks(transform_points(MEAN_FACE, MEASURE_CROP))
 
 
 def aligned_crop(image: Frame, to_mean: Matrix, to_crop: Matrix, size: int) -> Frame:
-    """The aligned (size, size, 3) crop; a large downscale is area-averaged first (cv2.warpAffine cannot
-    area-average: its INTER_AREA is bilinear), so small crops of big faces are not aliased."""
-    matrix = compose(to_crop, to_mean)
-    shrink = 1 / matrix_scale(matrix)
-    if shrink > 1.5:
-        factor = 1 / shrink
-        small = cv2.resize(image, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
-        # cv2.resize maps pixel centres: x -> (x + 0.5) * factor - 0.5
-        resize = np.array([[factor, 0, 0.5 * factor - 0.5], [0, factor, 0.5 * factor - 0.5]], np.float32)
-        image, matrix = small, compose(matrix, invert(resize))
-    return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    """The aligned (size, size, 3) crop, area-averaged where it shrinks (`align.cut`)."""
+    return cut(image, compose(to_crop, to_mean), size)
 
 
 def drawn_landmarks(image: Frame, to_mean: Matrix) -> Landmarks:

@@ -1,0 +1,155 @@
+"""Quality within a time budget: train a pair from scratch (or from a base model) on this machine, and at
+fixed times convert a recording that neither identity was trained on and evaluate it with the honest
+evaluation (floors, ceilings, sharpness, identity gap). "Time to a usable swap" is the first evaluation
+whose verdict is usable.
+
+    python bench/quality.py s1-obama --minutes 60            # GRID s1 -> Obama, held-out swau8n.mpg
+    python bench/quality.py obama-s1 --minutes 60            # Obama -> GRID s1, held-out obama_01.mp4
+    python bench/quality.py s1-obama --minutes 20 --name quality_lite_20m -- --preset lite
+
+Arguments after `--` go to `dualface train` as they are (e.g. `--preset`, `--init`, `--lr`). Faces come
+from ../shared/data (extracted once into --cache); the held-out recordings are never trained on: GRID's
+swau8n (its own recording) and the White House's obama_01 (a recording of its own, see ../shared/data).
+Each evaluation's figures, the minutes and steps it took and the command are written to
+bench/results/<name>.json; stills (source | swap, face close-ups) to docs/<name>-<direction>.png.
+"""
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from common import hardware, write_result
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+DIRECTIONS = {
+    # name: (source identity, its training clips, target identity, its training clips, the held-out clip)
+    "s1-obama": (
+        "s1",
+        "grid/s1/*.mpg",
+        "obama",
+        "whitehouse/obama_0[2-7].mp4",
+        ROOT / "data/grid/s1-held-out/swau8n.mpg",
+    ),
+    "obama-s1": ("obama", "whitehouse/obama_0[2-7].mp4", "s1", "grid/s1/*.mpg", SHARED / "whitehouse/obama_01.mp4"),
+}
+HELD_OUT = {"swau8n", "obama_01"}  # whole recordings no training ever sees
+FIELDS = ("identity_transfer", "identity_gap", "mouth", "eyes", "landmark_error", "sharpness", "flicker_ratio")
+
+
+def dualface(*args: str) -> None:
+    command = [sys.executable, "-m", "dualface", *args]
+    print("$", shlex.join(command[2:]), flush=True)
+    subprocess.run(command, check=True)
+
+
+def faces(cache: Path, name: str, pattern: str) -> Path:
+    folder = cache / "faces" / name
+    if not (folder / ".complete").exists():
+        clips = [p for p in sorted(SHARED.glob(pattern)) if p.stem not in HELD_OUT]
+        dualface("extract", *map(str, clips), "-o", str(folder), "--no-progress")
+        (folder / ".complete").touch()
+    return folder
+
+
+def stills(source: Path, swap: Path, report: dict, out: Path, count: int = 5) -> None:
+    """source | swap, face close-ups, at `count` frames spread over the clip (from the report's frames)."""
+    from dualface.align import to_mean_face
+    from dualface.metrics import MEASURE_CROP, aligned_crop
+    from dualface.track import FaceTracker, TrackerConfig
+    from dualface.video import read_video
+
+    wanted = set(np.linspace(0, report["frames"] - 1, count + 2).round().astype(int)[1:-1].tolist())
+    tracker = FaceTracker(TrackerConfig(embed_every=0), fps=25)
+    tiles = []
+    crop = (MEASURE_CROP * 0.75).astype(np.float32)
+    for (index, frame), (_, swapped) in zip(read_video(source), read_video(swap), strict=False):
+        tracks = tracker.update(frame, index)
+        if index in wanted and tracks:
+            to_mean = to_mean_face(tracks[0].landmarks)
+            tiles.append(np.vstack([aligned_crop(f, to_mean, crop, 192) for f in (frame, swapped)]))
+    Image.fromarray(np.hstack(tiles)).save(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("direction", choices=DIRECTIONS)
+    parser.add_argument("--minutes", type=float, default=60, help="training time, in total")
+    parser.add_argument("--every", type=float, default=15, help="minutes of training between evaluations")
+    parser.add_argument("--name", default="quality", help="bench/results/<name>.json")
+    parser.add_argument("--cache", type=Path, default=Path("/tmp/dualface-quality"))
+    parser.add_argument("train_args", nargs=argparse.REMAINDER, help="after --: more `dualface train` options")
+    args = parser.parse_args()
+    extra = [a for a in args.train_args if a != "--"]
+
+    source, source_clips, target, target_clips, held_out = DIRECTIONS[args.direction]
+    face_a, face_b = faces(args.cache, source, source_clips), faces(args.cache, target, target_clips)
+    model = args.cache / f"{args.name}-{args.direction}"
+    if model.exists():
+        subprocess.run(["rm", "-rf", str(model)], check=True)
+    rows, trained, usable_at = [], 0.0, None
+    started = time.perf_counter()
+    while trained < args.minutes - 1e-6:
+        chunk = min(args.every, args.minutes - trained)
+        t = time.perf_counter()
+        dualface(
+            "train", str(face_a), str(face_b), "-m", str(model), "--time", f"{chunk * 60:.0f}s",
+            "--no-progress", "--seed", "0", *(["--resume"] if trained else []), *extra,
+        )  # fmt: skip
+        trained += chunk
+        swap = model / f"swap-{trained:.0f}m.mp4"
+        dualface("convert", str(held_out), "-m", str(model), "--to", target, "-o", str(swap), "--checkpoint", "last",
+                 "--no-progress")  # fmt: skip
+        report = model / f"report-{trained:.0f}m"
+        dualface("evaluate", str(held_out), str(swap), "-m", str(model), "--to", target, "--from", source,
+                 "--target-faces", str(face_b), "-o", str(report), "--embed-frames", "50", "--no-progress")  # fmt: skip
+        data = json.loads((report / "report.json").read_text())
+        row = {
+            "minutes": round(trained, 1),
+            "wall_minutes": round((time.perf_counter() - started) / 60, 1),
+            "chunk_wall_minutes": round((time.perf_counter() - t) / 60, 1),
+            "step": data["step"],
+            "usable": data["usable"],
+            "failed": data["failed"],
+            **{k: data["scores"][k] for k in FIELDS},
+        }
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+        if data["usable"] and usable_at is None:
+            usable_at = row
+    docs = ROOT / "docs" / f"{args.name}-{args.direction}.png"
+    stills(held_out, swap, data, docs)
+    result = {
+        "command": "python bench/quality.py " + shlex.join(sys.argv[1:]),
+        "direction": args.direction,
+        "held_out": str(held_out.relative_to(ROOT.parent)) if held_out.is_relative_to(ROOT.parent) else str(held_out),
+        "train_args": extra,
+        "usable_at": usable_at,
+        "evaluations": rows,
+        "stills": str(docs.relative_to(ROOT)),
+        "hardware": hardware(),
+    }
+    write_result(f"{args.name}-{args.direction}", result)
+    print(f"\n{'min':>5s} {'step':>6s} " + " ".join(f"{k[:12]:>12s}" for k in FIELDS) + "  verdict")
+    for r in rows:
+        cells = []
+        for k in FIELDS:
+            s = r[k]
+            v = s["normalised"] if k == "mouth" or k == "eyes" else s["value"]
+            cells.append("-" if v is None else f"{v:.3f}")
+        print(
+            f"{r['minutes']:5.0f} {r['step']:6d} "
+            + " ".join(f"{c:>12s}" for c in cells)
+            + f"  {'usable' if r['usable'] else 'no'}"
+        )
+
+
+if __name__ == "__main__":
+    main()
