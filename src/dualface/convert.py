@@ -9,6 +9,7 @@ over the frames before, in the face's own aligned coordinates, so head motion do
 """
 
 import logging
+import math
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 
 MASK_SIZE = 256  # masks are drawn and feathered in an aligned crop this large, then warped into the frame
 BLENDS = ("alpha", "poisson")
+MAX_BATCH = 256  # frames held in memory at once: 256 decoded 1080p frames are already 1.6 GB
 
 
 @dataclass
@@ -85,8 +87,12 @@ class ConvertConfig:
             raise DualfaceError(f"--crf must be between 0 and 51, not {self.crf}")
         if not 0 < self.smooth_weight <= 1:
             raise DualfaceError("--smooth-weight must be in (0, 1]")
-        if self.batch < 1:
-            raise DualfaceError("--batch must be at least 1")
+        if not 1 <= self.batch <= MAX_BATCH:
+            raise DualfaceError(f"--batch must be between 1 and {MAX_BATCH}, not {self.batch}")
+        if self.detect_every < 1 or self.detect_size < 80:
+            raise DualfaceError("--detect-every must be at least 1 and --detect-size at least 80")
+        if not 0 < self.threshold < math.inf:
+            raise DualfaceError(f"--threshold must be a positive number, not {self.threshold}")
         if self.device.startswith("cuda") and not torch.cuda.is_available():
             raise DualfaceError(f"--device {self.device}: this torch build or machine has no CUDA GPU")
 

@@ -6,6 +6,7 @@ so an interrupted run resumes where it stopped and a finished input is skipped o
 """
 
 import logging
+import math
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -71,8 +72,10 @@ class ExtractConfig:
                 raise DualfaceError(f"--{name.replace('_', '-')} must be at least 1")
         if self.detect_size < 80:
             raise DualfaceError("--detect-size must be at least 80 (the detector's smallest face)")
-        if self.threshold <= 0:
-            raise DualfaceError("--threshold must be positive")
+        if not 0 < self.threshold < math.inf:
+            raise DualfaceError(f"--threshold must be a positive number, not {self.threshold}")
+        if self.min_size < 0:
+            raise DualfaceError(f"--min-size must be zero or more, not {self.min_size}")
 
     def settings(self) -> dict[str, Any]:
         """What shapes the faces: an input extracted with other settings is not resumed or skipped."""

@@ -130,7 +130,7 @@ def read_video(path: Path) -> Iterator[tuple[int, Frame]]:
     with _open(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        index = damaged = 0
+        index = damaged = concealed = 0
         try:
             for packet in container.demux(stream):
                 try:
@@ -139,6 +139,8 @@ def read_video(path: Path) -> Iterator[tuple[int, Frame]]:
                     damaged += 1
                     continue
                 for frame in frames:
+                    # A frame FFmpeg patched over missing data: a file cut short ends in one, with no error.
+                    concealed += frame.is_corrupt
                     # PyAV may hand back strided arrays, which dlib rejects.
                     yield index, np.ascontiguousarray(frame.to_ndarray(format="rgb24"))
                     index += 1
@@ -148,6 +150,10 @@ def read_video(path: Path) -> Iterator[tuple[int, Frame]]:
             raise DualfaceError(f"{path}: no frame could be decoded (corrupt or empty video)")
         if damaged:
             raise DamagedMediaError(f"{path}: video is corrupt: {damaged} damaged packets skipped, {index} frames read")
+        if concealed:
+            raise DamagedMediaError(
+                f"{path}: video is truncated or corrupt: {concealed} of the {index} frames read are damaged"
+            )
 
 
 @contextmanager
