@@ -400,7 +400,9 @@ def test_cancelled_job_reads_cancelled_only_once_its_processes_are_gone(tmp_path
         def status() -> dict:
             return next(j for j in client.get("/api/state").json()["jobs"] if j["id"] == job)
 
-        wait_for(lambda: "ready" in client.get(f"/api/jobs/{job}/log").text, 30, "the job's processes to start")
+        wait_for(
+            lambda: "ready" in client.get(f"/api/jobs/{job}/log").text.splitlines(), 30, "the job's processes to start"
+        )
         assert client.post(f"/api/jobs/{job}/cancel", headers=HEADERS).status_code == 200
         seen = set()
         while (state := status())["status"] != "cancelled":
