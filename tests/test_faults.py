@@ -24,6 +24,7 @@ from starlette.testclient import TestClient
 
 from conftest import S1, write_video
 from dualface.alignments import PNG_KEY, load_alignments, read_face_record
+from dualface.augment import AugmentConfig
 from dualface.checkpoint import checkpoints_in, load_checkpoint
 from dualface.convert import ConvertConfig, convert
 from dualface.data import load_face_set
@@ -372,6 +373,8 @@ def test_numbers_are_checked_at_the_command_line_too(face_dirs, tmp_path):
         ConvertConfig(input=S1, model=tmp_path, output=tmp_path / "o.mp4", to="a", batch=100000)
     with pytest.raises(DualfaceError, match="--threshold must be"):
         ExtractConfig(inputs=[S1], output=tmp_path, threshold=math.nan)
+    with pytest.raises(DualfaceError, match="eye-weight must be"):
+        AugmentConfig(eye_weight=math.nan)
     run = dualface("train", *map(str, face_dirs), "-m", str(tmp_path / "m2"), "--lr", "nan", "--seed", "-1")
     _, stderr = run.communicate(timeout=120)
     assert run.returncode == 1 and stderr.strip().splitlines() == [
