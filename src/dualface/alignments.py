@@ -26,6 +26,7 @@ from dualface import __version__
 from dualface.errors import DualfaceError
 from dualface.files import atomic_write_bytes
 from dualface.types import Frame
+from dualface.video import open_image
 
 SCHEMA = "dualface.alignments"
 VERSION = 1
@@ -79,29 +80,51 @@ def encode_face_png(face: Frame, record: dict[str, Any]) -> bytes:
 
 def read_face_png(path: Path) -> tuple[Frame, dict[str, Any]]:
     """An aligned face and its record. Raises DualfaceError for a PNG that is not an extracted face."""
-    try:
-        with Image.open(path) as image:
+    with open_image(path) as image:
+        try:
             image.load()
             text = image.text.get(PNG_KEY) if hasattr(image, "text") else None
             face = np.asarray(image.convert("RGB"))
-    except (OSError, SyntaxError) as error:
-        raise DualfaceError(f"{path}: not a readable image ({error})") from None
+        except (OSError, SyntaxError, ValueError) as error:
+            raise DualfaceError(f"{path}: not a readable image ({error})") from None
+    return face, _record(path, text)
+
+
+def _record(path: Path, text: str | None) -> dict[str, Any]:
+    """A face PNG's record, checked where a damaged one would otherwise fail far from its file."""
     if text is None:
         raise DualfaceError(f"{path}: not a face extracted by dualface (no '{PNG_KEY}' metadata)")
-    return face, json.loads(text)
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise DualfaceError(f"{path}: its '{PNG_KEY}' record is damaged (not JSON: {error})") from None
+    if not isinstance(record, dict):
+        raise DualfaceError(f"{path}: its '{PNG_KEY}' record is damaged (not a JSON object)")
+    for key, shape in (("landmarks", (68, 2)), ("matrix", (2, 3)), ("embedding", (128,))):
+        if key == "embedding" and record.get(key) is None:
+            continue
+        try:
+            ok = np.isfinite(np.asarray(record.get(key), np.float64)).all() and np.shape(record[key]) == shape
+        except (KeyError, TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise DualfaceError(
+                f"{path}: its '{PNG_KEY}' record is damaged ({key} is not {'x'.join(map(str, shape))} numbers)"
+            )
+    if not isinstance(record.get("size"), int) or not 16 <= record["size"] <= 4096:
+        raise DualfaceError(f"{path}: its '{PNG_KEY}' record is damaged (size {record.get('size')!r})")
+    return record
 
 
 def read_face_record(path: Path) -> dict[str, Any]:
     """Only the record: reads the PNG's text chunks without decoding its pixels."""
-    try:
-        with Image.open(path) as image:
+    with open_image(path) as image:
+        try:
             # `info` holds the chunks before the pixels, where we write the record: reading it costs
             # 0.06 ms where `image.text` (which decodes the pixels to reach later chunks) costs 2 ms.
             text = image.info.get(PNG_KEY)
             if text is None and hasattr(image, "text"):
                 text = image.text.get(PNG_KEY)
-    except (OSError, SyntaxError) as error:
-        raise DualfaceError(f"{path}: not a readable image ({error})") from None
-    if text is None:
-        raise DualfaceError(f"{path}: not a face extracted by dualface (no '{PNG_KEY}' metadata)")
-    return json.loads(text)
+        except (OSError, SyntaxError, ValueError) as error:
+            raise DualfaceError(f"{path}: not a readable image ({error})") from None
+    return _record(path, text)

@@ -67,9 +67,21 @@ def save_checkpoint(
     }
     text["sha256"] = _digest(tensors, text)
     try:
-        atomic_write_bytes(path, save_safetensors(tensors, metadata=text))
+        atomic_write_bytes(path, _sorted_metadata(save_safetensors(tensors, metadata=text)))
     except OSError as error:
         raise DualfaceError(f"cannot save checkpoint {path}: {error.strerror or error}") from None
+
+
+def _sorted_metadata(raw: bytes) -> bytes:
+    """The file with its `__metadata__` keys in sorted order. safetensors writes them from a hash map, in
+    an order that changes from run to run, so the same training state would give files with different
+    sha256; the tensors' offsets don't depend on the header, so it can be rewritten in place."""
+    length = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + length])
+    header["__metadata__"] = dict(sorted(header.get("__metadata__", {}).items()))
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)  # safetensors keeps the data 8-byte aligned
+    return len(text).to_bytes(8, "little") + text + raw[8 + length :]
 
 
 def load_checkpoint(path: Path) -> Checkpoint:

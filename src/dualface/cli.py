@@ -281,6 +281,8 @@ def verify_command(
 ) -> None:
     """Read back the synthetic label: the invisible watermark on sampled frames, and the metadata.
     Exits 0 when the watermark is found, 3 when it is not."""
+    if samples < 0:
+        raise DualfaceError(f"--samples must be 0 (every frame) or more, not {samples}")
     report = verify(file, samples)
     for index, found in report.frames:
         print(f"frame {index:6d}: {'watermark found' if found else 'no watermark'}")
@@ -312,6 +314,8 @@ def evaluate_command(
 ) -> None:
     """Measure a swap against its controls (a static swap, the source itself): identity, expression, pose,
     sharpness, flicker, and a verdict; writes JSON and HTML."""
+    if embed_frames < 1:
+        raise DualfaceError(f"--embed-frames must be at least 1, not {embed_frames}")
     pairs = _named_folders(held_out, "--held-out")
     config = EvaluateConfig(
         source=source,
@@ -340,6 +344,8 @@ def inspect_command(
     min_faces: int = typer.Option(5, help="B needs at least this many faces where A has some."),
 ) -> None:
     """Do the face sets cover the same poses and expressions? Histograms, and a line of advice per gap."""
+    if min_faces < 1:
+        raise DualfaceError(f"--min-faces must be at least 1, not {min_faces}")
     a, b, gaps = inspect_sets(faces_a, faces_b, output, min_faces=min_faces)
     for stats in (a, b):
         p5, p95 = (lambda v: np.percentile(v, 5)), (lambda v: np.percentile(v, 95))
@@ -366,6 +372,8 @@ def ui_command(
     ),
 ) -> None:
     """The web UI: footage, faces, training, conversion and evaluation from a browser."""
+    if not 0 < port < 65536:
+        raise DualfaceError(f"--port must be between 1 and 65535, not {port}")
     from dualface.ui import serve
 
     serve(workspace, host=host, port=port, max_upload_mb=max_upload_mb, allowed_hosts=allowed_host)
@@ -404,6 +412,8 @@ def demo_command(
     starter: Path = typer.Option(DemoConfig.starter, help="The starter weights (the repository's models/ folder)."),
 ) -> None:
     """The whole workflow on the bundled footage: extract, train, convert a held-out clip, evaluate."""
+    if iterations < 1:
+        raise DualfaceError(f"--iterations must be at least 1, not {iterations}")
     config = DemoConfig(output=output, data=data, iterations=iterations, progress=sys.stderr.isatty())
     config.starter = None if from_scratch else starter
     with logging_redirect_tqdm():

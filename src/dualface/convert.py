@@ -10,6 +10,7 @@ over the frames before, in the face's own aligned coordinates, so head motion do
 
 import json
 import logging
+import math
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -36,6 +37,7 @@ from dualface.writer import IMAGE_OUTPUTS, video_writer, write_image
 
 log = logging.getLogger(__name__)
 
+MAX_BATCH = 256  # frames held in memory at once: 256 decoded 1080p frames are already 1.6 GB
 
 
 @dataclass
@@ -73,8 +75,12 @@ class ConvertConfig:
         self.paste = PasteConfig.of(self)  # validates the compositing settings
         if not 0 <= self.crf <= 51:
             raise DualfaceError(f"--crf must be between 0 and 51, not {self.crf}")
-        if self.batch < 1:
-            raise DualfaceError("--batch must be at least 1")
+        if not 1 <= self.batch <= MAX_BATCH:
+            raise DualfaceError(f"--batch must be between 1 and {MAX_BATCH}, not {self.batch}")
+        if self.detect_every < 1 or self.detect_size < 80:
+            raise DualfaceError("--detect-every must be at least 1 and --detect-size at least 80")
+        if not 0 < self.threshold < math.inf:
+            raise DualfaceError(f"--threshold must be a positive number, not {self.threshold}")
         if self.device.startswith("cuda") and not torch.cuda.is_available():
             raise DualfaceError(f"--device {self.device}: this torch build or machine has no CUDA GPU")
 

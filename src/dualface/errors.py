@@ -8,3 +8,7 @@ class DualfaceError(Exception):
 class DamagedMediaError(DualfaceError):
     """Raised after the last frame of a video some of whose packets could not be decoded: every frame that
     could be was already delivered, so the caller keeps its work and still reports the damage."""
+
+
+class TooLargeError(DualfaceError):
+    """An input bigger than dualface will decode (an image's pixels): refused before it takes the memory."""

@@ -6,6 +6,7 @@ so an interrupted run resumes where it stopped and a finished input is skipped o
 """
 
 import logging
+import math
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from dualface.align import CENTERS, align_matrix, warp_face
 from dualface.alignments import encode_face_png, load_alignments, new_alignments, rounded, save_alignments
 from dualface.detect import DETECTORS
 from dualface.errors import DamagedMediaError, DualfaceError
-from dualface.files import atomic_write_bytes, ensure_writable_dir
+from dualface.files import FolderLock, atomic_write_bytes, ensure_writable_dir, remove_stale_temps
 from dualface.identity import SAME_PERSON, nearest_distance, reference_embeddings
 from dualface.prefetch import prefetch
 from dualface.track import FaceTracker, Track, TrackerConfig
@@ -71,8 +72,10 @@ class ExtractConfig:
                 raise DualfaceError(f"--{name.replace('_', '-')} must be at least 1")
         if self.detect_size < 80:
             raise DualfaceError("--detect-size must be at least 80 (the detector's smallest face)")
-        if self.threshold <= 0:
-            raise DualfaceError("--threshold must be positive")
+        if not 0 < self.threshold < math.inf:
+            raise DualfaceError(f"--threshold must be a positive number, not {self.threshold}")
+        if self.min_size < 0:
+            raise DualfaceError(f"--min-size must be zero or more, not {self.min_size}")
 
     def settings(self) -> dict[str, Any]:
         """What shapes the faces: an input extracted with other settings is not resumed or skipped."""
@@ -131,6 +134,13 @@ class ExtractSummary:
 def extract(config: ExtractConfig) -> ExtractSummary:
     """Extract aligned faces from every input; a bad input is reported in the summary, the rest go on."""
     ensure_writable_dir(config.output)
+    # One writer per output folder: two runs would write the same faces and race on each alignments file.
+    with FolderLock(config.output, "extract"):
+        remove_stale_temps(config.output, ".*.tmp")  # what a killed run was writing
+        return _extract(config)
+
+
+def _extract(config: ExtractConfig) -> ExtractSummary:
     references = reference_embeddings(config.references) if config.references else []
     sources, problems = expand_inputs(config.inputs)
     summaries = [InputSummary(path, error=problem) for path, problem in problems]
@@ -215,6 +225,7 @@ def extract_source(source: Source, config: ExtractConfig, references: list[Embed
     )
     crop = {"size": config.size, "coverage": config.coverage, "centering": config.centering}
     writes: list[Future] = []
+    unsaved: list[Path] = []  # faces written since the alignments file was last saved
     last_save = time.perf_counter()
     bar = tqdm(
         total=info["frame_count"] or None,
@@ -244,6 +255,7 @@ def extract_source(source: Source, config: ExtractConfig, references: list[Embed
                     record["png"] = f"{source.name}_{index:06d}_{record['face']}.png"
                     png_record = {"source": info["path"], "frame": index, **crop, **record}
                     writes.append(pool.submit(_write_png, config.output / record["png"], face, png_record))
+                    unsaved.append(config.output / record["png"])
                     faces.append(record)
                 if faces:
                     entry: dict[str, Any] = {"index": index, "faces": faces}
@@ -255,8 +267,7 @@ def extract_source(source: Source, config: ExtractConfig, references: list[Embed
                 bar.update(index + 1 - bar.n)
                 bar.set_postfix(faces=summary.faces_written, refresh=False)
                 if time.perf_counter() - last_save > SAVE_EVERY_S:
-                    _settle(writes)
-                    save_alignments(path, alignments)
+                    _save_progress(path, alignments, writes, unsaved)
                     last_save = time.perf_counter()
             alignments["complete"] = True
         except DamagedMediaError as error:
@@ -266,12 +277,11 @@ def extract_source(source: Source, config: ExtractConfig, references: list[Embed
             raise
         finally:
             bar.close()
-            try:
-                _settle(writes)
-            finally:
-                save_alignments(path, alignments)
-                _count(alignments, config.every, summary)
-                summary.seconds = time.perf_counter() - start
+            # Also on an interruption: keep what was done. If that fails too (a full disk), its one-line
+            # error replaces the interruption's, and the folder is left as of the last save.
+            _save_progress(path, alignments, writes, unsaved)
+            _count(alignments, config.every, summary)
+            summary.seconds = time.perf_counter() - start
     if summary.faces_written == 0:
         who = " matching the reference" if references else ""
         raise DualfaceError(f"{source.path}: no face{who} found in {summary.frames_processed} frame(s) searched")
@@ -314,11 +324,31 @@ def _write_png(path: Path, face: Frame, record: dict[str, Any]) -> None:
     atomic_write_bytes(path, encode_face_png(face, record), fsync=False)
 
 
-def _settle(writes: list[Future]) -> None:
-    """Wait for queued face writes; a failed write (a full disk) becomes a one-line error."""
+def _save_progress(path: Path, alignments: dict[str, Any], writes: list[Future], unsaved: list[Path]) -> None:
+    """Wait for the queued face writes, then save the alignments file that records them.
+
+    On a failure (a full disk) the faces written since the last save are deleted, so the folder holds
+    exactly what its alignments file (the last one saved, or none) records, the next run resumes from
+    there, and the space they took is free again. A one-line error names the folder and the cause."""
+    failure = None
     for future in writes:
         try:
             future.result()
         except OSError as error:
-            raise DualfaceError(f"cannot write faces: {error.strerror or error}") from None
+            failure = failure or error
     writes.clear()
+    if failure is None:
+        try:
+            save_alignments(path, alignments)
+        except OSError as error:
+            failure = error
+    if failure is None:
+        unsaved.clear()
+        return
+    for png in unsaved:
+        png.unlink(missing_ok=True)
+    unsaved.clear()
+    kept = "it resumes from the last save" if path.exists() else "nothing of this input was kept"
+    raise DualfaceError(
+        f"{path.parent}: cannot write faces ({failure.strerror or failure}); {kept} when run again"
+    ) from None

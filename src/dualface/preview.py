@@ -1,6 +1,7 @@
 """Pictures of training: the preview grid (input, reconstruction, swaps) and the loss curve."""
 
 import csv
+import io
 from pathlib import Path
 
 import cv2
@@ -48,8 +49,6 @@ def preview_grid(model: torch.nn.Module, faces: dict[str, torch.Tensor], scale: 
 
 
 def save_png(path: Path, image: np.ndarray, kind: str) -> None:
-    import io
-
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, "PNG", pnginfo=png_info(kind))
     atomic_write_bytes(path, buffer.getvalue(), fsync=False)
@@ -77,6 +76,7 @@ def plot_loss_curve(log_csv: Path, out: Path) -> None:
     ax.legend()
     ax.set_title("dualface training loss")
     fig.tight_layout()
-    fig.savefig(out.with_suffix(".tmp.png"))
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
     plt.close(fig)
-    out.with_suffix(".tmp.png").replace(out)
+    atomic_write_bytes(out, buffer.getvalue(), fsync=False)

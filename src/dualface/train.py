@@ -7,13 +7,13 @@ an RNG seeded by (seed, rank, step), so `--resume` replays the same data an unin
 and under `torchrun` every process draws different faces (distributed sampling).
 """
 
+import contextlib
 import csv
 import hashlib
 import logging
 import math
 import os
 import re
-import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -26,10 +26,16 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from dualface.augment import AugmentConfig, Batch, sample_batch
-from dualface.checkpoint import latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint
+from dualface.checkpoint import (
+    checkpoints_in,
+    latest_checkpoint,
+    load_checkpoint,
+    prune_checkpoints,
+    save_checkpoint,
+)
 from dualface.data import FaceSet, center_crop, load_face_set
 from dualface.errors import DualfaceError
-from dualface.files import ensure_writable_dir
+from dualface.files import FolderLock, atomic_write_bytes, ensure_writable_dir, remove_stale_temps
 from dualface.heldout import clip_of, held_out_clips, held_out_figures
 from dualface.losses import LOSSES
 from dualface.metrics import rank
@@ -43,6 +49,8 @@ Precision = Literal["auto", "fp32", "bf16"]
 # The classic recipe's 5e-5 for the classic-sized models; the small `lite` model trains stably at 4x that,
 # which is most of its time-to-a-usable-swap.
 PRESET_LR = {"original": 5e-5, "lite": 2e-4, "hd": 5e-5}
+# Per identity: 512 faces of the classic 64 px model already take several GB of activations on a CPU.
+MAX_BATCH = 512
 
 
 @dataclass
@@ -108,8 +116,29 @@ class TrainConfig:
             raise DualfaceError(f"precision must be auto, fp32 or bf16, not {self.precision!r}")
         if self.lr is None:
             self.lr = PRESET_LR[self.preset]
-        if self.batch_size < 1 or self.lr <= 0 or self.save_every < 1 or self.preview_every < 1 or self.keep < 1:
-            raise DualfaceError("batch size, learning rate, save/preview intervals and keep must be positive")
+        self._check_numbers()
+
+    def _check_numbers(self) -> None:
+        """Every number in range (NaN and infinity fail every comparison below), so the CLI and the UI
+        refuse a bad value before any work starts, with the option's name."""
+        at_least = {"save_every": 1, "preview_every": 1, "keep": 1, "warmup": 0, "eval_every": 0, "eval_faces": 1}
+        at_least |= {"iterations": 1, "max_faces": 1, "shared_upscales": 0}
+        for name, low in at_least.items():
+            value = getattr(self, name)
+            if value is not None and value < low:
+                raise DualfaceError(f"--{name.replace('_', '-')} must be at least {low}, not {value}")
+        if not 1 <= self.batch_size <= MAX_BATCH:
+            raise DualfaceError(f"--batch-size must be between 1 and {MAX_BATCH}, not {self.batch_size}")
+        if not 0 <= self.seed < 2**32:
+            raise DualfaceError(f"--seed must be between 0 and {2**32 - 1}, not {self.seed}")
+        positive = {"lr": self.lr, "clip": self.clip, "epochs": self.epochs, "target_loss": self.target_loss}
+        positive["time"] = self.time_limit
+        for name, value in positive.items():
+            if value is not None and not 0 < value < math.inf:
+                raise DualfaceError(f"--{name.replace('_', '-')} must be a positive number, not {value}")
+        for name in ("mask_loss_weight", "cycle_weight", "background_weight"):
+            if not 0 <= getattr(self, name) < math.inf:
+                raise DualfaceError(f"--{name.replace('_', '-')} must be zero or positive, not {getattr(self, name)}")
 
 
 @dataclass
@@ -246,7 +275,16 @@ def train(cfg: TrainConfig) -> TrainSummary:
     channels_last = device.type == "cuda" if cfg.channels_last is None else cfg.channels_last
     if ctx.main:
         ensure_writable_dir(cfg.model_dir)
+    # One writer per model folder: a second run would mix its checkpoints and log rows with the first's.
+    with FolderLock(cfg.model_dir, "train") if ctx.main else contextlib.nullcontext():
+        if ctx.main:
+            remove_stale_temps(cfg.model_dir, ".*.tmp")  # what a killed run was writing
+        return _train(cfg, device, ctx, dtype, channels_last)
 
+
+def _train(
+    cfg: TrainConfig, device: torch.device, ctx: Distributed, dtype: torch.dtype, channels_last: bool
+) -> TrainSummary:
     resume_from = _resume_point(cfg)
     start_from = _init_point(cfg) if cfg.init and not resume_from else None
     if resume_from:
@@ -264,6 +302,7 @@ def train(cfg: TrainConfig) -> TrainSummary:
         for folder, name in zip(cfg.faces, cfg.names, strict=True)
     ]
     held_out = _hold_out(sets, cfg, model_cfg) if cfg.eval_every else {}
+    _check_batch(cfg, sets)
     torch.manual_seed(cfg.seed)
     model = Autoencoder(model_cfg, cfg.names).to(device)
     if channels_last:
@@ -324,7 +363,8 @@ def train(cfg: TrainConfig) -> TrainSummary:
     stop_step = _stop_step(cfg, steps_per_epoch)
     log_csv = cfg.model_dir / "training_log.csv"
     writer = _tensorboard(cfg, ctx)
-    ema: dict[str, float] = {}
+    # The smoothed loss picks best.safetensors and --target-loss: a resumed run carries it on.
+    ema: dict[str, float] = dict(resume_from.meta.get("losses", {})) if resume_from else {}
     stopped_by, start_step, started = "interrupted", step, time.perf_counter()
     best_eval = -math.inf
     if resume_from and cfg.best_by != "loss" and (cfg.model_dir / "best.safetensors").exists():
@@ -518,6 +558,16 @@ def _renamed(checkpoint, names: list[str]) -> dict:
     return weights
 
 
+def _check_batch(cfg: TrainConfig, sets: list[FaceSet]) -> None:
+    """A batch larger than a face set only repeats its faces, at the memory cost of distinct ones."""
+    smallest = min(sets, key=len)
+    if cfg.batch_size > len(smallest):
+        raise DualfaceError(
+            f"--batch-size {cfg.batch_size} is more than the {len(smallest)} faces of {smallest.name}: "
+            f"use at most {len(smallest)}"
+        )
+
+
 def _resume_point(cfg: TrainConfig):
     if not cfg.resume:
         if latest_checkpoint(cfg.model_dir):
@@ -525,14 +575,30 @@ def _resume_point(cfg: TrainConfig):
                 f"{cfg.model_dir} already holds a model: pass --resume to continue it, or choose another folder"
             )
         return None
-    path = latest_checkpoint(cfg.model_dir)
-    if path is None:
-        raise DualfaceError(f"--resume: {cfg.model_dir} holds no checkpoint")
-    checkpoint = load_checkpoint(path)
+    checkpoint = _latest_good(cfg.model_dir)
     saved = checkpoint.meta["model_config"]["preset"]
     if saved != cfg.preset:
         raise DualfaceError(f"--resume: {cfg.model_dir} holds a '{saved}' model, not '{cfg.preset}'")
     return checkpoint
+
+
+def _latest_good(folder: Path):
+    """The newest checkpoint that loads. A damaged newer one (a disk error, a copy cut short) is renamed
+    `*.corrupt`, out of the way of pruning and later resumes, and the run goes on from the one before."""
+    found = list(reversed(checkpoints_in(folder)))
+    if not found:
+        raise DualfaceError(f"--resume: {folder} holds no checkpoint")
+    for path in found:
+        try:
+            checkpoint = load_checkpoint(path)
+        except DualfaceError as error:
+            log.warning("%s; setting it aside as %s.corrupt", error, path.name)
+            path.replace(path.with_name(path.name + ".corrupt"))
+            continue
+        if path != found[0]:
+            log.warning("resuming from %s (step %d), the newest good checkpoint", path.name, checkpoint.step)
+        return checkpoint
+    raise DualfaceError(f"--resume: every checkpoint in {folder} is corrupt ({', '.join(p.name for p in found)})")
 
 
 def _stop_step(cfg: TrainConfig, steps_per_epoch: float) -> int | None:
@@ -569,11 +635,14 @@ def _eta(cfg: TrainConfig, step: int, start: int, stop_step: int | None, elapsed
 
 def _log_row(path: Path, step: int, elapsed: float, lr: float, losses: dict[str, float], egs: float) -> None:
     new = not path.exists()
-    with open(path, "a", newline="") as f:
-        out = csv.writer(f)
-        if new:
-            out.writerow(["step", "seconds", "lr", *[f"loss_{n}" for n in losses], "egs_per_s"])
-        out.writerow([step, f"{elapsed:.2f}", f"{lr:.3g}", *[f"{v:.6f}" for v in losses.values()], f"{egs:.2f}"])
+    try:
+        with open(path, "a", newline="") as f:
+            out = csv.writer(f)
+            if new:
+                out.writerow(["step", "seconds", "lr", *[f"loss_{n}" for n in losses], "egs_per_s"])
+            out.writerow([step, f"{elapsed:.2f}", f"{lr:.3g}", *[f"{v:.6f}" for v in losses.values()], f"{egs:.2f}"])
+    except OSError as error:
+        raise DualfaceError(f"cannot write {path}: {error.strerror or error}") from None
 
 
 def _tensorboard(cfg: TrainConfig, ctx: Distributed):
@@ -627,13 +696,30 @@ def _save(
         save_checkpoint(path, model, optimizer, step, meta)
         if score < best and cfg.best_by == "loss":
             best = score
-            tmp = cfg.model_dir / ".best.tmp"
-            shutil.copyfile(path, tmp)
-            tmp.replace(cfg.model_dir / "best.safetensors")
+            _keep_as_best(path)
         prune_checkpoints(cfg.model_dir, cfg.keep)
     if barrier and ctx.world > 1:
         dist.barrier()
     return best
+
+
+def _keep_as_best(path: Path) -> None:
+    """Make the checkpoint just saved best.safetensors too: a hard link (checkpoints are never changed in
+    place, only replaced), so a disk with room for one checkpoint need not hold a second copy; a copy,
+    atomically, where the file system has no hard links."""
+    best = path.parent / "best.safetensors"
+    tmp = path.parent / f".best.{os.getpid()}.tmp"
+    try:
+        tmp.unlink(missing_ok=True)
+        os.link(path, tmp)
+        tmp.replace(best)
+        return
+    except OSError:
+        tmp.unlink(missing_ok=True)
+    try:
+        atomic_write_bytes(best, path.read_bytes())
+    except OSError as error:
+        raise DualfaceError(f"cannot save {best}: {error.strerror or error} ({path} was saved)") from None
 
 
 def _roll_back(

@@ -5,7 +5,9 @@ taken together, is one source of stills; a folder's videos are a source each.
 """
 
 import logging
+import warnings
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -14,10 +16,16 @@ import av
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from dualface.errors import DamagedMediaError, DualfaceError
+from dualface.errors import DamagedMediaError, DualfaceError, TooLargeError
 from dualface.types import Frame
 
 log = logging.getLogger(__name__)
+
+# Largest image decoded, in pixels: 8K UHD is 33 MP. A PNG of a few hundred KB can declare 13000 x 13000
+# (169 MP: 3.3 GB once decoded), so the size is checked from the header, before a pixel is decoded.
+MAX_PIXELS = 50_000_000
+# Pillow's own bomb warning (from 89 MP) would only repeat, less clearly, what MAX_PIXELS refuses.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 VIDEO_EXTENSIONS = {
@@ -122,7 +130,7 @@ def read_video(path: Path) -> Iterator[tuple[int, Frame]]:
     with _open(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        index = damaged = 0
+        index = damaged = concealed = 0
         try:
             for packet in container.demux(stream):
                 try:
@@ -131,6 +139,8 @@ def read_video(path: Path) -> Iterator[tuple[int, Frame]]:
                     damaged += 1
                     continue
                 for frame in frames:
+                    # A frame FFmpeg patched over missing data: a file cut short ends in one, with no error.
+                    concealed += frame.is_corrupt
                     # PyAV may hand back strided arrays, which dlib rejects.
                     yield index, np.ascontiguousarray(frame.to_ndarray(format="rgb24"))
                     index += 1
@@ -140,18 +150,42 @@ def read_video(path: Path) -> Iterator[tuple[int, Frame]]:
             raise DualfaceError(f"{path}: no frame could be decoded (corrupt or empty video)")
         if damaged:
             raise DamagedMediaError(f"{path}: video is corrupt: {damaged} damaged packets skipped, {index} frames read")
+        if concealed:
+            raise DamagedMediaError(
+                f"{path}: video is truncated or corrupt: {concealed} of the {index} frames read are damaged"
+            )
+
+
+@contextmanager
+def open_image(path: Path) -> Iterator[Image.Image]:
+    """Pillow's lazily opened image, refused with a one-line error (TooLargeError) when its header
+    declares more than MAX_PIXELS; the pixels are decoded only when the caller asks for them."""
+    try:
+        image = Image.open(path)
+    except FileNotFoundError:
+        raise DualfaceError(f"{path}: no such file") from None
+    except Image.DecompressionBombError:
+        raise TooLargeError(f"{path}: image is too large to read (over {MAX_PIXELS // 10**6} megapixels)") from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise DualfaceError(f"{path}: not a readable image ({error})") from None
+    with image:
+        width, height = image.size
+        if width * height > MAX_PIXELS:
+            raise TooLargeError(
+                f"{path}: image is {width}x{height} pixels, more than the {MAX_PIXELS // 10**6} megapixels "
+                "dualface reads; scale it down first"
+            )
+        yield image
 
 
 def read_image(path: Path) -> Frame:
     """An image file as an RGB frame, turned upright by its EXIF orientation."""
-    try:
-        with Image.open(path) as image:
+    with open_image(path) as image:
+        try:
             image = ImageOps.exif_transpose(image)
             return np.ascontiguousarray(np.asarray(image.convert("RGB")))
-    except FileNotFoundError:
-        raise DualfaceError(f"{path}: no such file") from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise DualfaceError(f"{path}: not a readable image ({error})") from None
+        except (OSError, SyntaxError, ValueError) as error:
+            raise DualfaceError(f"{path}: not a readable image ({error})") from None
 
 
 def read_frames(source: Source) -> Iterator[tuple[int, Frame]]:
@@ -162,6 +196,10 @@ def read_frames(source: Source) -> Iterator[tuple[int, Frame]]:
         return
     for index, path in enumerate(source.files):
         try:
-            yield index, read_image(path)
+            frame = read_image(path)
         except DualfaceError as error:
+            if len(source.files) == 1:
+                raise  # a lone image that can't be read is the whole input failing
             log.warning("%s", error)
+            continue
+        yield index, frame

@@ -4,6 +4,7 @@ Everything is written to a hidden temporary file beside the output and renamed o
 complete, so an interrupted conversion never leaves a broken file where a good one was.
 """
 
+import fcntl
 import io
 import os
 import tempfile
@@ -18,7 +19,7 @@ from PIL import Image
 
 from dualface import __version__
 from dualface.errors import DualfaceError
-from dualface.files import FILE_MODE, atomic_write_bytes
+from dualface.files import FILE_MODE, atomic_write_bytes, remove_stale_temps
 from dualface.provenance import SYNTHETIC_NOTICE, png_info
 from dualface.types import Frame
 
@@ -61,8 +62,11 @@ def video_writer(
     path = Path(path)
     if path.suffix.lower() not in VIDEO_OUTPUTS:
         raise DualfaceError(f"{path}: a video output must end in {', '.join(sorted(VIDEO_OUTPUTS))}")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
+    remove_stale_temps(path.parent, f"{temp_prefix(path)}*{path.suffix}")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path), suffix=path.suffix)
+    # Held (locked) until the end: marks the file as being written, so only a killed run's leftovers are
+    # ever taken for orphans (remove_stale_temps).
+    fcntl.flock(fd, fcntl.LOCK_EX)
     try:
         with av.open(str(like)) as source, av.open(str(like)) as audio_source:
             video_in = source.streams.video[0]
@@ -101,8 +105,16 @@ def video_writer(
         os.replace(tmp, path)
     except av.error.FFmpegError as error:
         raise DualfaceError(f"{path}: cannot write the video ({error})") from None
+    except OSError as error:  # a full disk, mostly
+        raise DualfaceError(f"{path}: cannot write the video ({error.strerror or error})") from None
     finally:
         Path(tmp).unlink(missing_ok=True)
+        os.close(fd)
+
+
+def temp_prefix(path: Path) -> str:
+    """The start of the hidden name a video is written under until it is complete."""
+    return f".{path.stem}.dualface-"
 
 
 def _start_seconds(stream: "av.stream.Stream") -> float:

@@ -96,6 +96,8 @@ def start(
 def list_jobs(root: Path, processes: dict[str, subprocess.Popen]) -> list[Job]:
     """Every job, newest first. A job recorded as running whose runner is gone (killed, machine restarted)
     is reported as failed."""
+    for process in processes.values():
+        process.poll()  # reap first: a zombie runner would still count as a live process group below
     jobs = []
     for path in (root / "jobs").glob("*.json"):
         try:
@@ -104,6 +106,10 @@ def list_jobs(root: Path, processes: dict[str, subprocess.Popen]) -> list[Job]:
             continue  # a record being replaced this instant, or not ours
         if job.status == "running" and not _alive(job, processes):
             job.status, job.note = "failed", "the job's process ended without recording an outcome"
+        elif job.status != "running" and _group_lingers(job):
+            # The runner records the outcome just before it exits: until its whole process group is gone
+            # the job's processes still hold memory, files and the folder lock, so it is not over yet.
+            job.status, job.note = "running", "stopping"
         jobs.append(job)
     for job_id, process in list(processes.items()):
         if process.poll() is not None:  # reaped: no zombie keeps its pid looking alive
@@ -129,6 +135,20 @@ def _alive(job: Job, processes: dict[str, subprocess.Popen]) -> bool:
         except PermissionError:
             pass
         return True
+
+
+def _group_lingers(job: Job) -> bool:
+    """Whether the process group of a job that recorded its outcome a moment ago still exists (a pid
+    group seen later than that could be another's, with a reused pid)."""
+    if job.pid is None or job.ended is None or time.time() - job.ended > 60:
+        return False
+    try:
+        os.killpg(job.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def cancel(root: Path, job_id: str, processes: dict[str, subprocess.Popen]) -> None:

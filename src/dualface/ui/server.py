@@ -252,7 +252,7 @@ async def start_train(request: Request) -> JSONResponse:
     root = studio.root
     body = await _body(request)
     steps = _int(body, "steps", 1000, 1, 10_000_000)
-    batch_size = _int(body, "batch_size", 16, 1, 1024)
+    batch_size = _int(body, "batch_size", 16, 1, 512)  # train.MAX_BATCH (not imported: it brings torch)
     preview_every = _int(body, "preview_every", 25, 1, 1_000_000)
     preset = str(body.get("preset", "lite"))
     if preset not in PRESETS:

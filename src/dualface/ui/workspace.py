@@ -22,7 +22,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import BinaryIO
 
-from dualface.errors import DualfaceError
+from dualface.errors import DualfaceError, TooLargeError
 from dualface.files import FILE_MODE, atomic_write_bytes
 from dualface.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, read_image, read_video
 
@@ -125,6 +125,8 @@ def media_kind(path: Path, label: str | None = None) -> str:
     if path.suffix.lower() in IMAGE_EXTENSIONS:
         try:
             read_image(path)
+        except TooLargeError as error:
+            raise RequestError(f"{label}: {_cause(error)}", 413) from None
         except DualfaceError as error:
             raise RequestError(f"{label}: not an image Pillow can open ({_cause(error)})", 415) from None
         return "image"

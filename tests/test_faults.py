@@ -1,0 +1,429 @@
+"""Faults and bad input, done for real: runs killed with SIGKILL, a disk that fills up (a small tmpfs), files
+crafted to break a reader, two writers on one folder.
+
+What each test holds dualface to is what a careful user expects: a one-line error that names the file and
+the cause, a non-zero exit, nothing overwritten, no temporary file left behind, no work lost. Run alone with
+`pytest -m faults`. The disk-full tests mount a tmpfs, which needs root: where mounting is not allowed they
+are skipped and say why.
+"""
+
+import json
+import math
+import os
+import signal
+import struct
+import subprocess
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import pytest
+from PIL import Image, PngImagePlugin
+from starlette.testclient import TestClient
+from typer.testing import CliRunner
+
+from conftest import S1, write_video
+from dualface.alignments import PNG_KEY, load_alignments, read_face_record
+from dualface.augment import AugmentConfig
+from dualface.checkpoint import checkpoints_in, load_checkpoint
+from dualface.cli import app
+from dualface.convert import ConvertConfig, convert
+from dualface.data import load_face_set
+from dualface.errors import DualfaceError, TooLargeError
+from dualface.extract import ExtractConfig, extract
+from dualface.files import LOCK_NAME, FolderLock
+from dualface.model import ModelConfig
+from dualface.train import TrainConfig, TrainSummary, train
+from dualface.ui import create_app
+from dualface.video import read_image
+from dualface.watermark import verify
+
+pytestmark = pytest.mark.faults
+
+HEADERS = {"X-Dualface": "1"}  # what the UI's own pages send (the server refuses cross-site requests)
+# The training every test here uses, in the CLI's words and as a config.
+STEPS = {"batch_size": 4, "iterations": 6, "save_every": 2, "preview_every": 100}
+TRAIN_FLAGS = [arg for key, value in STEPS.items() for arg in (f"--{key.replace('_', '-')}", str(value))]
+
+
+def quick(face_dirs, model_dir: Path, **settings) -> TrainConfig:
+    return TrainConfig(
+        faces=list(face_dirs), model_dir=model_dir, progress=False, tensorboard=False, **{**STEPS, **settings}
+    )
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := predicate():
+            return result
+        time.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def dualface(*args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "dualface", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def sigkill(process: subprocess.Popen) -> None:
+    process.kill()
+    process.communicate(timeout=60)
+    assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Hidden files a run leaves besides its lock: temporary files."""
+    return sorted(p.name for p in Path(folder).iterdir() if p.name.startswith(".") and p.name != LOCK_NAME)
+
+
+def read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return b""
+
+
+def exists_with_data(pattern_folder: Path, pattern: str) -> bool:
+    for path in pattern_folder.glob(pattern):
+        try:
+            if path.stat().st_size > 0:
+                return True
+        except FileNotFoundError:
+            pass
+    return False
+
+
+@pytest.fixture(scope="module")
+def straight(face_dirs, tmp_path_factory) -> tuple[Path, TrainSummary]:
+    """An uninterrupted run: what every interrupted one must end up equal to."""
+    model_dir = tmp_path_factory.mktemp("straight")
+    return model_dir, train(quick(face_dirs, model_dir))
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """mount(size) -> a fresh tmpfs of that size (e.g. "256k"), unmounted after the test."""
+    mounted: list[Path] = []
+
+    def mount(size: str) -> Path:
+        point = tmp_path / f"disk{len(mounted)}"
+        point.mkdir()
+        try:
+            result = subprocess.run(
+                ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(point)], capture_output=True, text=True
+            )
+        except FileNotFoundError:
+            pytest.skip("no mount command: cannot make a small disk to fill")
+        if result.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs to fill (needs root): {result.stderr.strip()}")
+        mounted.append(point)
+        return point
+
+    yield mount
+    for point in mounted:
+        subprocess.run(["umount", "-l", str(point)], check=False)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# killed runs and two writers
+
+
+def test_train_killed_twice_resumes_to_the_same_model(face_dirs, straight, tmp_path):
+    model_dir = tmp_path / "m"
+    args = ["train", *map(str, face_dirs), "-m", str(model_dir), *TRAIN_FLAGS, "--no-progress"]
+
+    # Killed while starting up; meanwhile a second writer is refused, and names who holds the folder.
+    first = dualface(*args)
+    try:
+        wait_for(lambda: b"train (pid" in read(model_dir / LOCK_NAME), 60, "the run to lock its folder")
+        with pytest.raises(DualfaceError, match=r"in use by another dualface train \(pid \d+\)"):
+            train(quick(face_dirs, model_dir))
+    finally:
+        sigkill(first)
+    with FolderLock(model_dir, "test"):  # the kernel dropped the dead run's lock
+        pass
+
+    # Killed while it writes its second checkpoint (or, if the poll comes late, just after).
+    second = dualface(*args)
+    try:
+        wait_for(
+            lambda: (
+                exists_with_data(model_dir, ".step-00000004*") or (model_dir / "step-00000004.safetensors").exists()
+            ),
+            120,
+            "the second checkpoint",
+        )
+    finally:
+        sigkill(second)
+    assert checkpoints_in(model_dir)[0].name == "step-00000002.safetensors"
+
+    resumed = train(quick(face_dirs, model_dir, resume=True))
+    assert resumed.step == 6 and leftovers(model_dir) == []
+    assert resumed.weights_sha256 == straight[1].weights_sha256  # nothing lost or replayed differently
+    # The smoothed loss came back with the checkpoint: best.safetensors and --target-loss see the same values.
+    final, reference = (load_checkpoint(d / "step-00000006.safetensors") for d in (model_dir, straight[0]))
+    assert final.meta["losses"] == reference.meta["losses"]
+    assert final.meta["best_loss"] == reference.meta["best_loss"]
+
+
+def test_resume_falls_back_past_a_corrupt_checkpoint(face_dirs, straight, tmp_path, caplog):
+    model_dir = tmp_path / "m"
+    model_dir.mkdir()
+    for path in checkpoints_in(straight[0]):  # steps 2, 4 and 6
+        (model_dir / path.name).write_bytes(path.read_bytes())
+    latest = model_dir / "step-00000006.safetensors"
+    latest.write_bytes(latest.read_bytes()[: 1 << 20])  # cut short, as by a failing disk
+    summary = train(quick(face_dirs, model_dir, resume=True))
+    assert "resuming from step-00000004.safetensors (step 4)" in caplog.text
+    assert (model_dir / "step-00000006.safetensors.corrupt").exists()  # kept aside, not deleted
+    assert summary.step == 6 and summary.weights_sha256 == straight[1].weights_sha256
+
+
+def test_extract_killed_reruns_to_the_same_faces(face_dirs, tmp_path):
+    out = tmp_path / "faces"
+    run = dualface("extract", str(S1), "-o", str(out), "--every", "3", "--no-progress")
+    try:
+        wait_for(lambda: len(list(out.glob("*.png"))) >= 3, 60, "the first faces")
+        with pytest.raises(DualfaceError, match="in use by another dualface extract"):
+            extract(ExtractConfig(inputs=[S1], output=out, every=3, progress=False))
+    finally:
+        sigkill(run)
+    summary = extract(ExtractConfig(inputs=[S1], output=out, every=3, progress=False))
+    assert not summary.errors and leftovers(out) == []
+    reference = face_dirs[0]  # the same clip and settings, never interrupted
+    assert sorted(p.name for p in out.glob("*.png")) == sorted(p.name for p in reference.glob("*.png"))
+    name = f"{S1.stem}.alignments.json"
+    assert load_alignments(out / name)["frames"] == load_alignments(reference / name)["frames"]
+
+
+def test_convert_killed_leaves_a_temporary_file_the_next_run_removes(straight, s1_frames, tmp_path):
+    output = tmp_path / "out.mp4"
+    run = dualface("convert", str(S1), "-m", str(straight[0]), "--to", "brbk7n", "-o", str(output), "--no-progress")
+    try:
+        wait_for(lambda: exists_with_data(tmp_path, ".out.*.mp4"), 120, "frames to be written")
+    finally:
+        sigkill(run)
+    assert leftovers(tmp_path) and not output.exists()  # what kill -9 leaves: a half-written hidden file
+    clip = write_video(tmp_path / "short.mp4", s1_frames[:8])
+    convert(ConvertConfig(input=clip, model=straight[0], output=output, to="brbk7n", progress=False))
+    assert output.stat().st_size > 0 and leftovers(tmp_path) == []
+
+
+def test_same_seed_gives_byte_identical_checkpoints(face_dirs, straight, tmp_path):
+    train(quick(face_dirs, tmp_path / "m", iterations=2))
+    again = (tmp_path / "m" / "step-00000002.safetensors").read_bytes()
+    assert again == (straight[0] / "step-00000002.safetensors").read_bytes()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# a full disk
+
+
+def test_full_disk_during_checkpoint_save_keeps_the_last_good_one(face_dirs, straight, small_disk):
+    size = (straight[0] / "step-00000002.safetensors").stat().st_size
+    disk = small_disk(f"{math.ceil(size * 1.5 / 1024)}k")  # room for one checkpoint, not two
+    model_dir = disk / "m"
+    with pytest.raises(DualfaceError, match=r"cannot save checkpoint .*step-00000004.*No space left"):
+        train(quick(face_dirs, model_dir))
+    assert leftovers(model_dir) == []
+    # best.safetensors needed no room of its own, and what was saved is whole.
+    assert load_checkpoint(model_dir / "best.safetensors").step == 2
+    good = (model_dir / "step-00000002.safetensors").read_bytes()
+    assert good == (straight[0] / "step-00000002.safetensors").read_bytes()
+
+
+def test_full_disk_during_extraction_leaves_a_consistent_folder(s1_frames, tmp_path, small_disk):
+    clip = write_video(tmp_path / "clip.mp4", s1_frames[:12])
+    disk = small_disk("256k")  # a few faces' worth
+    out = disk / "faces"
+    summary = extract(ExtractConfig(inputs=[clip], output=out, progress=False))
+    assert len(summary.errors) == 1 and "No space left on device" in summary.errors[0]
+    assert str(out) in summary.errors[0] and "\n" not in summary.errors[0]
+    alignments = out / "clip.alignments.json"
+    recorded = (
+        {f["png"] for e in load_alignments(alignments)["frames"] for f in e["faces"]} if alignments.exists() else set()
+    )
+    assert {p.name for p in out.glob("*.png")} == recorded and leftovers(out) == []
+    # Space freed: the same command finishes the job.
+    subprocess.run(["mount", "-o", "remount,size=16m", str(disk)], check=True)
+    summary = extract(ExtractConfig(inputs=[clip], output=out, progress=False))
+    assert not summary.errors and len(list(out.glob("*.png"))) == 12
+
+
+def test_full_disk_during_conversion_overwrites_nothing(straight, s1_frames, tmp_path, small_disk):
+    clip = write_video(tmp_path / "clip.mp4", s1_frames[:8])
+    disk = small_disk("64k")
+    output = disk / "out.mp4"
+    previous = b"the previous conversion" * 2400  # 55 KB: a few KB of the disk are left free
+    output.write_bytes(previous)
+    with pytest.raises(DualfaceError, match=r"out\.mp4: cannot write the video"):
+        convert(ConvertConfig(input=clip, model=straight[0], output=output, to="brbk7n", progress=False))
+    assert output.read_bytes() == previous and leftovers(disk) == []
+
+
+# ---------------------------------------------------------------------------------------------------------
+# crafted inputs
+
+
+def png_claiming(path: Path, width: int, height: int) -> Path:
+    """A 1x1 PNG whose header then claims width x height (checksum fixed): a decompression bomb's header."""
+    Image.new("RGB", (1, 1)).save(path)
+    data = bytearray(path.read_bytes())
+    struct.pack_into(">II", data, 16, width, height)  # IHDR's fields follow the signature and chunk head
+    struct.pack_into(">I", data, 29, zlib.crc32(bytes(data[12:29])))
+    path.write_bytes(bytes(data))
+    return path
+
+
+def blank_png(path: Path, side: int) -> Path:
+    """A real, valid grey PNG of side x side pixels: it compresses to almost nothing."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    packer = zlib.compressobj(9)
+    row = b"\0" * (side + 1)  # filter byte, then the pixels
+    pixels = b"".join(packer.compress(row) for _ in range(side)) + packer.flush()
+    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b""))
+    return path
+
+
+# dualface silences Pillow's own warning at import (video.py); pytest resets warning filters for each test.
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_huge_images_are_refused_before_decoding(straight, tmp_path):
+    bomb = png_claiming(tmp_path / "bomb.png", 60000, 60000)
+    with pytest.raises(TooLargeError, match=r"bomb\.png: image is too large"):
+        read_image(bomb)
+    summary = extract(ExtractConfig(inputs=[bomb], output=tmp_path / "faces", progress=False))
+    assert len(summary.errors) == 1 and "bomb.png: image is too large" in summary.errors[0]
+    with pytest.raises(DualfaceError, match=r"bomb\.png: image is too large"):
+        convert(ConvertConfig(input=bomb, model=straight[0], output=tmp_path / "x.png", to="brbk7n", progress=False))
+    with pytest.raises(DualfaceError, match=r"bomb\.png: image is too large"):
+        verify(bomb)
+
+    real = blank_png(tmp_path / "wide.png", 13000)
+    assert real.stat().st_size < 1 << 20  # small on disk, 169 megapixels decoded
+    started = time.perf_counter()
+    with pytest.raises(TooLargeError, match=r"wide\.png: image is 13000x13000 pixels"):
+        read_image(real)
+    assert time.perf_counter() - started < 5  # refused from the header (decoding took 78 s)
+
+    with TestClient(create_app(tmp_path / "studio", max_upload_mb=1)) as client:
+        for path in (bomb, real):
+            files = [("files", (path.name, path.read_bytes()))]
+            response = client.post("/api/upload/a", files=files, headers=HEADERS)
+            assert response.status_code == 413 and path.name in response.json()["error"]
+        assert not any((tmp_path / "studio" / "footage" / "a").iterdir())
+
+
+@pytest.mark.parametrize(
+    "damage, words",
+    [
+        (lambda r: '{"landmarks": [[1, 2]', "not JSON"),
+        (lambda r: {**r, "landmarks": "garbage"}, "landmarks is not 68x2 numbers"),
+        (lambda r: {**r, "landmarks": [[1.0, 2.0], [3.0, 4.0]]}, "landmarks is not 68x2 numbers"),
+    ],
+)
+def test_damaged_face_record_names_the_file(face_dirs, tmp_path, damage, words):
+    source = sorted(face_dirs[0].glob("*.png"))[0]
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    damaged = damage(read_face_record(source))
+    info = PngImagePlugin.PngInfo()
+    info.add_text(PNG_KEY, damaged if isinstance(damaged, str) else json.dumps(damaged))
+    with Image.open(source) as image:
+        image.save(folder / "bad.png", pnginfo=info)
+    with pytest.raises(DualfaceError, match=f"bad.png: its 'dualface' record is damaged \\({words}"):
+        load_face_set(folder, ModelConfig.from_preset("lite"))
+
+
+def test_truncated_video_is_reported_and_its_faces_kept(tmp_path):
+    clip = tmp_path / "cut.mpg"
+    clip.write_bytes(S1.read_bytes()[: S1.stat().st_size // 2])
+    out = tmp_path / "faces"
+    summary = extract(ExtractConfig(inputs=[clip], output=out, every=3, progress=False))
+    assert len(summary.errors) == 1 and "cut.mpg: video is truncated or corrupt" in summary.errors[0]
+    assert summary.inputs[0].faces_written == len(list(out.glob("*.png"))) > 0  # the readable part is kept
+    assert "damage" in load_alignments(out / "cut.alignments.json")["source"]
+
+
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("lr", math.nan),
+        ("seed", -1),
+        ("iterations", -1),
+        ("iterations", 0),
+        ("epochs", -1.0),
+        ("eval_every", -3),
+        ("max_faces", 0),
+        ("batch_size", 100000),
+        ("target_loss", math.inf),
+    ],
+)
+def test_train_numbers_are_checked_before_any_work(tmp_path, option, value):
+    with pytest.raises(DualfaceError, match=f"--{option.replace('_', '-')} must be"):
+        TrainConfig(faces=[tmp_path / "a", tmp_path / "b"], model_dir=tmp_path / "m", **{option: value})
+
+
+def test_numbers_are_checked_at_the_command_line_too(face_dirs, tmp_path):
+    with pytest.raises(DualfaceError, match="--batch-size 26 is more than the 25 faces of"):
+        train(quick(face_dirs, tmp_path / "m", batch_size=26))
+    with pytest.raises(DualfaceError, match="--batch must be"):
+        ConvertConfig(input=S1, model=tmp_path, output=tmp_path / "o.mp4", to="a", batch=100000)
+    with pytest.raises(DualfaceError, match="--threshold must be"):
+        ExtractConfig(inputs=[S1], output=tmp_path, threshold=math.nan)
+    with pytest.raises(DualfaceError, match="eye-weight must be"):
+        AugmentConfig(eye_weight=math.nan)
+    # The command line's words reach the same checks: typer parses "nan" and "-1", the config refuses them.
+    for flags, words in ((["--lr", "nan"], "--lr must be a positive number, not nan"), (["--seed", "-1"], "--seed")):
+        result = CliRunner().invoke(app, ["train", *map(str, face_dirs), "-m", str(tmp_path / "m2"), *flags])
+        assert isinstance(result.exception, DualfaceError) and words in str(result.exception)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the UI's jobs
+
+
+def test_cancelled_job_reads_cancelled_only_once_its_processes_are_gone(tmp_path):
+    # The command leaves a process in its group that outlives it by seconds after Cancel, as a slow exit on a
+    # busy machine does: until that one is gone, the job is not over.
+    lingers = (
+        "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); print('ready', flush=True); time.sleep(2)"
+    )
+    command = [
+        sys.executable,
+        "-c",
+        f"import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', {lingers!r}]); time.sleep(60)",
+    ]
+    with TestClient(create_app(tmp_path / "studio")) as client:
+        job = client.app.state.studio.start("check", "lingers", [command])
+
+        def status() -> dict:
+            return next(j for j in client.get("/api/state").json()["jobs"] if j["id"] == job)
+
+        wait_for(
+            lambda: "ready" in client.get(f"/api/jobs/{job}/log").text.splitlines(), 30, "the job's processes to start"
+        )
+        assert client.post(f"/api/jobs/{job}/cancel", headers=HEADERS).status_code == 200
+        seen = set()
+        while (state := status())["status"] != "cancelled":
+            seen.add(state["progress"])
+            assert state["status"] == "running"
+            time.sleep(0.05)
+        pid = json.loads((tmp_path / "studio" / "jobs" / f"{job}.json").read_text())["pid"]
+        with pytest.raises(ProcessLookupError):
+            os.killpg(pid, 0)
+        assert "stopping" in seen  # it was seen winding down, not reported over too soon
+
+
+def test_ctrl_c_during_start_up_ends_without_a_traceback(tmp_path):
+    run = dualface("extract", str(S1), "-o", str(tmp_path / "faces"))
+    wait_for(lambda: b"torch" in read(Path(f"/proc/{run.pid}/maps")), 60, "torch to be loading")
+    run.send_signal(signal.SIGINT)
+    _, stderr = run.communicate(timeout=60)
+    assert run.returncode == 130 and "Traceback" not in stderr, stderr
