@@ -22,7 +22,19 @@ def test_lite_costs_at_most_an_eighth_of_original():
     )
 
 
-@pytest.mark.parametrize("preset", ["lite", "original", "hd"])
+def test_lite128_draws_four_times_the_pixels_for_under_twice_the_flops():
+    lite, lite128 = (train_flops_per_example(ModelConfig.from_preset(p)) for p in ("lite", "lite128"))
+    assert ModelConfig.from_preset("lite128").size == 128 and lite128 < 2 * lite
+
+
+def test_every_preset_has_a_learning_rate():
+    from dualface.model import MODEL_PRESETS, preset_lr
+
+    assert all(0 < preset_lr(name) < 1e-2 for name in MODEL_PRESETS)
+    assert "lr" not in ModelConfig.from_preset("lite").to_dict()
+
+
+@pytest.mark.parametrize("preset", ["lite", "lite128", "original", "hd"])
 def test_shapes_and_swaps(preset):
     cfg = ModelConfig.from_preset(preset)
     model = Autoencoder(cfg, ["alice", "bob", "carol"])

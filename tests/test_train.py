@@ -16,6 +16,7 @@ from dualface.checkpoint import (
     latest_checkpoint,
     load_checkpoint,
     load_model,
+    model_from,
     save_checkpoint,
 )
 from dualface.data import load_face_set
@@ -135,6 +136,14 @@ def test_resume_continues_exactly(face_dirs, tmp_path):
         [v for _, v in losses_in(tmp_path / "two")], [v for _, v in losses_in(tmp_path / "one")], rtol=1e-5
     )
     assert resumed.weights_sha256 == straight.weights_sha256
+    # the weights' moving average is carried on exactly too, and it is what inference loads
+    one, two = (load_checkpoint(latest_checkpoint(tmp_path / name)) for name in ("one", "two"))
+    assert one.average is not None and set(one.average) == set(one.model)
+    for key, value in one.average.items():
+        assert torch.equal(value, two.average[key]), key
+    key = "decoders.s1.to_rgb.weight"
+    assert not torch.equal(one.average[key], one.model[key])
+    assert torch.equal(model_from(one).state_dict()[key], one.average[key])
 
 
 def test_resume_refuses_what_it_cannot_continue(face_dirs, tmp_path):

@@ -33,6 +33,7 @@ class Checkpoint:
     optimizer: dict[str, Any] | None
     rng: torch.Tensor | None
     meta: dict[str, Any]  # "model_config", "train", "identities", plus whatever the trainer adds
+    average: dict[str, torch.Tensor] | None = None  # the weights' moving average: what inference uses
 
 
 def _digest(tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> str:
@@ -45,11 +46,19 @@ def _digest(tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> str:
 
 
 def save_checkpoint(
-    path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None, step: int, meta: dict[str, Any]
+    path: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer | None,
+    step: int,
+    meta: dict[str, Any],
+    average: torch.nn.Module | None = None,
 ) -> None:
     """Write the bundle to `path` atomically (temp file, fsync, rename): a crash or a full disk never
-    leaves a half-written checkpoint under a checkpoint's name."""
+    leaves a half-written checkpoint under a checkpoint's name. `average` is the moving average of the
+    weights, kept beside them."""
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if average is not None:
+        tensors |= {f"average.{k}": v.detach().cpu().contiguous() for k, v in average.state_dict().items()}
     groups = None
     if optimizer is not None:
         state = optimizer.state_dict()
@@ -99,6 +108,7 @@ def load_checkpoint(path: Path) -> Checkpoint:
     if stored != _digest(tensors, text):
         raise DualfaceError(f"{path}: checkpoint is corrupt (checksum mismatch)")
     model = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+    average = {k[len("average.") :]: v for k, v in tensors.items() if k.startswith("average.")} or None
     groups = json.loads(text.pop("param_groups"))
     optimizer = None
     if groups is not None:
@@ -110,7 +120,7 @@ def load_checkpoint(path: Path) -> Checkpoint:
         optimizer = {"state": state, "param_groups": groups}
     step = int(text.pop("step"))
     meta = {k: json.loads(v) for k, v in text.items() if k not in ("format", "version")}
-    return Checkpoint(step, model, optimizer, tensors.get("rng.torch"), meta)
+    return Checkpoint(step, model, optimizer, tensors.get("rng.torch"), meta, average)
 
 
 def _metadata(raw: bytes) -> dict[str, str]:
@@ -172,9 +182,10 @@ def load_model(folder: Path, device: str = "cpu"):
 
 
 def model_from(checkpoint: Checkpoint, device: str = "cpu"):
-    """The autoencoder a loaded checkpoint holds, in eval mode."""
+    """The autoencoder a loaded checkpoint holds, in eval mode: its averaged weights where it has them
+    (steadier than the last step's), else the weights themselves."""
     from dualface.model import Autoencoder, ModelConfig
 
     model = Autoencoder(ModelConfig(**checkpoint.meta["model_config"]), checkpoint.meta["identities"])
-    model.load_state_dict(checkpoint.model)
+    model.load_state_dict(checkpoint.average or checkpoint.model)
     return model.to(device).eval()

@@ -162,6 +162,9 @@ def train_command(
         help="IDENTITY=FOLDER of faces from clips not trained on, for --eval-every (default: an identity's last "
         "whole clips are held out). Repeatable.",
     ),
+    average: float = typer.Option(
+        TRAIN.average, help="Decay of the weights' moving average used for previews and conversion (0: off)."
+    ),
     seed: int = typer.Option(TRAIN.seed, help="Random seed."),
     max_faces: int | None = typer.Option(None, help="Use at most this many faces per identity."),
     timelapse: bool = typer.Option(False, help="Keep every preview, for a timelapse."),
@@ -197,6 +200,7 @@ def train_command(
         best_by=best_by,
         eval_faces=eval_faces,
         held_out=_named_folders(held_out, "--held-out"),
+        average=average,
         seed=seed,
         max_faces=max_faces,
         timelapse=timelapse,

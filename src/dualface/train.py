@@ -8,6 +8,7 @@ and under `torchrun` every process draws different faces (distributed sampling).
 """
 
 import contextlib
+import copy
 import csv
 import hashlib
 import logging
@@ -39,16 +40,13 @@ from dualface.files import FolderLock, atomic_write_bytes, ensure_writable_dir, 
 from dualface.heldout import clip_of, held_out_clips, held_out_figures
 from dualface.losses import LOSSES
 from dualface.metrics import rank
-from dualface.model import MODEL_PRESETS, Autoencoder, ModelConfig
+from dualface.model import MODEL_PRESETS, Autoencoder, ModelConfig, preset_lr
 from dualface.prefetch import prefetch
 from dualface.preview import plot_loss_curve, preview_grid, save_png
 
 log = logging.getLogger(__name__)
 
 Precision = Literal["auto", "fp32", "bf16"]
-# The classic recipe's 5e-5 for the classic-sized models; the small `lite` model trains stably at 4x that,
-# which is most of its time-to-a-usable-swap.
-PRESET_LR = {"original": 5e-5, "lite": 2e-4, "hd": 5e-5}
 # Per identity: 512 faces of the classic 64 px model already take several GB of activations on a CPU.
 MAX_BATCH = 512
 
@@ -63,7 +61,7 @@ class TrainConfig:
     preset: str = "lite"
     shared_upscales: int | None = None  # decoder upscales shared by all identities (default: the preset's)
     batch_size: int = 16  # per identity, per process
-    lr: float | None = None  # Adam's learning rate; default: the preset's (PRESET_LR)
+    lr: float | None = None  # Adam's learning rate; default: the preset's (model.MODEL_PRESETS)
     warmup: int = 100  # steps of linear learning-rate warmup
     clip: float = 1.0  # gradient norm clip
     loss: str = "ssim_l1"
@@ -88,6 +86,8 @@ class TrainConfig:
     best_by: str = "loss"  # what makes best.safetensors: "loss", or a held-out figure, e.g. "a->b/mouth"
     freeze: tuple[str, ...] = ()  # parts left untrained, e.g. ("encoder", "trunk") to fine-tune only the decoders
     init: Path | None = None  # start from these weights (a starter checkpoint, another model) instead of random
+    average: float = 0.995  # decay of the weights' moving average that previews, held-out figures and
+    # conversion use (0: off): the last step's weights swing from step to step, their average does not
     seed: int = 0
     max_faces: int | None = None  # per identity, spread evenly over the folder
     timelapse: bool = False  # also keep every preview of the same fixed faces
@@ -115,7 +115,7 @@ class TrainConfig:
         if self.precision not in ("auto", "fp32", "bf16"):
             raise DualfaceError(f"precision must be auto, fp32 or bf16, not {self.precision!r}")
         if self.lr is None:
-            self.lr = PRESET_LR[self.preset]
+            self.lr = preset_lr(self.preset)
         self._check_numbers()
 
     def _check_numbers(self) -> None:
@@ -139,6 +139,8 @@ class TrainConfig:
         for name in ("mask_loss_weight", "cycle_weight", "background_weight"):
             if not 0 <= getattr(self, name) < math.inf:
                 raise DualfaceError(f"--{name.replace('_', '-')} must be zero or positive, not {getattr(self, name)}")
+        if not 0 <= self.average < 1:
+            raise DualfaceError(f"--average must be at least 0 and below 1, not {self.average}")
 
 
 @dataclass
@@ -328,6 +330,8 @@ def _train(
         step = resume_from.step
         lr_scale = resume_from.meta.get("lr_scale", 1.0)
         best = resume_from.meta.get("best_loss", math.inf)
+    average = _start_average(model, resume_from, cfg)
+    shown = average if average is not None else model  # what previews, held-out figures and best.safetensors use
     train_model: torch.nn.Module = model
     if ctx.world > 1:
         train_model = torch.nn.parallel.DistributedDataParallel(
@@ -370,7 +374,7 @@ def _train(
     if resume_from and cfg.best_by != "loss" and (cfg.model_dir / "best.safetensors").exists():
         best_eval = rank(load_checkpoint(cfg.model_dir / "best.safetensors").meta.get("best_score"))
     if ctx.main and cfg.eval_every and step == 0:  # where training starts from: the figure to beat
-        best_eval = _evaluate(model, held_out, sets, cfg, step, writer, best_eval, meta_base)
+        best_eval = _evaluate(shown, held_out, sets, cfg, step, writer, best_eval, meta_base)
     # The state to roll back to on a non-finite loss when no checkpoint exists yet.
     snapshot = (step, {k: v.detach().clone() for k, v in model.state_dict().items()})
     bar = tqdm(
@@ -398,6 +402,8 @@ def _train(
                     raise DualfaceError("the loss keeps diverging (NaN/inf) even at a lower learning rate")
                 lr_scale *= 0.5
                 step = _roll_back(model, optimizer, cfg, snapshot, ctx)
+                if average is not None:  # start the average afresh from the restored weights
+                    average.load_state_dict(model.state_dict())
                 log.warning("non-finite loss: rolled back to step %d, learning rate x%.3g", step, lr_scale)
                 stream.close()
                 stream = prefetch(
@@ -410,6 +416,8 @@ def _train(
             torch.nn.utils.clip_grad_norm_(trainable, cfg.clip)
             optimizer.step()
             step += 1
+            if average is not None:
+                _update_average(average, model, cfg.average, step)
             values = {name: v.item() for name, v in losses.items()}
             for name, v in values.items():
                 ema[name] = v if name not in ema else 0.98 * ema[name] + 0.02 * v
@@ -435,11 +443,11 @@ def _train(
             if ctx.world > 1 and _any_rank(bool(reason), ctx):
                 reason = reason or "another process stopped"
             if ctx.main and step % cfg.preview_every == 0:
-                _write_preview(model, preview_faces, cfg, step, writer)
+                _write_preview(shown, preview_faces, cfg, step, writer)
             if ctx.main and cfg.eval_every and step % cfg.eval_every == 0:
-                best_eval = _evaluate(model, held_out, sets, cfg, step, writer, best_eval, meta_base)
+                best_eval = _evaluate(shown, held_out, sets, cfg, step, writer, best_eval, meta_base)
             if step % cfg.save_every == 0 or reason:
-                best = _save(model, optimizer, step, cfg, ctx, meta_base, lr_scale, ema, best)
+                best = _save(model, optimizer, step, cfg, ctx, meta_base, lr_scale, ema, best, average)
                 snapshot = (step, {k: v.detach().clone() for k, v in model.state_dict().items()})
                 rollbacks = 0
             if reason:
@@ -448,14 +456,14 @@ def _train(
     except KeyboardInterrupt:
         stopped_by = "interrupted"
         if ctx.main:
-            best = _save(model, optimizer, step, cfg, ctx, meta_base, lr_scale, ema, best, barrier=False)
+            best = _save(model, optimizer, step, cfg, ctx, meta_base, lr_scale, ema, best, average, barrier=False)
     finally:
         bar.close()
         stream.close()
         if writer is not None:
             writer.close()
     if ctx.main:
-        _write_preview(model, preview_faces, cfg, step, None)
+        _write_preview(shown, preview_faces, cfg, step, None)
         if log_csv.exists():
             plot_loss_curve(log_csv, cfg.model_dir / "loss.png")
     elapsed = time.perf_counter() - started
@@ -687,13 +695,14 @@ def _save(
     lr_scale: float,
     ema: dict[str, float],
     best: float,
+    average: Autoencoder | None = None,
     barrier: bool = True,
 ) -> float:
     if ctx.main:
         score = max(ema.values()) if ema else math.inf
         meta = {**meta_base, "lr_scale": lr_scale, "losses": ema, "best_loss": min(best, score)}
         path = cfg.model_dir / f"step-{step:08d}.safetensors"
-        save_checkpoint(path, model, optimizer, step, meta)
+        save_checkpoint(path, model, optimizer, step, meta, average)
         if score < best and cfg.best_by == "loss":
             best = score
             _keep_as_best(path)
@@ -720,6 +729,24 @@ def _keep_as_best(path: Path) -> None:
         atomic_write_bytes(best, path.read_bytes())
     except OSError as error:
         raise DualfaceError(f"cannot save {best}: {error.strerror or error} ({path} was saved)") from None
+
+
+def _start_average(model: Autoencoder, resume_from, cfg: TrainConfig) -> Autoencoder | None:
+    """The moving average of the weights: the resumed run's, else a copy of where training starts."""
+    if not cfg.average:
+        return None
+    average = copy.deepcopy(model).requires_grad_(False)
+    if resume_from is not None and resume_from.average is not None:
+        average.load_state_dict(resume_from.average)
+    return average
+
+
+@torch.no_grad()
+def _update_average(average: Autoencoder, model: Autoencoder, decay: float, step: int) -> None:
+    """average <- decay * average + (1 - decay) * weights, with a shorter memory over the first steps (so
+    the average does not hold on to the random initialisation)."""
+    rate = 1 - min(decay, (1 + step) / (10 + step))
+    torch._foreach_lerp_(list(average.parameters()), list(model.parameters()), rate)
 
 
 def _roll_back(

@@ -48,7 +48,7 @@ from dualface.video import VIDEO_EXTENSIONS
 HERE = Path(__file__).parent
 TEMPLATES = Jinja2Templates(directory=str(HERE / "templates"))
 STARTERS = Path(__file__).resolve().parents[3] / "models"  # the repository's starter weights (models/README.md)
-PRESETS = ("lite", "original", "hd")  # dualface.model.MODEL_PRESETS, without importing torch here
+PRESETS = ("lite", "lite128", "original", "hd")  # dualface.model.MODEL_PRESETS, without importing torch here
 MAX_FILES = 50  # per upload request
 
 
