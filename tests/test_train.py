@@ -1,6 +1,8 @@
 import csv
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -232,3 +234,42 @@ def test_init_and_freeze_fine_tune_a_trained_model(face_dirs, tiny_model, tmp_pa
         train(quick(face_dirs, tmp_path / "n", iterations=1, freeze=("wings",)))
     with pytest.raises(DualfaceError, match="--eval-every"):
         quick(face_dirs, tmp_path / "o", best_by="s1->brbk7n/mouth")
+
+
+def test_threads_fixed_or_left_to_the_idle_cores():
+    """A fixed count is applied as given; auto leaves a core to a CPU-bound competitor (a real busy
+    process, not a mock) on a machine with more than one core."""
+    from dualface.threads import ThreadPolicy, cores
+
+    before = torch.get_num_threads()
+    try:
+        assert ThreadPolicy(1).start() == 1 and torch.get_num_threads() == 1
+        if cores() < 2:
+            pytest.skip("one core: nothing to leave to a competitor")
+        env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+        competitor = subprocess.Popen([sys.executable, "-c", "while True: pass"], env=env)
+        try:
+            _wait_until_spinning(competitor.pid)
+            saved = os.environ.pop("OMP_NUM_THREADS", None)
+            try:
+                assert ThreadPolicy(0).start(sample_s=1.0) <= cores() - 1
+            finally:
+                if saved is not None:
+                    os.environ["OMP_NUM_THREADS"] = saved
+        finally:
+            competitor.kill()
+            competitor.wait()
+    finally:
+        torch.set_num_threads(before)
+
+
+def _wait_until_spinning(pid: int, deadline_s: float = 30) -> None:
+    """Wait until a process has used 0.2 s of CPU (it has started its busy loop)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        if (int(fields[11]) + int(fields[12])) / ticks >= 0.2:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the competitor {pid} did not start within {deadline_s} s")

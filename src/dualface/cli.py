@@ -166,6 +166,9 @@ def train_command(
         TRAIN.average, help="Decay of the weights' moving average used for previews and conversion (0: off)."
     ),
     seed: int = typer.Option(TRAIN.seed, help="Random seed."),
+    threads: int = typer.Option(
+        TRAIN.threads, help="CPU threads (0: the cores other processes leave idle, re-measured while training)."
+    ),
     max_faces: int | None = typer.Option(None, help="Use at most this many faces per identity."),
     timelapse: bool = typer.Option(False, help="Keep every preview, for a timelapse."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
@@ -201,6 +204,7 @@ def train_command(
         eval_faces=eval_faces,
         held_out=_named_folders(held_out, "--held-out"),
         average=average,
+        threads=threads,
         seed=seed,
         max_faces=max_faces,
         timelapse=timelapse,

@@ -43,6 +43,7 @@ from dualface.metrics import rank
 from dualface.model import MODEL_PRESETS, Autoencoder, ModelConfig, preset_lr
 from dualface.prefetch import prefetch
 from dualface.preview import plot_loss_curve, preview_grid, save_png
+from dualface.threads import ThreadPolicy
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,7 @@ class TrainConfig:
     max_faces: int | None = None  # per identity, spread evenly over the folder
     timelapse: bool = False  # also keep every preview of the same fixed faces
     tensorboard: bool = True
+    threads: int = 0  # CPU threads; 0: the cores other processes leave idle, re-measured as training runs
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -139,6 +141,8 @@ class TrainConfig:
         for name in ("mask_loss_weight", "cycle_weight", "background_weight"):
             if not 0 <= getattr(self, name) < math.inf:
                 raise DualfaceError(f"--{name.replace('_', '-')} must be zero or positive, not {getattr(self, name)}")
+        if not 0 <= self.threads <= 1024:
+            raise DualfaceError(f"--threads must be between 0 (auto) and 1024, not {self.threads}")
         if not 0 <= self.average < 1:
             raise DualfaceError(f"--average must be at least 0 and below 1, not {self.average}")
 
@@ -287,6 +291,9 @@ def train(cfg: TrainConfig) -> TrainSummary:
 def _train(
     cfg: TrainConfig, device: torch.device, ctx: Distributed, dtype: torch.dtype, channels_last: bool
 ) -> TrainSummary:
+    threads = ThreadPolicy(cfg.threads)
+    if device.type == "cpu":
+        threads.start()
     resume_from = _resume_point(cfg)
     start_from = _init_point(cfg) if cfg.init and not resume_from else None
     if resume_from:
@@ -419,6 +426,8 @@ def _train(
             if average is not None:
                 _update_average(average, model, cfg.average, step)
             values = {name: v.item() for name, v in losses.items()}
+            if device.type == "cpu":
+                threads.update()
             for name, v in values.items():
                 ema[name] = v if name not in ema else 0.98 * ema[name] + 0.02 * v
             elapsed = time.perf_counter() - started
