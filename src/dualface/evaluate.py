@@ -156,13 +156,10 @@ class TargetFaces:
         faces = zip(self.images, self.to_mean, strict=True)
         return float(np.median([sharpness(image, to_mean, pixels_per_unit) for image, to_mean in faces]))
 
-    def identity(self) -> tuple[np.ndarray, float]:
-        """The centroid of these faces' embeddings, and their mean distance to it: how close a person's own
-        faces sit (the model's stored centroid may rest on a single embedded frame of a clip)."""
+    def distance_to(self, centroid: np.ndarray) -> float:
+        """Mean embedding distance of these faces to `centroid`: how close the person's own faces sit."""
         faces = zip(self.images, self.landmarks, strict=True)
-        embeddings = np.array([embed_face(np.ascontiguousarray(i), p) for i, p in faces])
-        centroid = embeddings.mean(0)
-        return centroid, float(np.mean([distance(e, centroid) for e in embeddings]))
+        return float(np.mean([distance(embed_face(np.ascontiguousarray(i), p), centroid) for i, p in faces]))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -262,7 +259,6 @@ def evaluate_video(
     strip: list[tuple[int, np.ndarray, np.ndarray]] = []
     blurriest: list[tuple[float, int, np.ndarray, np.ndarray]] = []  # a max-heap on -ratio: the least sharp kept
     observed: list[tuple[Observed, Observed, Observed | None]] = []  # (source, output, static swap)
-    embeddings_out: list[np.ndarray] = []
     scores: list[FrameScore] = []
     scales: list[float] = []
     changes = []  # (source, output) frame-to-frame change inside the face, per frame pair: flicker
@@ -301,7 +297,6 @@ def evaluate_video(
         )
         if step and index % step == 0 and target_emb is not None:
             embedding = embed_face(np.ascontiguousarray(out), seen[1].fitted)
-            embeddings_out.append(embedding)
             score_.to_target = distance(embedding, target_emb)
             score_.to_source = distance(embedding, source_emb) if source_emb is not None else None
         scores.append(score_)
@@ -325,7 +320,7 @@ def evaluate_video(
         observed,
         np.array(changes),
         reference,
-        embeddings_out,
+        target_emb,
         float(np.median(scales)),
     )
     worst = [(index, a, b) for _, index, a, b in sorted(blurriest, reverse=True)]
@@ -338,7 +333,7 @@ def _close_up(frame: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
 
 
 def _summarise(
-    source, output, target, source_identity, count, scores, observed, changes, reference, embeddings_out, scale
+    source, output, target, source_identity, count, scores, observed, changes, reference, target_emb, scale
 ) -> VideoEvaluation:
     swap = [(s, o) for s, o, _ in observed]
     ceiling = [(s, s) for s, _, _ in observed]
@@ -362,10 +357,9 @@ def _summarise(
     mean_to_target = float(np.mean([s.to_target for s in embedded])) if embedded else None
     results["identity_transfer"] = score("identity_transfer", transfer)
     target_to_itself = gap = None
-    if reference is not None and embedded:
-        centroid, target_to_itself = reference.identity()
-        to_centroid = float(np.mean([distance(e, centroid) for e in embeddings_out]))
-        gap = to_centroid / target_to_itself if target_to_itself > 0 else None
+    if reference is not None and target_emb is not None and mean_to_target is not None:
+        target_to_itself = reference.distance_to(target_emb)
+        gap = mean_to_target / target_to_itself if target_to_itself > 0 else None
     results["identity_gap"] = score("identity_gap", gap, ceiling=1.0 if gap is not None else None)
     sharp = None
     if reference is not None:
