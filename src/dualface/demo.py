@@ -1,7 +1,7 @@
 """`dualface demo`: the whole workflow on the footage bundled in the repository, in minutes, on a CPU.
 
 Extract GRID speaker s1 (five clips) and brbk7n (one clip); train the `lite` model, starting from the
-starter weights in models/ (trained by the project with bench/time_to_swap.py: models/README.md says how,
+starter weights in models/ (trained by the project: models/README.md says how,
 on what, for how long) and keeping the checkpoint whose swaps of a held-out s1 clip follow the mouth best;
 convert an s1 clip that neither this training nor the starter's saw into brbk7n; evaluate the result.
 Everything lands in one folder: the swapped video, a side-by-side video, the preview grid, the loss curve
@@ -18,8 +18,9 @@ import numpy as np
 from dualface.checkpoint import load_checkpoint, resolve_checkpoint
 from dualface.convert import ConvertConfig, convert
 from dualface.errors import DualfaceError
-from dualface.evaluate import EvaluateConfig, VideoEvaluation, evaluate
+from dualface.evaluate import EvaluateConfig, evaluate
 from dualface.extract import ExtractConfig, extract
+from dualface.metrics import VideoEvaluation
 from dualface.prefetch import prefetch
 from dualface.train import TrainConfig, train
 from dualface.video import probe_video, read_video

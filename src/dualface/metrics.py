@@ -25,8 +25,8 @@ never 0, and ranks below every number.
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -308,3 +308,52 @@ def verdict(scores: dict[str, Score]) -> tuple[bool, list[str]]:
         if metric.usable is not None and not passes(name, scores.get(name, Score(None)))
     ]
     return not failed, failed
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the record of an evaluation (written by `evaluate`, read by `report`)
+
+
+@dataclass
+class FrameScore:
+    index: int
+    mouth: tuple[float, float, float]  # mouth opening (source, output, static swap), drawn face only
+    eyes: tuple[float, float, float]  # eye opening, the same
+    sharpness: tuple[float, float]  # (source, output) Laplacian variance at the face's size
+    landmark_error: float  # output vs source, over the inter-ocular distance
+    to_target: float | None = None  # embedding distance of the output face to the target identity
+    to_source: float | None = None  # ... and to the source identity
+
+
+@dataclass
+class VideoEvaluation:
+    source: str
+    output: str
+    target: str  # the identity swapped in
+    source_identity: str | None
+    checkpoint: str | None  # the checkpoint that made the output (recorded by convert), else the one used here
+    step: int | None
+    frames: int
+    frames_scored: int  # frames with a face in the source
+    scores: dict[str, Score]  # metric name -> value, floor, ceiling, normalised
+    usable: bool
+    failed: list[str]  # metrics below their usable bar
+    mean_to_target: float | None
+    mean_to_source: float | None
+    target_to_itself: float | None  # mean distance of the target's own faces to its centroid
+    flicker_source: float  # mean absolute frame-to-frame change inside the face, 0-255 levels
+    flicker_output: float
+    reference_faces: str | None  # the target faces sharpness and the identity gap were read against
+    reconstruction: dict[str, dict[str, float]] = field(default_factory=dict)  # identity -> ssim, psnr
+    per_frame: list[FrameScore] = field(default_factory=list)
+    changes: list[list[float]] = field(default_factory=list)  # (frame, source change, output change): flicker
+
+    def value(self, name: str) -> float | None:
+        s = self.scores.get(name)
+        return None if s is None else s.value
+
+    def headline(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("per_frame")
+        out.pop("changes")
+        return out

@@ -7,7 +7,6 @@ import io
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -19,11 +18,8 @@ from PIL import Image
 from dualface import __version__
 from dualface.files import atomic_write_bytes, ensure_writable_dir
 from dualface.identity import SAME_PERSON
-from dualface.metrics import METRICS, passes
+from dualface.metrics import METRICS, VideoEvaluation, passes
 from dualface.provenance import SYNTHETIC_NOTICE
-
-if TYPE_CHECKING:
-    from dualface.evaluate import VideoEvaluation
 
 
 def _number(name: str, value: float | None) -> str:
@@ -45,7 +41,7 @@ def _bar(name: str) -> str:
     return f"{on}{sign} {shown}"
 
 
-def score_table(ev: "VideoEvaluation") -> list[str]:
+def score_table(ev: VideoEvaluation) -> list[str]:
     """The scores as aligned text lines: value, floor (static swap), ceiling (source itself), normalised."""
     lines = [f"{'measure':20s} {'value':>10s} {'floor':>10s} {'ceiling':>10s} {'normalised':>10s}  bar"]
     for name, s in ev.scores.items():
@@ -69,7 +65,7 @@ def _png(figure_or_image) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def _plots(ev: "VideoEvaluation") -> list[tuple[str, str]]:
+def _plots(ev: VideoEvaluation) -> list[tuple[str, str]]:
     frames = [s.index for s in ev.per_frame]
     plots = []
     embedded = [s for s in ev.per_frame if s.to_target is not None]
@@ -130,7 +126,7 @@ def _row(cells: list[str], good: bool | None = None) -> str:
     return f"<tr>{tds}</tr>"
 
 
-def write_report(ev: "VideoEvaluation", strip: list, blurriest: list, folder: Path) -> tuple[Path, Path]:
+def write_report(ev: VideoEvaluation, strip: list, blurriest: list, folder: Path) -> tuple[Path, Path]:
     """report.json (everything, per frame included) and report.html in `folder`."""
     folder = ensure_writable_dir(Path(folder))
     data = {"tool": f"dualface {__version__}", **ev.headline(), "per_frame": [asdict(s) for s in ev.per_frame]}
