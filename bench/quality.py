@@ -88,9 +88,9 @@ def main() -> None:
     parser.add_argument("--every", type=float, default=15, help="minutes of training between evaluations")
     parser.add_argument("--name", default="quality", help="bench/results/<name>.json")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/dualface-quality"))
-    parser.add_argument("train_args", nargs=argparse.REMAINDER, help="after --: more `dualface train` options")
-    args = parser.parse_args()
-    extra = [a for a in args.train_args if a != "--"]
+    argv = sys.argv[1:]
+    cut = argv.index("--") if "--" in argv else len(argv)
+    args, extra = parser.parse_args(argv[:cut]), argv[cut + 1 :]  # after --: more `dualface train` options
 
     source, source_clips, target, target_clips, held_out = DIRECTIONS[args.direction]
     face_a, face_b = faces(args.cache, source, source_clips), faces(args.cache, target, target_clips)

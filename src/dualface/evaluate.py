@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from dualface.align import to_mean_face, transform_points
+from dualface.align import crop_matrix, to_mean_face, transform_points
 from dualface.alignments import read_face_png
 from dualface.composite import Face, PasteConfig, composite, model_input
 from dualface.data import center_crop, face_files, load_face
@@ -30,8 +30,6 @@ from dualface.identity import SAME_PERSON, distance, embed_face
 from dualface.landmarks import mouth_opening
 from dualface.masks import hull_in_frame
 from dualface.metrics import (
-    MEASURE_CROP,
-    MEASURE_SIZE,
     METRICS,
     FrameScore,
     Observed,
@@ -57,6 +55,7 @@ STRIP_FRAMES = 6  # source/output pairs shown in the report
 BLURRIEST = 5  # face close-ups of the output's least sharp frames in the report
 REFERENCE_FACES = 24  # target faces sampled for the sharpness and identity references
 CLOSE_UP = 128
+CLOSE_UP_CROP = crop_matrix(CLOSE_UP, 0.85, "face")
 
 
 def face_change(before: np.ndarray, after: np.ndarray, inside: np.ndarray) -> float:
@@ -285,8 +284,8 @@ def evaluate_video(
 
 
 def _close_up(frame: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-    to_crop = (MEASURE_CROP * (CLOSE_UP / MEASURE_SIZE)).astype(np.float32)
-    return aligned_crop(frame, to_mean_face(landmarks), to_crop, CLOSE_UP)
+    """The face, aligned and tight (brows to chin), CLOSE_UP pixels square."""
+    return aligned_crop(frame, to_mean_face(landmarks), CLOSE_UP_CROP, CLOSE_UP)
 
 
 def _summarise(
