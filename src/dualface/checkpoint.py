@@ -47,7 +47,7 @@ def _digest(tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> str:
 
 def save_checkpoint(
     path: Path,
-    model: torch.nn.Module,
+    model: torch.nn.Module | dict[str, torch.Tensor],
     optimizer: torch.optim.Optimizer | None,
     step: int,
     meta: dict[str, Any],
@@ -56,7 +56,8 @@ def save_checkpoint(
     """Write the bundle to `path` atomically (temp file, fsync, rename): a crash or a full disk never
     leaves a half-written checkpoint under a checkpoint's name. `average` is the moving average of the
     weights, kept beside them."""
-    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    weights = model if isinstance(model, dict) else model.state_dict()
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in weights.items()}
     if average is not None:
         tensors |= {f"average.{k}": v.detach().cpu().contiguous() for k, v in average.state_dict().items()}
     groups = None
@@ -155,6 +156,15 @@ def best_or_latest(folder: Path) -> Path:
     if latest is None:
         raise DualfaceError(f"{folder}: holds no checkpoint; train a model into it first")
     return latest
+
+
+def export_weights(path: Path, out: Path, about: dict[str, Any]) -> None:
+    """A shippable copy of a checkpoint: its weights (the average, where it has one) in fp16, no optimizer
+    state, its metadata plus `about` (how it was made), for `train --init`."""
+    checkpoint = load_checkpoint(path)
+    weights = {k: v.half() if v.is_floating_point() else v for k, v in (checkpoint.average or checkpoint.model).items()}
+    meta = {k: v for k, v in checkpoint.meta.items() if k not in ("losses", "lr_scale", "best_loss", "eval")}
+    save_checkpoint(out, weights, None, checkpoint.step, {**meta, **about})
 
 
 def resolve_checkpoint(folder: Path, choice: str = "best") -> Path:

@@ -564,10 +564,11 @@ def _init_point(cfg: TrainConfig):
 
 
 def _renamed(checkpoint, names: list[str]) -> dict:
-    """The checkpoint's weights with its identities' decoders renamed, in order, to this run's names."""
+    """The checkpoint's weights (its average, where it has one) with its identities' decoders renamed, in
+    order, to this run's names."""
     rename = dict(zip(checkpoint.meta["identities"], names, strict=True))
     weights = {}
-    for key, value in checkpoint.model.items():
+    for key, value in (checkpoint.average or checkpoint.model).items():
         parts = key.split(".")
         if parts[0] == "decoders":
             parts[1] = rename[parts[1]]
