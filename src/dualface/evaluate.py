@@ -243,11 +243,19 @@ def evaluate_video(
         )
         observed.append(seen)
         scales.append(face_scale(src))
-        floor = seen[2] if seen[2] is not None else seen[1]
+        floor = seen[2]
         score_ = FrameScore(
             index,
-            (mouth_opening(seen[0].drawn), mouth_opening(seen[1].drawn), mouth_opening(floor.drawn)),
-            (eye_opening(seen[0].drawn), eye_opening(seen[1].drawn), eye_opening(floor.drawn)),
+            (
+                mouth_opening(seen[0].drawn),
+                mouth_opening(seen[1].drawn),
+                mouth_opening(floor.drawn) if floor else float("nan"),
+            ),
+            (
+                eye_opening(seen[0].drawn),
+                eye_opening(seen[1].drawn),
+                eye_opening(floor.drawn) if floor else float("nan"),
+            ),
             (seen[0].sharpness, seen[1].sharpness),
             METRICS["landmark_error"].per_frame(seen[0], seen[1]),
         )
