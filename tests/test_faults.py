@@ -408,23 +408,29 @@ def test_cancelled_job_reads_cancelled_only_once_its_processes_are_gone(tmp_path
     ]
     with TestClient(create_app(tmp_path / "studio")) as client:
         job = client.app.state.studio.start("check", "lingers", [command])
+        try:
+            _cancel_and_watch(client, job, release, tmp_path / "studio")
+        finally:
+            release.touch()  # never leave the lingering process behind, even when the test fails
 
-        def status() -> dict:
-            state = next(j for j in client.get("/api/state").json()["jobs"] if j["id"] == job)
-            assert state["status"] != "cancelled" or release.exists(), "cancelled while its processes still run"
-            return state
 
-        log = f"/api/jobs/{job}/log"
-        wait_for(lambda: "ready" in client.get(log).text.splitlines(), 300, "the job's processes to start")
-        assert client.post(f"/api/jobs/{job}/cancel", headers=HEADERS).status_code == 200
-        # The runner has recorded the outcome; the lingering process keeps the job from being over.
-        wait_for(lambda: status()["progress"] == "stopping", 300, "the job to be stopping")
-        assert status()["status"] == "running"
-        release.touch()
-        wait_for(lambda: status()["status"] == "cancelled", 300, "the job to be cancelled")
-        pid = json.loads((tmp_path / "studio" / "jobs" / f"{job}.json").read_text())["pid"]
-        with pytest.raises(ProcessLookupError):  # the whole process group is gone
-            os.killpg(pid, 0)
+def _cancel_and_watch(client: TestClient, job: str, release: Path, studio: Path) -> None:
+    def status() -> dict:
+        state = next(j for j in client.get("/api/state").json()["jobs"] if j["id"] == job)
+        assert state["status"] != "cancelled" or release.exists(), "cancelled while its processes still run"
+        return state
+
+    log = f"/api/jobs/{job}/log"
+    wait_for(lambda: "ready" in client.get(log).text.splitlines(), 300, "the job's processes to start")
+    assert client.post(f"/api/jobs/{job}/cancel", headers=HEADERS).status_code == 200
+    # The runner has recorded the outcome; the lingering process keeps the job from being over.
+    wait_for(lambda: status()["progress"] == "stopping", 300, "the job to be stopping")
+    assert status()["status"] == "running"
+    release.touch()
+    wait_for(lambda: status()["status"] == "cancelled", 300, "the job to be cancelled")
+    pid = json.loads((studio / "jobs" / f"{job}.json").read_text())["pid"]
+    with pytest.raises(ProcessLookupError):  # the whole process group is gone
+        os.killpg(pid, 0)
 
 
 def test_ctrl_c_during_start_up_ends_without_a_traceback(tmp_path):
