@@ -18,6 +18,7 @@ import time
 import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image, PngImagePlugin
 from starlette.testclient import TestClient
@@ -198,7 +199,16 @@ def test_extract_killed_reruns_to_the_same_faces(face_dirs, tmp_path):
     reference = face_dirs[0]  # the same clip and settings, never interrupted
     assert sorted(p.name for p in out.glob("*.png")) == sorted(p.name for p in reference.glob("*.png"))
     name = f"{S1.stem}.alignments.json"
-    assert load_alignments(out / name)["frames"] == load_alignments(reference / name)["frames"]
+    ours, theirs = (load_alignments(folder / name) for folder in (out, reference))
+    assert ours["complete"] and ours["frames_read"] == theirs["frames_read"]
+    assert [(f["index"], len(f["faces"])) for f in ours["frames"]] == [
+        (f["index"], len(f["faces"])) for f in theirs["frames"]
+    ]
+    # Where the killed run had saved its progress (a slow machine), the rerun resumed there and restarted the
+    # landmark smoothing: the same faces, placed within a few pixels.
+    for a, b in zip(ours["frames"], theirs["frames"], strict=True):
+        for face_a, face_b in zip(a["faces"], b["faces"], strict=True):
+            assert np.abs(np.subtract(face_a["landmarks"], face_b["landmarks"])).mean() < 3
 
 
 def test_convert_killed_leaves_a_temporary_file_the_next_run_removes(straight, s1_frames, tmp_path):
