@@ -312,6 +312,7 @@ def test_huge_images_are_refused_before_decoding(straight, tmp_path):
         read_image(bomb)
     summary = extract(ExtractConfig(inputs=[bomb], output=tmp_path / "faces", progress=False))
     assert len(summary.errors) == 1 and "bomb.png: image is too large" in summary.errors[0]
+    assert [p.name for p in (tmp_path / "faces").iterdir()] == [LOCK_NAME]  # no alignments file for nothing
     with pytest.raises(DualfaceError, match=r"bomb\.png: image is too large"):
         convert(ConvertConfig(input=bomb, model=straight[0], output=tmp_path / "x.png", to="brbk7n", progress=False))
     with pytest.raises(DualfaceError, match=r"bomb\.png: image is too large"):
