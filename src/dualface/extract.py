@@ -279,7 +279,8 @@ def extract_source(source: Source, config: ExtractConfig, references: list[Embed
             bar.close()
             # Also on an interruption: keep what was done. If that fails too (a full disk), its one-line
             # error replaces the interruption's, and the folder is left as of the last save.
-            _save_progress(path, alignments, writes, unsaved)
+            if alignments["frames_read"] or path.exists():  # an input that failed before a frame leaves none
+                _save_progress(path, alignments, writes, unsaved)
             _count(alignments, config.every, summary)
             summary.seconds = time.perf_counter() - start
     if summary.faces_written == 0:

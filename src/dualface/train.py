@@ -611,7 +611,8 @@ def _latest_good(folder: Path):
             checkpoint = load_checkpoint(path)
         except DualfaceError as error:
             log.warning("%s; setting it aside as %s.corrupt", error, path.name)
-            path.replace(path.with_name(path.name + ".corrupt"))
+            with contextlib.suppress(FileNotFoundError):  # under torchrun, another process got there first
+                path.replace(path.with_name(path.name + ".corrupt"))
             continue
         if path != found[0]:
             log.warning("resuming from %s (step %d), the newest good checkpoint", path.name, checkpoint.step)
