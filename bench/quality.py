@@ -64,15 +64,15 @@ def faces(cache: Path, name: str, pattern: str) -> Path:
 
 def stills(source: Path, swap: Path, report: dict, out: Path, count: int = 5) -> None:
     """source | swap, face close-ups, at `count` frames spread over the clip (from the report's frames)."""
-    from dualface.align import to_mean_face
-    from dualface.metrics import MEASURE_CROP, aligned_crop
+    from dualface.align import crop_matrix, to_mean_face
+    from dualface.metrics import aligned_crop
     from dualface.track import FaceTracker, TrackerConfig
     from dualface.video import read_video
 
     wanted = set(np.linspace(0, report["frames"] - 1, count + 2).round().astype(int)[1:-1].tolist())
     tracker = FaceTracker(TrackerConfig(embed_every=0), fps=25)
     tiles = []
-    crop = (MEASURE_CROP * 0.75).astype(np.float32)
+    crop = crop_matrix(192, 0.8, "face")
     for (index, frame), (_, swapped) in zip(read_video(source), read_video(swap), strict=False):
         tracks = tracker.update(frame, index)
         if index in wanted and tracks:
