@@ -219,17 +219,18 @@ def test_distributed_training_on_two_cpu_processes(face_dirs, tmp_path):
 
 
 def test_init_and_freeze_fine_tune_a_trained_model(face_dirs, tiny_model, tmp_path):
-    """--init starts from another model's weights (its identities renamed in order); --freeze leaves
-    parts of it exactly as they were."""
+    """--init starts from another model's (averaged) weights, its identities renamed in order; --freeze
+    leaves parts of it exactly as they were."""
     start = load_checkpoint(best_or_latest(tiny_model))
+    start_weights = start.average or start.model
     cfg = quick(face_dirs, tmp_path / "m", iterations=2, init=best_or_latest(tiny_model), freeze=("encoder",))
     cfg.names = ["alice", "bob"]
     train(cfg)
     tuned = load_checkpoint(latest_checkpoint(tmp_path / "m")).model
-    for key, value in start.model.items():
+    for key, value in start_weights.items():
         if key.startswith("encoder."):
             assert torch.equal(tuned[key], value.float()), key
-    assert not torch.equal(tuned["decoders.bob.to_rgb.weight"], start.model["decoders.brbk7n.to_rgb.weight"])
+    assert not torch.equal(tuned["decoders.bob.to_rgb.weight"], start_weights["decoders.brbk7n.to_rgb.weight"])
     with pytest.raises(DualfaceError, match="--freeze"):
         train(quick(face_dirs, tmp_path / "n", iterations=1, freeze=("wings",)))
     with pytest.raises(DualfaceError, match="--eval-every"):
