@@ -284,7 +284,7 @@ def recorded_settings(cfg: ConvertConfig, summary: ConvertSummary) -> dict[str, 
     """What the output records of its making (container tag `dualface_conversion`): `evaluate` reads the
     checkpoint and the paste settings back, to build its static-swap control the same way."""
     return {
-        "checkpoint": str(summary.checkpoint),
+        "checkpoint": str(Path(summary.checkpoint).resolve()),
         "step": summary.step,
         "to": cfg.to,
         "paste": asdict(cfg.paste),

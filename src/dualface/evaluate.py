@@ -35,6 +35,7 @@ from dualface.metrics import (
     Observed,
     Score,
     VideoEvaluation,
+    agreement,
     aligned_crop,
     face_scale,
     observe,
@@ -152,6 +153,11 @@ class TargetFaces:
             to_mean.append(to_mean_face(landmarks))
         return cls(Path(folder), images, to_mean, points)
 
+    @property
+    def scale(self) -> float:
+        """These faces' size: image pixels per mean-face unit (median)."""
+        return float(np.median([face_scale(p) for p in self.landmarks]))
+
     def sharpness(self, pixels_per_unit: float) -> float:
         """Median sharpness of these faces cut at the given on-screen size."""
         faces = zip(self.images, self.to_mean, strict=True)
@@ -171,7 +177,8 @@ def recorded_conversion(path: Path) -> dict[str, Any]:
     """What `convert` recorded in the output's container tags (checkpoint, step, paste settings)."""
     try:
         with av.open(str(path)) as container:
-            text = container.metadata.get("dualface_conversion")
+            # Matroska upper-cases tag names
+            text = {k.lower(): v for k, v in container.metadata.items()}.get("dualface_conversion")
     except av.FFmpegError:
         return {}
     try:
@@ -236,10 +243,11 @@ def evaluate_video(
             inside = region | previous[0]
             changes.append((index, face_change(previous[1], frame, inside), face_change(previous[2], out, inside)))
         previous = (region, frame, out)
+        cap = reference.scale if reference is not None else None
         seen = (
-            observe(frame, src),
-            observe(out, src),
-            observe(static(frame, track.id, track.smoothed), src) if static else None,
+            observe(frame, src, cap),
+            observe(out, src, cap),
+            observe(static(frame, track.id, track.smoothed), src, cap) if static else None,
         )
         observed.append(seen)
         scales.append(face_scale(src))
@@ -306,18 +314,17 @@ def _summarise(
     for name, metric in METRICS.items():
         if metric.per_frame is None:
             continue
-        results[name] = score(
-            name,
-            summarise(name, swap),
-            summarise(name, floor) if floor else None,
-            summarise(name, ceiling),
-        )
+        low = summarise(name, floor) if floor else None
+        if low is None and floor and metric.summary is agreement:
+            low = 0.0  # a floor that does not move at all agrees with nothing: 0, not "undefined"
+        results[name] = score(name, summarise(name, swap), low, summarise(name, ceiling))
 
     embedded = [s for s in scores if s.to_target is not None]
     compared = [s for s in embedded if s.to_source is not None]
     transfer = float(np.mean([s.to_target < s.to_source for s in compared])) if compared else None
     if transfer is None and embedded:  # no source identity known: count faces within dlib's threshold
         transfer = float(np.mean([s.to_target < SAME_PERSON for s in embedded]))
+        log.warning("no source identity (--from): identity transfer counts frames within %s of the target", SAME_PERSON)
     mean_to_target = float(np.mean([s.to_target for s in embedded])) if embedded else None
     results["identity_transfer"] = score("identity_transfer", transfer)
     target_to_itself = gap = None
@@ -327,7 +334,7 @@ def _summarise(
     results["identity_gap"] = score("identity_gap", gap, ceiling=1.0 if gap is not None else None)
     sharp = None
     if reference is not None:
-        own = reference.sharpness(scale)
+        own = reference.sharpness(min(scale, reference.scale))
         output_sharpness = float(np.median([o.sharpness for _, o in swap]))
         sharp = output_sharpness / own if own > 0 else None
         results["sharpness"] = score("sharpness", sharp, ceiling=1.0)
@@ -418,6 +425,11 @@ def evaluate(cfg: EvaluateConfig) -> tuple[VideoEvaluation, Path]:
         choice = "best"
     checkpoint_path = resolve_checkpoint(Path(cfg.model), choice)
     checkpoint = load_checkpoint(checkpoint_path)
+    if cfg.checkpoint is None and recorded.get("step") not in (None, checkpoint.step):
+        log.warning(
+            "%s was made by step %s, but %s now holds step %d (training went on): the floor is drawn by it",
+            cfg.output, recorded["step"], checkpoint_path, checkpoint.step,
+        )  # fmt: skip
     meta = checkpoint.meta
     known = meta["identities"]
     source_identity = cfg.source_identity

@@ -27,8 +27,8 @@ def clip_of(face_file: str | Path) -> str:
 
 
 def held_out_clips(files: list[str], share: float = 0.2) -> set[str]:
-    """The last clips by name, whole, holding at most `share` of the faces (at least one clip); none
-    when the faces come from a single clip, which cannot be split without leaking frames."""
+    """The last clips by name, whole, holding at most `share` of the faces; none when the faces come from
+    a single clip (it cannot be split without leaking frames) or the last clip alone is over `share`."""
     clips = [clip_of(f) for f in files]
     names = sorted(set(clips))
     if len(names) < 2:
@@ -37,17 +37,21 @@ def held_out_clips(files: list[str], share: float = 0.2) -> set[str]:
     held: set[str] = set()
     total = 0
     for name in reversed(names[1:]):  # never the first: something must be left to train on
-        if held and total + counts[name] > share * len(files):
+        if total + counts[name] > share * len(files):
             break
         held.add(name)
         total += counts[name]
     return held
 
 
+def _device(model: Autoencoder) -> torch.device:
+    return next(model.parameters()).device
+
+
 def reconstruction(model: Autoencoder, faces: np.ndarray, identity: str) -> dict[str, float]:
     """SSIM and PSNR of `identity`'s decoder drawing these (N, S, S, 3) uint8 faces of its own."""
     x = torch.from_numpy(faces).permute(0, 3, 1, 2).float() / 255
-    y = torch.from_numpy(draw(model, faces, identity)[0]).permute(0, 3, 1, 2)
+    y = torch.from_numpy(draw(model, faces, identity, _device(model))[0]).permute(0, 3, 1, 2)
     mse = ((x - y) ** 2).mean((1, 2, 3)).clamp_min(1e-10)
     return {
         "faces": len(faces),
@@ -89,7 +93,7 @@ def held_out_figures(
         for other in model.identities:
             if other == name or other not in embeddings or name not in embeddings:
                 continue
-            swaps = as_uint8(draw(model, faces, other)[0])
+            swaps = as_uint8(draw(model, faces, other, _device(model))[0])
             scale = MEASURE_SIZE / swaps.shape[1]
             closer, to_target = [], []
             for swap, hint in zip(swaps, points, strict=True):

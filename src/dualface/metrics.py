@@ -125,13 +125,16 @@ class Observed:
     image_size: tuple[int, int]  # (height, width)
 
 
-def observe(frame: Frame, source_landmarks: Landmarks) -> Observed:
-    """Measure the face at the source's landmarks on `frame` (the source itself, a swap, or a control)."""
+def observe(frame: Frame, source_landmarks: Landmarks, max_scale: float | None = None) -> Observed:
+    """Measure the face at the source's landmarks on `frame` (the source itself, a swap, or a control).
+    Sharpness is read at the face's on-screen size, or at `max_scale` where that is smaller (the size of
+    the reference faces it is compared with: enlarging those would blur them and flatter the output)."""
     to_mean = to_mean_face(source_landmarks)
+    scale = face_scale(source_landmarks)
     return Observed(
         drawn_landmarks(frame, to_mean),
         refit(frame, source_landmarks),
-        sharpness(frame, to_mean, face_scale(source_landmarks)),
+        sharpness(frame, to_mean, min(scale, max_scale or scale)),
         frame.shape[:2],
     )
 
@@ -189,7 +192,7 @@ def _landmark_error(src: Observed, out: Observed) -> float:
     return float(np.linalg.norm(out.fitted - src.fitted, axis=1).mean() / max(interocular(src.fitted), 1e-6))
 
 
-def _agreement(values: np.ndarray) -> float | None:
+def agreement(values: np.ndarray) -> float | None:
     return concordance(values[:, 0], values[:, 1])
 
 
@@ -230,7 +233,7 @@ METRICS: dict[str, Metric] = {
         "Mouth follows the source (concordance of mouth opening, drawn face only)",
         "higher",
         _pairs(lambda o: mouth_opening(o.drawn)),
-        _agreement,
+        agreement,
         normalise=True,
         usable=0.6,
         bar_on="normalised",
@@ -239,15 +242,17 @@ METRICS: dict[str, Metric] = {
         "Eyes follow the source (concordance of eye opening, drawn face only)",
         "higher",
         _pairs(lambda o: eye_opening(o.drawn)),
-        _agreement,
+        agreement,
         normalise=True,
     ),
     "landmark_error": Metric(
         "Landmark error / inter-ocular distance", "lower", _landmark_error, _mean, normalise=True, usable=0.05
     ),
-    "yaw_error": Metric("Head yaw error", "lower", _pose(0), _mean, normalise=True, unit="°"),
-    "pitch_error": Metric("Head pitch error", "lower", _pose(1), _mean, normalise=True, unit="°"),
-    "roll_error": Metric("Head roll error", "lower", _pose(2), _mean, normalise=True, unit="°"),
+    # The static swap is placed by the source's own landmarks, so its pose already follows the source's:
+    # the floor is shown, but a score normalised between it and 0 would be noise.
+    "yaw_error": Metric("Head yaw error", "lower", _pose(0), _mean, unit="°"),
+    "pitch_error": Metric("Head pitch error", "lower", _pose(1), _mean, unit="°"),
+    "roll_error": Metric("Head roll error", "lower", _pose(2), _mean, unit="°"),
     "sharpness": Metric(
         "Sharpness: face detail over the target's own faces at the same size", "higher", usable=0.5, unit="x"
     ),

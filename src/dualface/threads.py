@@ -25,17 +25,29 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
+def _allowed() -> set[int] | None:
+    try:
+        return set(os.sched_getaffinity(0))
+    except AttributeError:
+        return None
+
+
 def _cpu_seconds() -> tuple[float, float] | None:
-    """(busy seconds of the whole machine, busy seconds of this process) so far; None off Linux."""
+    """(busy seconds of the CPUs this process may run on, busy seconds of this process) so far; None off
+    Linux."""
+    allowed = _allowed()
     try:
         with open("/proc/stat") as machine, open("/proc/self/stat") as me:
-            fields = [int(v) for v in machine.readline().split()[1:9]]
+            lines = [line.split() for line in machine if line.startswith("cpu") and line[3].isdigit()]
             own = me.read().rsplit(")", 1)[1].split()
     except OSError:
         return None
+    busy = 0
+    for fields in lines:
+        if allowed is None or int(fields[0][3:]) in allowed:
+            user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[1:9])
+            busy += user + nice + system + irq + softirq + steal
     ticks = os.sysconf("SC_CLK_TCK")
-    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
-    busy = user + nice + system + irq + softirq + steal
     return busy / ticks, (int(own[11]) + int(own[12])) / ticks  # utime, stime of every thread
 
 

@@ -379,7 +379,10 @@ def _train(
     stopped_by, start_step, started = "interrupted", step, time.perf_counter()
     best_eval = -math.inf
     if resume_from and cfg.best_by != "loss" and (cfg.model_dir / "best.safetensors").exists():
-        best_eval = rank(load_checkpoint(cfg.model_dir / "best.safetensors").meta.get("best_score"))
+        lower = cfg.best_by.endswith("/distance")
+        best_eval = rank(
+            load_checkpoint(cfg.model_dir / "best.safetensors").meta.get("best_score"), "lower" if lower else "higher"
+        )
     if ctx.main and cfg.eval_every and step == 0:  # where training starts from: the figure to beat
         best_eval = _evaluate(shown, held_out, sets, cfg, step, writer, best_eval, meta_base)
     # The state to roll back to on a non-finite loss when no checkpoint exists yet.
@@ -547,8 +550,9 @@ def _evaluate(model, held_out, sets, cfg: TrainConfig, step: int, writer, best: 
         return best
     if cfg.best_by not in figures:
         raise DualfaceError(f"--best-by {cfg.best_by!r}: the held-out figures are {', '.join(figures)}")
-    if rank(figures[cfg.best_by]) > best:
-        best = rank(figures[cfg.best_by])
+    aim = "lower" if cfg.best_by.endswith("/distance") else "higher"
+    if rank(figures[cfg.best_by], aim) > best:
+        best = rank(figures[cfg.best_by], aim)
         meta = {**meta_base, "best_by": cfg.best_by, "best_score": figures[cfg.best_by], "eval": figures}
         save_checkpoint(cfg.model_dir / "best.safetensors", model, None, step, meta)
     return best
