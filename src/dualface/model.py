@@ -80,7 +80,7 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
         "decoder_widths": (192, 96, 64, 32),
     },
     # lite drawn at 128 px: one more stride-2 conv in and one more upscale out, both thin (16 channels at
-    # full size), so a face pasted at 100-250 px on screen is upscaled 2x less. 1.5x lite's FLOPs.
+    # full size), so a face pasted at 100-250 px on screen is upscaled 2x less. 1.4x lite's FLOPs.
     "lite128": {
         "lr": 2e-4,
         "size": 128,
