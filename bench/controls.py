@@ -19,7 +19,8 @@ import numpy as np
 
 from common import hardware, write_result
 from dualface.align import align_matrix, to_mean_face
-from dualface.composite import Face, PasteConfig, composite
+from dualface.composite import Face, composite
+from dualface.config import PasteConfig
 from dualface.landmarks import mouth_opening
 from dualface.metrics import concordance, drawn_landmarks, face_scale, pearson, sharpness
 from dualface.pose import eye_opening

@@ -23,9 +23,10 @@ from common import hardware, write_result
 from dualface import __version__
 from dualface.alignments import load_alignments
 from dualface.color import COLOR_TRANSFERS
-from dualface.convert import ConvertConfig, convert
+from dualface.config import ConvertConfig, ExtractConfig, PasteConfig
+from dualface.convert import convert
 from dualface.evaluate import face_color_error, flicker
-from dualface.extract import ExtractConfig, extract
+from dualface.extract import extract
 from dualface.masks import hull_in_frame
 from dualface.video import read_video
 
@@ -104,11 +105,11 @@ def main() -> None:
             entry["default"]["face_color_error"] = round(face_color_error(source, out, regions), 2)
             middle = len(source) // 2
             still(source[middle], out[middle], regions[middle], ROOT / "docs" / f"convert-{clip.stem}.png")
-            _, rough = run(clip, work / "rough.mp4", args.model, args.to, smooth=False)
+            _, rough = run(clip, work / "rough.mp4", args.model, args.to, paste=PasteConfig(smooth=False))
             entry["no_smoothing_flicker_ratio"] = round(flicker(rough, regions) / base, 3)
             entry["color"] = {}
             for color in COLOR_TRANSFERS:
-                _, out = run(clip, work / f"{color}.mp4", args.model, args.to, color=color)
+                _, out = run(clip, work / f"{color}.mp4", args.model, args.to, paste=PasteConfig(color=color))
                 entry["color"][color] = {
                     "face_color_error": round(face_color_error(source, out, regions), 2),
                     "flicker_ratio": round(flicker(out, regions) / base, 3),

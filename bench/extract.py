@@ -15,8 +15,9 @@ import cv2
 
 from common import hardware, write_result
 from dualface import __version__
+from dualface.config import ExtractConfig
 from dualface.detect import _hog
-from dualface.extract import ExtractConfig, extract
+from dualface.extract import extract
 from dualface.identity import _recognizer
 from dualface.landmarks import _predictor
 

@@ -1,11 +1,12 @@
-"""Quality within a time budget: train a pair from scratch (or from a base model) on this machine, and at
-fixed times convert a recording that neither identity was trained on and evaluate it with the honest
-evaluation (floors, ceilings, sharpness, identity gap). "Time to a usable swap" is the first evaluation
+"""Quality within a time budget: train the pair (GRID s1, Obama) from scratch (or from a base model) on
+this machine, and at fixed times convert, in each direction, a recording that was never trained on and
+evaluate it with the honest evaluation (floors, ceilings, sharpness, identity gap). One pair model draws
+both identities, so one training serves both directions. "Time to a usable swap" is the first evaluation
 whose verdict is usable.
 
-    python bench/quality.py s1-obama --minutes 60            # GRID s1 -> Obama, held-out swau8n.mpg
-    python bench/quality.py obama-s1 --minutes 60            # Obama -> GRID s1, held-out obama_01.mp4
-    python bench/quality.py s1-obama --minutes 20 --name quality_lite_20m -- --preset lite
+    python bench/quality.py --minutes 60                     # both directions, the default preset
+    python bench/quality.py s1-obama --minutes 60            # GRID s1 -> Obama only, held-out swau8n.mpg
+    python bench/quality.py --minutes 20 --name quality_lite_20m -- --preset lite
 
 Arguments after `--` go to `dualface train` as they are (e.g. `--preset`, `--init`, `--lr`). Faces come
 from ../shared/data (extracted once into --cache); the held-out recordings are never trained on: GRID's
@@ -83,7 +84,7 @@ def stills(source: Path, swap: Path, report: dict, out: Path, count: int = 5) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("direction", choices=DIRECTIONS)
+    parser.add_argument("directions", nargs="*", help=f"of {', '.join(DIRECTIONS)} (default: both)")
     parser.add_argument("--minutes", type=float, default=60, help="training time, in total")
     parser.add_argument("--every", type=float, default=15, help="minutes of training between evaluations")
     parser.add_argument("--name", default="quality", help="bench/results/<name>.json")
@@ -91,67 +92,81 @@ def main() -> None:
     argv = sys.argv[1:]
     cut = argv.index("--") if "--" in argv else len(argv)
     args, extra = parser.parse_args(argv[:cut]), argv[cut + 1 :]  # after --: more `dualface train` options
+    args.directions = args.directions or list(DIRECTIONS)
+    if unknown := set(args.directions) - set(DIRECTIONS):
+        parser.error(f"no direction {', '.join(sorted(unknown))}: choose from {', '.join(DIRECTIONS)}")
 
-    source, source_clips, target, target_clips, held_out = DIRECTIONS[args.direction]
-    face_a, face_b = faces(args.cache, source, source_clips), faces(args.cache, target, target_clips)
-    model = args.cache / f"{args.name}-{args.direction}"
+    source, source_clips, target, target_clips, _ = DIRECTIONS["s1-obama"]
+    face = {source: faces(args.cache, source, source_clips), target: faces(args.cache, target, target_clips)}
+    model = args.cache / args.name
     if model.exists():
         subprocess.run(["rm", "-rf", str(model)], check=True)
-    rows, trained, usable_at = [], 0.0, None
+    rows: dict[str, list] = {d: [] for d in args.directions}
+    usable_at: dict[str, dict | None] = {d: None for d in args.directions}
+    trained, swaps, reports = 0.0, {}, {}
     started = time.perf_counter()
     while trained < args.minutes - 1e-6:
         chunk = min(args.every, args.minutes - trained)
         t = time.perf_counter()
         dualface(
-            "train", str(face_a), str(face_b), "-m", str(model), "--time", f"{chunk * 60:.0f}s",
+            "train", str(face[source]), str(face[target]), "-m", str(model), "--time", f"{chunk * 60:.0f}s",
             "--no-progress", "--seed", "0", *(["--resume"] if trained else []), *extra,
         )  # fmt: skip
         trained += chunk
-        swap = model / f"swap-{trained:.0f}m.mp4"
-        dualface("convert", str(held_out), "-m", str(model), "--to", target, "-o", str(swap), "--checkpoint", "last",
-                 "--no-progress")  # fmt: skip
-        report = model / f"report-{trained:.0f}m"
-        dualface("evaluate", str(held_out), str(swap), "-m", str(model), "--to", target, "--from", source,
-                 "--target-faces", str(face_b), "-o", str(report), "--embed-frames", "50", "--no-progress")  # fmt: skip
-        data = json.loads((report / "report.json").read_text())
-        row = {
-            "minutes": round(trained, 1),
-            "wall_minutes": round((time.perf_counter() - started) / 60, 1),
-            "chunk_wall_minutes": round((time.perf_counter() - t) / 60, 1),
-            "step": data["step"],
-            "usable": data["usable"],
-            "failed": data["failed"],
-            **{k: data["scores"][k] for k in FIELDS},
+        train_wall = (time.perf_counter() - t) / 60
+        for direction in args.directions:
+            src, _, tgt, _, held_out = DIRECTIONS[direction]
+            t = time.perf_counter()
+            swap = swaps[direction] = model / f"swap-{direction}-{trained:.0f}m.mp4"
+            dualface("convert", str(held_out), "-m", str(model), "--to", tgt, "-o", str(swap), "--checkpoint",
+                     "last", "--no-progress")  # fmt: skip
+            report = model / f"report-{direction}-{trained:.0f}m"
+            dualface("evaluate", str(held_out), str(swap), "-m", str(model), "--to", tgt, "--from", src,
+                     "--target-faces", str(face[tgt]), "-o", str(report), "--embed-frames", "50",
+                     "--no-progress")  # fmt: skip
+            data = reports[direction] = json.loads((report / "report.json").read_text())
+            row = {
+                "minutes": round(trained, 1),
+                "wall_minutes": round((time.perf_counter() - started) / 60, 1),
+                "train_wall_minutes": round(train_wall, 1),
+                "evaluate_wall_minutes": round((time.perf_counter() - t) / 60, 1),
+                "step": data["step"],
+                "usable": data["usable"],
+                "failed": data["failed"],
+                **{k: data["scores"][k] for k in FIELDS},
+            }
+            rows[direction].append(row)
+            print(json.dumps({"direction": direction, **row}), flush=True)
+            if data["usable"] and usable_at[direction] is None:
+                usable_at[direction] = row
+    for direction in args.directions:
+        held_out = DIRECTIONS[direction][4]
+        docs = ROOT / "docs" / f"{args.name}-{direction}.png"
+        stills(held_out, swaps[direction], reports[direction], docs)
+        result = {
+            "command": "python bench/quality.py " + shlex.join(sys.argv[1:]),
+            "direction": direction,
+            "trained_on": {source: source_clips, target: target_clips},
+            "held_out": str(held_out.relative_to(ROOT.parent) if held_out.is_relative_to(ROOT.parent) else held_out),
+            "train_args": extra,
+            "usable_at": usable_at[direction],
+            "evaluations": rows[direction],
+            "stills": str(docs.relative_to(ROOT)),
+            "hardware": hardware(),
         }
-        rows.append(row)
-        print(json.dumps(row), flush=True)
-        if data["usable"] and usable_at is None:
-            usable_at = row
-    docs = ROOT / "docs" / f"{args.name}-{args.direction}.png"
-    stills(held_out, swap, data, docs)
-    result = {
-        "command": "python bench/quality.py " + shlex.join(sys.argv[1:]),
-        "direction": args.direction,
-        "held_out": str(held_out.relative_to(ROOT.parent)) if held_out.is_relative_to(ROOT.parent) else str(held_out),
-        "train_args": extra,
-        "usable_at": usable_at,
-        "evaluations": rows,
-        "stills": str(docs.relative_to(ROOT)),
-        "hardware": hardware(),
-    }
-    write_result(f"{args.name}-{args.direction}", result)
-    print(f"\n{'min':>5s} {'step':>6s} " + " ".join(f"{k[:12]:>12s}" for k in FIELDS) + "  verdict")
-    for r in rows:
-        cells = []
-        for k in FIELDS:
-            s = r[k]
-            v = s["normalised"] if k == "mouth" or k == "eyes" else s["value"]
-            cells.append("-" if v is None else f"{v:.3f}")
-        print(
-            f"{r['minutes']:5.0f} {r['step']:6d} "
-            + " ".join(f"{c:>12s}" for c in cells)
-            + f"  {'usable' if r['usable'] else 'no'}"
-        )
+        write_result(f"{args.name}-{direction}", result)
+        print(f"\n{direction}\n{'min':>5s} {'step':>6s} " + " ".join(f"{k[:12]:>12s}" for k in FIELDS) + "  verdict")
+        for r in rows[direction]:
+            cells = []
+            for k in FIELDS:
+                s = r[k]
+                v = s["normalised"] if k == "mouth" or k == "eyes" else s["value"]
+                cells.append("-" if v is None else f"{v:.3f}")
+            print(
+                f"{r['minutes']:5.0f} {r['step']:6d} "
+                + " ".join(f"{c:>12s}" for c in cells)
+                + f"  {'usable' if r['usable'] else 'no'}"
+            )
 
 
 if __name__ == "__main__":

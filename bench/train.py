@@ -15,10 +15,11 @@ import torch
 
 from common import hardware, write_result
 from dualface import __version__
+from dualface.config import ExtractConfig, TrainConfig
 from dualface.data import load_face_set
-from dualface.extract import ExtractConfig, extract
+from dualface.extract import extract
 from dualface.model import ModelConfig, train_flops_per_example
-from dualface.train import TrainConfig, batch_stream, hardware_bf16, train
+from dualface.train import batch_stream, hardware_bf16, train
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data" / "grid"

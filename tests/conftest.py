@@ -1,5 +1,7 @@
 """Fixtures built from the footage that ships in data/: never ../shared, never downloads."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import av
@@ -13,6 +15,17 @@ DATA = Path(__file__).resolve().parent.parent / "data"
 S1_CLIPS = sorted((DATA / "grid" / "s1").glob("*.mpg"))
 S1 = S1_CLIPS[0]
 OTHER = DATA / "grid" / "speakers" / "brbk7n.mpg"
+
+
+def dualface(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dualface", *args], capture_output=True, text=True, timeout=120)
+
+
+def one_line_error(result: subprocess.CompletedProcess, *words: str) -> None:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors and all(w in errors[0] for w in words), result.stderr
 
 
 def frames_of(path: Path, count: int) -> list[np.ndarray]:
@@ -65,7 +78,8 @@ def faceless_video(tmp_path: Path, s1_frames: list[np.ndarray]) -> Path:
 @pytest.fixture(scope="session")
 def face_dirs(tmp_path_factory) -> tuple[Path, Path]:
     """Faces of the two bundled speakers, every 3rd frame: 25 each."""
-    from dualface.extract import ExtractConfig, extract
+    from dualface.config import ExtractConfig
+    from dualface.extract import extract
 
     root = tmp_path_factory.mktemp("faces")
     for clip, name in ((S1, "s1"), (OTHER, "brbk7n")):
@@ -77,7 +91,8 @@ def face_dirs(tmp_path_factory) -> tuple[Path, Path]:
 def tiny_model(tmp_path_factory, face_dirs) -> Path:
     """A lite model trained for a few steps on the two speakers: enough to exercise conversion, not to
     swap well (quality is measured by bench/time_to_swap.py)."""
-    from dualface.train import TrainConfig, train
+    from dualface.config import TrainConfig
+    from dualface.train import train
 
     model_dir = tmp_path_factory.mktemp("model")
     train(

@@ -1,20 +1,17 @@
 """The installed command, run as a user runs it."""
 
+import os
 import subprocess
 import sys
 
-from conftest import S1
+import pytest
 
-
-def dualface(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "dualface", *args], capture_output=True, text=True, timeout=120)
-
-
-def one_line_error(result: subprocess.CompletedProcess, *words: str) -> None:
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert errors and all(w in errors[0] for w in words), result.stderr
+from conftest import S1, dualface, one_line_error
+from dualface import cli
+from dualface.config import STAGES, ConvertConfig, PasteConfig, TrainConfig
+from dualface.errors import DualfaceError
+from dualface.options import argv, choices, flag
+from dualface.presets import MODEL_PRESETS
 
 
 def test_help_lists_the_stages():
@@ -54,8 +51,37 @@ def test_train_bad_inputs_exit_nonzero_with_one_line(tmp_path):
     )
     one_line_error(
         dualface("train", str(tmp_path / "empty"), str(tmp_path / "other"), "-m", model, "--preset", "xl"),
-        "unknown preset",
+        "--preset must be one of",
     )
     one_line_error(
         dualface("train", str(tmp_path / "empty"), str(tmp_path / "other"), "-m", model, "--time", "soon"), "duration"
     )
+
+
+def test_help_verify_and_ui_start_without_torch():
+    for args in (["--help"], ["train", "--help"], ["convert", "--help"], ["verify", "--help"], ["ui", "--help"]):
+        run = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "dualface", *args], capture_output=True, text=True
+        )
+        assert run.returncode == 0, run.stderr
+        assert not [line for line in run.stderr.splitlines() if line.rstrip().endswith("| torch")], args
+
+
+def test_the_command_line_is_built_from_the_configs():
+    """Every option a config declares for the command line is there, with its choices from the table it names;
+    one out of bounds is refused by the config with the flag's name, from Python and from the command line."""
+    wide = {**os.environ, "COLUMNS": "250"}
+    for name, config in STAGES.items():
+        command = [sys.executable, "-m", "dualface", name, "--help"]
+        text = subprocess.run(command, capture_output=True, text=True, env=wide)
+        for path, field, opt in cli._fields(config):
+            shown = path[-1].upper() if opt.argument else opt.names(path[-1])[0]
+            assert shown in text.stdout, (name, field.name)
+    assert choices(TrainConfig, "preset") == list(MODEL_PRESETS)
+    assert argv(TrainConfig, names=["a", "b"], batch_size=8, resume=True) == [
+        "--name", "a", "--name", "b", "--batch-size", "8", "--resume",
+    ]  # fmt: skip
+    assert flag(ConvertConfig, "from_identity") == "--from" and flag(ConvertConfig, "feather") == "--feather"
+    with pytest.raises(DualfaceError, match="--feather must be at least 0 and below 50, not 60"):
+        PasteConfig(feather=60)
+    one_line_error(dualface("convert", str(S1), "-m", ".", "--to", "x", "-o", "o.mp4", "--feather", "60"), "--feather")

@@ -11,19 +11,19 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import OTHER, S1, S1_CLIPS, write_video
+from conftest import OTHER, S1, S1_CLIPS, dualface, one_line_error, write_video
 from dualface.checkpoint import load_checkpoint, model_from, resolve_checkpoint
-from dualface.composite import PasteConfig, model_input
-from dualface.convert import ConvertConfig, convert
-from dualface.demo import DemoConfig, run_demo
+from dualface.composite import model_input
+from dualface.config import ConvertConfig, DemoConfig, EvaluateConfig, ExtractConfig, PasteConfig, TrainConfig
+from dualface.convert import convert
+from dualface.demo import run_demo
 from dualface.errors import DualfaceError
-from dualface.evaluate import EvaluateConfig, StaticSwap, evaluate, recorded_conversion, static_swap_video
-from dualface.extract import ExtractConfig, extract
+from dualface.evaluate import StaticSwap, evaluate, recorded_conversion, static_swap_video
+from dualface.extract import extract
 from dualface.track import FaceTracker, TrackerConfig
-from dualface.train import TrainConfig, train
+from dualface.train import train
 from dualface.video import read_video
 from dualface.watermark import verify
-from test_cli import dualface, one_line_error
 
 
 def run(model: Path, source: Path, output: Path, to: str, tmp_path: Path, **settings):

@@ -7,9 +7,9 @@ from PIL import Image
 from conftest import S1, S1_CLIPS, write_video
 from dualface.align import transform_points
 from dualface.alignments import load_alignments, read_face_png, read_face_record
+from dualface.config import SAME_PERSON, ExtractConfig
 from dualface.errors import DualfaceError
-from dualface.extract import ExtractConfig, extract
-from dualface.identity import SAME_PERSON
+from dualface.extract import extract
 
 
 def run(inputs, output, **settings):

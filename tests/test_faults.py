@@ -26,16 +26,16 @@ from typer.testing import CliRunner
 
 from conftest import S1, write_video
 from dualface.alignments import PNG_KEY, load_alignments, read_face_record
-from dualface.augment import AugmentConfig
 from dualface.checkpoint import checkpoints_in, load_checkpoint
 from dualface.cli import app
-from dualface.convert import ConvertConfig, convert
+from dualface.config import AugmentConfig, ConvertConfig, ExtractConfig, TrainConfig
+from dualface.convert import convert
 from dualface.data import load_face_set
 from dualface.errors import DualfaceError, TooLargeError
-from dualface.extract import ExtractConfig, extract
+from dualface.extract import extract
 from dualface.files import LOCK_NAME, FolderLock
 from dualface.model import ModelConfig
-from dualface.train import TrainConfig, TrainSummary, train
+from dualface.train import TrainSummary, train
 from dualface.ui import create_app
 from dualface.video import read_image
 from dualface.watermark import verify

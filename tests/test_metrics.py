@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from dualface.align import align_matrix, to_mean_face
-from dualface.composite import Face, PasteConfig, composite
+from dualface.composite import Face, composite
+from dualface.config import PasteConfig
 from dualface.heldout import clip_of, held_out_clips
 from dualface.landmarks import mouth_opening
 from dualface.metrics import (
@@ -106,4 +107,3 @@ def test_held_out_faces_are_whole_clips():
     assert held_out_clips(files) == {"clipe"}  # the last clip, whole: 20% of the faces
     assert held_out_clips(files, share=0.4) == {"clipd", "clipe"}
     assert held_out_clips([f"one_{i:06d}_0.png" for i in range(50)]) == set()  # one clip can't be split
-

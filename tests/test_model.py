@@ -28,7 +28,7 @@ def test_lite128_draws_four_times_the_pixels_for_under_twice_the_flops():
 
 
 def test_every_preset_has_a_learning_rate():
-    from dualface.model import MODEL_PRESETS, preset_lr
+    from dualface.presets import MODEL_PRESETS, preset_lr
 
     assert all(0 < preset_lr(name) < 1e-2 for name in MODEL_PRESETS)
     assert "lr" not in ModelConfig.from_preset("lite").to_dict()

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from dualface.identity import SAME_PERSON, distance
+from dualface.config import SAME_PERSON
+from dualface.identity import distance
 from dualface.track import FaceTracker, OneEuroFilter, TrackerConfig
 
 

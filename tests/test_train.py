@@ -1,4 +1,5 @@
 import csv
+import logging
 import os
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import torch
 from PIL import Image
 
 from conftest import OTHER, S1
-from dualface.augment import AugmentConfig, random_warp, sample_batch
+from dualface.augment import random_warp, sample_batch
 from dualface.checkpoint import (
     best_or_latest,
     checkpoints_in,
@@ -21,11 +22,12 @@ from dualface.checkpoint import (
     model_from,
     save_checkpoint,
 )
+from dualface.config import AugmentConfig, ExtractConfig, TrainConfig, parse_duration
 from dualface.data import load_face_set
 from dualface.errors import DualfaceError
-from dualface.extract import ExtractConfig, extract
+from dualface.extract import extract
 from dualface.model import Autoencoder, ModelConfig
-from dualface.train import TrainConfig, learning_rate, parse_duration, train, weights_digest
+from dualface.train import learning_rate, train, weights_digest
 
 LITE = ModelConfig.from_preset("lite")
 
@@ -168,17 +170,18 @@ def test_stop_rules(face_dirs, tmp_path):
     assert train(quick(face_dirs, tmp_path / "s", time_limit=0.01)).stopped_by == "time"
 
 
-def test_divergence_rolls_back_and_lowers_the_learning_rate(face_dirs, tmp_path):
+def test_divergence_rolls_back_and_lowers_the_learning_rate(face_dirs, tmp_path, caplog):
+    """A learning rate of 1e30 overflows the weights on the first step: every non-finite loss rolls back to
+    the last good state at half the learning rate, and after five in a row training stops with an error,
+    never writing the broken weights."""
     model_dir = tmp_path / "m"
-    try:
-        summary = train(quick(face_dirs, model_dir, iterations=12, lr=1e6, warmup=1, clip=1e9))
-    except DualfaceError as error:
-        assert "diverging" in str(error)
-    else:
-        assert summary.step == 12
-    if checkpoints_in(model_dir):
-        checkpoint = load_checkpoint(best_or_latest(model_dir))  # never a corrupt checkpoint
-        assert all(np.isfinite(v.float().numpy()).all() for v in checkpoint.model.values())
+    with caplog.at_level(logging.WARNING), pytest.raises(DualfaceError, match="keeps diverging"):
+        train(quick(face_dirs, model_dir, iterations=12, lr=1e30, warmup=1, clip=1e9, save_every=100))
+    rolled = [r.getMessage() for r in caplog.records if "rolled back" in r.getMessage()]
+    assert [m.rsplit("x", 1)[1] for m in rolled] == ["0.5", "0.25", "0.125", "0.0625", "0.0312"]
+    assert all("rolled back to step 0," in m for m in rolled)  # no checkpoint yet: the weights it started from
+    for path in checkpoints_in(model_dir):  # whatever was saved before it diverged is finite
+        assert all(np.isfinite(v.float().numpy()).all() for v in load_checkpoint(path).model.values())
 
 
 def test_helpers():

@@ -6,42 +6,15 @@ unwarped, which teaches the decoder to draw a clean face from a code rather than
 the same flip, small rotation/scale/shift and colour jitter (in Lab, so lightness and colour move apart).
 """
 
-import math
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
+from dualface.config import AugmentConfig
 from dualface.data import FaceSet
-from dualface.errors import DualfaceError
 from dualface.masks import MASKS, region_weights
 from dualface.types import Frame
-
-
-@dataclass
-class AugmentConfig:
-    rotation: float = 10.0  # degrees, uniform +-
-    zoom: float = 0.05  # scale change, uniform +-
-    shift: float = 0.05  # share of the side, uniform +-
-    flip: float = 0.5  # probability
-    # Random-warp noise, share of the side (std of the coarse grid's offsets): 0.02 is the classic deepfakes
-    # value (5 px at 256). Twice that jitters a 64 px mouth by as much as it opens (2-4 px), and the
-    # decoder learns to draw an average mouth.
-    warp: float = 0.02
-    lightness: float = 0.1  # Lab L scale, uniform +-
-    color: float = 6.0  # Lab a/b shift, uniform +- (of 255)
-    mask: str = "extended"
-    eye_weight: float = 2.0
-    mouth_weight: float = 3.0
-
-    def __post_init__(self) -> None:
-        if self.mask not in MASKS:
-            raise DualfaceError(f"--mask must be one of {', '.join(MASKS)}, not {self.mask!r}")
-        for name in ("rotation", "zoom", "shift", "warp", "lightness", "color", "eye_weight", "mouth_weight"):
-            if not 0 <= getattr(self, name) < math.inf:  # NaN fails too
-                raise DualfaceError(f"{name.replace('_', '-')} must be zero or positive, not {getattr(self, name)}")
-        if not 0 <= self.flip <= 1:
-            raise DualfaceError(f"flip is a probability (0 to 1), not {self.flip}")
 
 
 @dataclass

@@ -36,12 +36,15 @@ class Checkpoint:
     average: dict[str, torch.Tensor] | None = None  # the weights' moving average: what inference uses
 
 
-def _digest(tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> str:
+def digest(tensors: dict[str, torch.Tensor], meta: dict[str, str] | None = None) -> str:
+    """sha256 of named tensors' bytes (and of `meta`): a checkpoint's seal, and what torchrun replicas
+    compare to prove they hold the same weights."""
     h = hashlib.sha256()
     for key in sorted(tensors):
         h.update(key.encode())
-        h.update(tensors[key].contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    h.update(json.dumps(meta, sort_keys=True).encode())
+        h.update(tensors[key].detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    if meta is not None:
+        h.update(json.dumps(meta, sort_keys=True).encode())
     return h.hexdigest()
 
 
@@ -75,7 +78,7 @@ def save_checkpoint(
         "param_groups": json.dumps(groups),
         **{k: json.dumps(v) for k, v in meta.items()},
     }
-    text["sha256"] = _digest(tensors, text)
+    text["sha256"] = digest(tensors, text)
     try:
         atomic_write_bytes(path, _sorted_metadata(save_safetensors(tensors, metadata=text)))
     except OSError as error:
@@ -106,7 +109,7 @@ def load_checkpoint(path: Path) -> Checkpoint:
     if text.get("format") != FORMAT:
         raise DualfaceError(f"{path}: not a dualface checkpoint")
     stored = text.pop("sha256", None)
-    if stored != _digest(tensors, text):
+    if stored != digest(tensors, text):
         raise DualfaceError(f"{path}: checkpoint is corrupt (checksum mismatch)")
     model = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
     average = {k[len("average.") :]: v for k, v in tensors.items() if k.startswith("average.")} or None

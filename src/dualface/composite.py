@@ -8,50 +8,19 @@ averages over the frames before, in the face's own aligned coordinates, so head 
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from dualface.align import align_matrix, compose, cut, invert, transform_points
 from dualface.color import COLOR_TRANSFERS
+from dualface.config import PasteConfig
 from dualface.errors import DualfaceError
 from dualface.masks import MASKS
 from dualface.types import Frame, Landmarks, Matrix
 
 MASK_SIZE = 256  # masks are drawn and feathered in an aligned crop this large, then warped into the frame
-
-
-@dataclass
-class PasteConfig:
-    """How a drawn face goes back into its frame (the compositing part of `dualface convert`'s settings)."""
-
-    mask: str = "extended"  # hull, extended, or learned (the model's own mask head)
-    erode: float = 0.0  # % of the mask crop: shrink the mask (negative grows it)
-    feather: float = 5.0  # % of the mask crop: width of the soft edge
-    color: str = "avg"
-    blend: str = "alpha"
-    smooth: bool = True  # temporal smoothing of placement, mask and colour
-    smooth_weight: float = 0.5  # share of the current frame in the running mask and colour averages
-
-    def __post_init__(self) -> None:
-        if self.mask not in (*MASKS, "learned"):
-            raise DualfaceError(f"--mask must be one of {', '.join((*MASKS, 'learned'))}, not {self.mask!r}")
-        if self.color not in COLOR_TRANSFERS:
-            raise DualfaceError(f"--color must be one of {', '.join(COLOR_TRANSFERS)}, not {self.color!r}")
-        if self.blend not in BLENDS:
-            raise DualfaceError(f"--blend must be one of {', '.join(BLENDS)}, not {self.blend!r}")
-        if not -50 < self.erode < 50 or not 0 <= self.feather < 50:
-            raise DualfaceError("--erode must be within (-50, 50) and --feather within [0, 50) percent")
-        if not 0 < self.smooth_weight <= 1:
-            raise DualfaceError("--smooth-weight must be in (0, 1]")
-
-    @classmethod
-    def of(cls, settings: Any) -> "PasteConfig":
-        """The paste settings of any object or dict that has them (a ConvertConfig, a recorded conversion)."""
-        get = settings.get if isinstance(settings, dict) else lambda k, d: getattr(settings, k, d)
-        return cls(**{f.name: get(f.name, f.default) for f in fields(cls)})
 
 
 @dataclass

@@ -10,7 +10,6 @@ over the frames before, in the face's own aligned coordinates, so head motion do
 
 import json
 import logging
-import math
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -22,67 +21,21 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from dualface.alignments import load_alignments
-from dualface.composite import Face, PasteConfig, TrackState, composite, model_input
+from dualface.composite import Face, TrackState, composite, model_input
+from dualface.config import ConvertConfig
 from dualface.errors import DamagedMediaError, DualfaceError
+from dualface.faces import recorded, tracked
 from dualface.files import ensure_writable_dir
-from dualface.identity import SAME_PERSON, distance
+from dualface.identity import distance
 from dualface.model import Autoencoder, draw
 from dualface.prefetch import prefetch
-from dualface.track import FaceTracker, TrackerConfig
+from dualface.track import TrackerConfig
 from dualface.types import Frame
 from dualface.video import Source, expand_inputs, probe_video, read_frames
 from dualface.watermark import embed_watermark
 from dualface.writer import IMAGE_OUTPUTS, video_writer, write_image
 
 log = logging.getLogger(__name__)
-
-MAX_BATCH = 256  # frames held in memory at once: 256 decoded 1080p frames are already 1.6 GB
-
-
-@dataclass
-class ConvertConfig:
-    """Settings of `dualface convert`."""
-
-    input: Path
-    model: Path
-    output: Path
-    to: str
-    checkpoint: str = "best"  # best, last, or a checkpoint file (see checkpoint.resolve_checkpoint)
-    source: str | None = None  # --from: swap only faces of this identity
-    alignments: Path | None = None  # reuse an extraction instead of detecting again
-    mask: str = "extended"  # hull, extended, or learned (the model's own mask head)
-    erode: float = 0.0  # % of the mask crop: shrink the mask (negative grows it)
-    feather: float = 5.0  # % of the mask crop: width of the soft edge
-    color: str = "avg"
-    blend: str = "alpha"
-    smooth: bool = True  # temporal smoothing of placement, mask and colour
-    smooth_weight: float = 0.5  # share of the current frame in the running mask and colour averages
-    crf: int = 18
-    preset: str = "veryfast"
-    batch: int = 8  # frames whose faces go through the model together
-    threshold: float = SAME_PERSON  # largest embedding distance for a face to count as --from
-    detector: str = "hog"
-    detect_every: int = 5
-    detect_size: int = 640
-    watermark: bool = True
-    device: str = "cpu"
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        self.input, self.model, self.output = Path(self.input), Path(self.model), Path(self.output)
-        self.alignments = Path(self.alignments) if self.alignments else None
-        self.paste = PasteConfig.of(self)  # validates the compositing settings
-        if not 0 <= self.crf <= 51:
-            raise DualfaceError(f"--crf must be between 0 and 51, not {self.crf}")
-        if not 1 <= self.batch <= MAX_BATCH:
-            raise DualfaceError(f"--batch must be between 1 and {MAX_BATCH}, not {self.batch}")
-        if self.detect_every < 1 or self.detect_size < 80:
-            raise DualfaceError("--detect-every must be at least 1 and --detect-size at least 80")
-        if not 0 < self.threshold < math.inf:
-            raise DualfaceError(f"--threshold must be a positive number, not {self.threshold}")
-        if self.device.startswith("cuda") and not torch.cuda.is_available():
-            raise DualfaceError(f"--device {self.device}: this torch build or machine has no CUDA GPU")
 
 
 @dataclass
@@ -106,46 +59,6 @@ class ConvertSummary:
         return self.frames - self.frames_swapped
 
 
-# ---------------------------------------------------------------------------------------------------------
-# finding the faces
-
-
-def _tracked_faces(source: Source, cfg: ConvertConfig, fps: float, embed: bool) -> Iterator[tuple]:
-    """(index, frame, [(track id, landmarks, embedding)]) for every frame, from the extraction tracker."""
-    tracker = FaceTracker(
-        TrackerConfig(
-            detector=cfg.detector,
-            detect_every=cfg.detect_every,
-            detect_size=cfg.detect_size,
-            still=source.kind == "images",
-            smooth=cfg.smooth,
-            embed_every=100 if embed else 0,
-        ),
-        fps=fps,
-    )
-    for index, frame in prefetch(read_frames(source)):
-        tracks = tracker.update(frame, index)
-        yield index, frame, [(t.id, t.smoothed, t.embedding) for t in tracks]
-
-
-def _aligned_faces(source: Source, path: Path) -> Iterator[tuple]:
-    """The same, from an alignments file that `dualface extract` wrote for this input."""
-    alignments = load_alignments(path)
-    if Path(alignments["source"]["path"]).resolve() != source.path.resolve():
-        raise DualfaceError(f"{path} holds the faces of {alignments['source']['path']}, not of {source.path}")
-    if not alignments.get("complete") or alignments["settings"].get("every", 1) != 1:
-        raise DualfaceError(
-            f"{path} does not cover every frame (interrupted, or extracted with --every); convert without it"
-        )
-    by_index = {entry["index"]: entry["faces"] for entry in alignments["frames"]}
-    for index, frame in prefetch(read_frames(source)):
-        faces = [
-            (f.get("track", f["face"]), np.array(f["landmarks"], np.float32), f.get("embedding"))
-            for f in by_index.get(index, [])
-        ]
-        yield index, frame, faces
-
-
 def swap(model: Autoencoder, faces: list[Face], identity: str, device: str) -> None:
     """Draw every face as `identity`, in one batch."""
     if not faces:
@@ -162,18 +75,18 @@ def swap(model: Autoencoder, faces: list[Face], identity: str, device: str) -> N
 def _identity_check(model: Autoencoder, cfg: ConvertConfig, meta: dict[str, Any]) -> np.ndarray | None:
     """Validate --to/--from; the --from identity's mean embedding when faces are to be filtered by it."""
     known = model.identities
-    for flag, name in (("--to", cfg.to), ("--from", cfg.source)):
+    for flag, name in (("--to", cfg.to), ("--from", cfg.from_identity)):
         if name is not None and name not in known:
             raise DualfaceError(f"{flag} {name!r}: the model knows {', '.join(known)}")
-    if cfg.source is None:
+    if cfg.from_identity is None:
         return None
-    if cfg.source == cfg.to:
+    if cfg.from_identity == cfg.to:
         raise DualfaceError(f"--from and --to are both {cfg.to!r}: nothing would change")
     embeddings = meta.get("embeddings", {})
-    if cfg.source not in embeddings:
+    if cfg.from_identity not in embeddings:
         log.warning("the model stores no identity embeddings: --from cannot filter faces, every face is swapped")
         return None
-    return np.array(embeddings[cfg.source], np.float32)
+    return np.array(embeddings[cfg.from_identity], np.float32)
 
 
 def _is_source(embedding: Any, source: np.ndarray | None, others: list[np.ndarray], threshold: float) -> bool:
@@ -188,6 +101,8 @@ def _is_source(embedding: Any, source: np.ndarray | None, others: list[np.ndarra
 def convert(cfg: ConvertConfig) -> ConvertSummary:
     """Swap faces in `cfg.input` and write the result to `cfg.output`; raises DualfaceError on bad input."""
     start = time.perf_counter()
+    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
+        raise DualfaceError(f"--device {cfg.device}: this torch build or machine has no CUDA GPU")
     if not cfg.input.exists():
         raise DualfaceError(f"{cfg.input}: no such file or folder")
     if cfg.output.resolve() == cfg.input.resolve():
@@ -201,7 +116,7 @@ def convert(cfg: ConvertConfig) -> ConvertSummary:
     summary = ConvertSummary(cfg.output)
     model, meta = _load(cfg, summary)
     source_embedding = _identity_check(model, cfg, meta)
-    others = [np.array(v, np.float32) for k, v in meta.get("embeddings", {}).items() if k != cfg.source]
+    others = [np.array(v, np.float32) for k, v in meta.get("embeddings", {}).items() if k != cfg.from_identity]
 
     images_out = source.kind == "images"
     if images_out:
@@ -222,10 +137,19 @@ def convert(cfg: ConvertConfig) -> ConvertSummary:
         info = probe_video(source.path)
         fps, total = info.fps, info.frame_count
 
+    decoded = prefetch(read_frames(source))
     if cfg.alignments:
-        frames = _aligned_faces(source, cfg.alignments)
+        frames = recorded(decoded, source, cfg.alignments)
     else:
-        frames = _tracked_faces(source, cfg, fps, embed=source_embedding is not None)
+        tracking = TrackerConfig(
+            detector=cfg.detector,
+            detect_every=cfg.detect_every,
+            detect_size=cfg.detect_size,
+            still=source.kind == "images",
+            smooth=cfg.paste.smooth,
+            embed_every=100 if source_embedding is not None else 0,
+        )
+        frames = tracked(decoded, tracking, fps)
     bar = tqdm(total=total or None, unit="frame", desc=f"converting {source.name}", disable=not cfg.progress)
 
     def results(write_frame) -> None:
@@ -259,7 +183,7 @@ def convert(cfg: ConvertConfig) -> ConvertSummary:
                     hidden.unlink(missing_ok=True)
         else:
             tags = {"dualface_conversion": json.dumps(recorded_settings(cfg, summary), sort_keys=True)}
-            with video_writer(cfg.output, source.path, cfg.crf, cfg.preset, tags=tags) as write:
+            with video_writer(cfg.output, source.path, cfg.crf, cfg.x264_preset, tags=tags) as write:
                 results(lambda index, out: write(out))
                 _check_swapped(summary, source)  # raising here discards the temporary output
     except DamagedMediaError as error:
@@ -318,12 +242,12 @@ def _converted(frames, model, cfg, source_embedding, others, summary) -> Iterato
             index, frame, found = item
             t = time.perf_counter()
             faces = []
-            for track, landmarks, embedding in found:
-                if not _is_source(embedding, source_embedding, others, cfg.threshold):
+            for f in found:
+                if not _is_source(f.embedding, source_embedding, others, cfg.threshold):
                     summary.faces_skipped += 1
                     continue
-                matrix, crop = model_input(frame, landmarks, size, model.config.coverage, model.config.centering)
-                faces.append(Face(track, landmarks, matrix, crop))
+                matrix, crop = model_input(frame, f.landmarks, size, model.config.coverage, model.config.centering)
+                faces.append(Face(f.track, f.landmarks, matrix, crop))
             pending.append((index, frame, faces))
             timings["crop"] += time.perf_counter() - t
         if pending and (item is None or len(pending) >= cfg.batch):

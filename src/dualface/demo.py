@@ -16,29 +16,20 @@ from pathlib import Path
 import numpy as np
 
 from dualface.checkpoint import load_checkpoint, resolve_checkpoint
-from dualface.convert import ConvertConfig, convert
+from dualface.config import ConvertConfig, DemoConfig, EvaluateConfig, ExtractConfig, TrainConfig
+from dualface.convert import convert
 from dualface.errors import DualfaceError
-from dualface.evaluate import EvaluateConfig, evaluate
-from dualface.extract import ExtractConfig, extract
+from dualface.evaluate import evaluate
+from dualface.extract import extract
 from dualface.metrics import VideoEvaluation
 from dualface.prefetch import prefetch
-from dualface.train import TrainConfig, train
+from dualface.train import train
 from dualface.video import probe_video, read_video
 from dualface.watermark import embed_watermark
 from dualface.writer import video_writer
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE, TARGET = "s1", "brbk7n"
-
-
-@dataclass
-class DemoConfig:
-    output: Path = Path("demo-output")
-    data: Path = ROOT / "data"
-    starter: Path | None = ROOT / "models" / "starter-lite-grid.safetensors"  # None: train from random weights
-    iterations: int = 400  # training steps (from the starter; from random weights a usable swap takes ~1,200+)
-    eval_every: int = 50  # steps between held-out measurements, which pick the checkpoint the demo converts with
-    progress: bool = True
 
 
 @dataclass
@@ -83,9 +74,10 @@ def run_demo(cfg: DemoConfig, log=print) -> DemoResult:
         faces[name] = out / "faces" / name
 
     model = out / "model"
-    if cfg.starter is not None and not Path(cfg.starter).is_file():
-        raise DualfaceError(f"{cfg.starter}: starter weights not found (pass --from-scratch to train without them)")
-    how = f"from the starter weights {Path(cfg.starter).name}" if cfg.starter else "from random weights"
+    starter = None if cfg.from_scratch else Path(cfg.starter)
+    if starter is not None and not starter.is_file():
+        raise DualfaceError(f"{starter}: starter weights not found (pass --from-scratch to train without them)")
+    how = f"from the starter weights {starter.name}" if starter else "from random weights"
     log(f"[2/4] training lite for {cfg.iterations} steps {how}")
     marker = model / ".dualface-demo"
     if model.exists():  # a demo run is self-contained: start its model afresh, but never delete anything else
@@ -99,7 +91,7 @@ def run_demo(cfg: DemoConfig, log=print) -> DemoResult:
             faces=[faces[SOURCE], faces[TARGET]],
             model_dir=model,
             preset="lite",
-            init=cfg.starter,
+            init=starter,
             iterations=cfg.iterations,
             save_every=cfg.iterations,
             preview_every=100,

@@ -22,11 +22,12 @@ from tqdm import tqdm
 
 from dualface.align import crop_matrix, to_mean_face, transform_points
 from dualface.alignments import read_face_png
-from dualface.composite import Face, PasteConfig, composite, model_input
+from dualface.composite import Face, composite, model_input
+from dualface.config import SAME_PERSON, EvaluateConfig, PasteConfig
 from dualface.data import center_crop, face_files, load_face
-from dualface.detect import box_size
 from dualface.errors import DualfaceError
-from dualface.identity import SAME_PERSON, distance, embed_face
+from dualface.faces import largest, tracked
+from dualface.identity import distance, embed_face
 from dualface.landmarks import mouth_opening
 from dualface.masks import hull_in_frame
 from dualface.metrics import (
@@ -47,7 +48,7 @@ from dualface.metrics import (
 from dualface.model import Autoencoder, draw
 from dualface.pose import eye_opening
 from dualface.prefetch import prefetch
-from dualface.track import FaceTracker, TrackerConfig
+from dualface.track import TrackerConfig
 from dualface.video import count_frames, probe_video, read_video
 
 log = logging.getLogger(__name__)
@@ -121,12 +122,11 @@ def static_swap_video(source: Path, static: StaticSwap, output: Path) -> Path:
     from dualface.watermark import embed_watermark
     from dualface.writer import video_writer
 
-    tracker = FaceTracker(TrackerConfig(embed_every=0), fps=probe_video(source).fps)
+    faces = tracked(prefetch(read_video(source)), TrackerConfig(embed_every=0), probe_video(source).fps)
     with video_writer(output, source, kind="static face swap (evaluation control)") as write:
-        for index, frame in prefetch(read_video(source)):
-            tracks = tracker.update(frame, index)
-            track = max(tracks, key=lambda t: box_size(t.box), default=None)
-            out = frame if track is None else static(frame, track.id, track.smoothed)
+        for _, frame, found in faces:
+            face = largest(found)
+            out = frame if face is None else static(frame, face.track, face.landmarks)
             write(embed_watermark(out))
     return output
 
@@ -215,7 +215,7 @@ def evaluate_video(
     source_frames, output_frames = count_frames(source), count_frames(output)
     if source_frames != output_frames:
         raise DualfaceError(f"{output} has {output_frames} frames, its source {source_frames}: not a conversion of it")
-    tracker = FaceTracker(TrackerConfig(embed_every=0), fps=info.fps)
+    faces = tracked(prefetch(read_video(source)), TrackerConfig(embed_every=0), info.fps)
     step = max(1, info.frame_count // max(embed_frames, 1)) if embed_frames else 0
     target_emb, source_emb = embeddings.get(target), embeddings.get(source_identity) if source_identity else None
     strip_at = set(np.linspace(0, max(info.frame_count - 1, 0), STRIP_FRAMES).round().astype(int).tolist())
@@ -226,18 +226,17 @@ def evaluate_video(
     scales: list[float] = []
     changes = []  # (source, output) frame-to-frame change inside the face, per frame pair: flicker
     previous = None
-    pairs = zip(prefetch(read_video(source)), prefetch(read_video(output)), strict=False)
+    pairs = zip(faces, prefetch(read_video(output)), strict=False)
     count = 0
-    for (index, frame), (_, out) in tqdm(pairs, total=info.frame_count, unit="frame", disable=not progress):
+    for (index, frame, found), (_, out) in tqdm(pairs, total=info.frame_count, unit="frame", disable=not progress):
         count += 1
-        tracks = tracker.update(frame, index)
-        track = max(tracks, key=lambda t: box_size(t.box), default=None)
+        face = largest(found)
         if index in strip_at:
             strip.append((index, frame, out))
-        if track is None:
+        if face is None:
             previous = None
             continue
-        src = track.landmarks
+        src = face.raw
         region = hull_in_frame(src, frame.shape)
         if previous is not None:
             inside = region | previous[0]
@@ -247,7 +246,7 @@ def evaluate_video(
         seen = (
             observe(frame, src, cap),
             observe(out, src, cap),
-            observe(static(frame, track.id, track.smoothed), src, cap) if static else None,
+            observe(static(frame, face.track, face.landmarks), src, cap) if static else None,
         )
         observed.append(seen)
         scales.append(face_scale(src))
@@ -391,23 +390,6 @@ def reconstruction_quality(model: Autoencoder, face_paths: list[Path], identity:
 # the stage
 
 
-@dataclass
-class EvaluateConfig:
-    """Settings of `dualface evaluate`."""
-
-    source: Path
-    output: Path
-    model: Path
-    to: str
-    source_identity: str | None = None  # --from; default: the other identity of a two-identity model
-    held_out: dict[str, Path] = field(default_factory=dict)  # identity -> faces it was not trained on
-    report: Path | None = None  # folder for report.json and report.html; default beside the output
-    embed_frames: int = 100
-    checkpoint: str | None = None  # default: the one the conversion recorded, else "best"
-    target_faces: Path | None = None  # the target's real faces; default: held-out ones, else its training faces
-    progress: bool = True
-
-
 def evaluate(cfg: EvaluateConfig) -> tuple[VideoEvaluation, Path]:
     """Score a conversion and write its report; returns the evaluation and the HTML report's path."""
     from dualface.checkpoint import load_checkpoint, model_from, resolve_checkpoint
@@ -432,7 +414,7 @@ def evaluate(cfg: EvaluateConfig) -> tuple[VideoEvaluation, Path]:
         )  # fmt: skip
     meta = checkpoint.meta
     known = meta["identities"]
-    source_identity = cfg.source_identity
+    source_identity = cfg.from_identity
     if source_identity is None and len(known) == 2 and cfg.to in known:
         source_identity = next(n for n in known if n != cfg.to)
     for flag, name in (("--to", cfg.to), ("--from", source_identity)):

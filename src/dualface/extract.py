@@ -6,22 +6,21 @@ so an interrupted run resumes where it stopped and a finished input is skipped o
 """
 
 import logging
-import math
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import cv2
 from tqdm import tqdm
 
-from dualface.align import CENTERS, align_matrix, warp_face
+from dualface.align import align_matrix, warp_face
 from dualface.alignments import encode_face_png, load_alignments, new_alignments, rounded, save_alignments
-from dualface.detect import DETECTORS
+from dualface.config import ExtractConfig
 from dualface.errors import DamagedMediaError, DualfaceError
 from dualface.files import FolderLock, atomic_write_bytes, ensure_writable_dir, remove_stale_temps
-from dualface.identity import SAME_PERSON, nearest_distance, reference_embeddings
+from dualface.identity import nearest_distance, reference_embeddings
 from dualface.prefetch import prefetch
 from dualface.track import FaceTracker, Track, TrackerConfig
 from dualface.types import Embedding, Frame
@@ -30,71 +29,6 @@ from dualface.video import Source, expand_inputs, probe_video, read_frames
 log = logging.getLogger(__name__)
 
 SAVE_EVERY_S = 5.0  # how much work an interruption can cost
-
-
-@dataclass
-class ExtractConfig:
-    """Settings of `dualface extract`."""
-
-    inputs: list[Path]
-    output: Path
-    size: int = 256  # side of the aligned face crops, pixels
-    coverage: float = 0.6  # share of the crop's width the face spans jaw to jaw (0.8: tight face)
-    centering: Literal["face", "head"] = "face"  # "head" moves the crop up to take in the forehead
-    detector: Literal["hog", "cnn"] = "hog"
-    detect_every: int = 5  # frames between detections while faces are tracked (1: detect every frame)
-    detect_size: int = 640  # longest side of the frame the detector scans for new faces
-    every: int = 1  # process every Nth frame of a video
-    min_size: int = 0  # ignore faces smaller than this, source pixels
-    smooth: bool = True  # smooth landmarks over time in videos (never for stills)
-    references: list[Path] = field(default_factory=list)  # keep only faces of the person in these photos
-    threshold: float = SAME_PERSON  # embedding distance to a reference that still counts as that person
-    embed_every: int = 100  # frames between identity embeddings of a tracked face (each costs ~0.13 s)
-    overwrite: bool = False  # re-extract inputs already done, even with other settings
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        self.inputs = [Path(p) for p in self.inputs]
-        self.output = Path(self.output)
-        self.references = [Path(p) for p in self.references]
-        if not self.inputs:
-            raise DualfaceError("give at least one video, image or folder to extract from")
-        if not 16 <= self.size <= 2048:
-            raise DualfaceError(f"--size must be between 16 and 2048, not {self.size}")
-        if not 0.2 <= self.coverage <= 1.0:
-            raise DualfaceError(f"--coverage must be between 0.2 and 1.0, not {self.coverage}")
-        if self.centering not in CENTERS:
-            raise DualfaceError(f"--centering must be one of {', '.join(CENTERS)}, not {self.centering!r}")
-        if self.detector not in DETECTORS:
-            raise DualfaceError(f"--detector must be one of {', '.join(DETECTORS)}, not {self.detector!r}")
-        for name in ("detect_every", "every", "embed_every"):
-            if getattr(self, name) < 1:
-                raise DualfaceError(f"--{name.replace('_', '-')} must be at least 1")
-        if self.detect_size < 80:
-            raise DualfaceError("--detect-size must be at least 80 (the detector's smallest face)")
-        if not 0 < self.threshold < math.inf:
-            raise DualfaceError(f"--threshold must be a positive number, not {self.threshold}")
-        if self.min_size < 0:
-            raise DualfaceError(f"--min-size must be zero or more, not {self.min_size}")
-
-    def settings(self) -> dict[str, Any]:
-        """What shapes the faces: an input extracted with other settings is not resumed or skipped."""
-        keys = (
-            "size",
-            "coverage",
-            "centering",
-            "detector",
-            "detect_every",
-            "detect_size",
-            "every",
-            "min_size",
-            "smooth",
-            "threshold",
-            "embed_every",
-        )
-        settings = {k: getattr(self, k) for k in keys}
-        settings["references"] = sorted(str(p.resolve()) for p in self.references)
-        return settings
 
 
 @dataclass

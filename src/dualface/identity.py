@@ -16,8 +16,6 @@ from dualface.types import Embedding, Frame, Landmarks
 from dualface.video import read_image
 from dualface.weights import FACE_RECOGNITION, weights_path
 
-SAME_PERSON = 0.6
-
 
 @cache
 def _recognizer() -> "dlib.face_recognition_model_v1":

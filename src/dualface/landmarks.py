@@ -11,13 +11,13 @@ import numpy as np
 from dualface.types import Box, Frame, Landmarks
 from dualface.weights import SHAPE_PREDICTOR_68, weights_path
 
-JAW = slice(0, 17)
-BROWS = slice(17, 27)
-NOSE = slice(27, 36)
-RIGHT_EYE = slice(36, 42)  # the subject's right, on the left of the image
-LEFT_EYE = slice(42, 48)
-MOUTH = slice(48, 68)
-INNER_LIPS = slice(60, 68)
+# The point groups, as index arrays (landmarks[MOUTH] is the (20, 2) mouth). Every module takes them from here.
+JAW = np.arange(0, 17)
+BROWS = np.arange(17, 27)
+NOSE = np.arange(27, 36)
+RIGHT_EYE = np.arange(36, 42)  # the subject's right, on the left of the image: outer corner, upper lid, inner...
+LEFT_EYE = np.arange(42, 48)  # ...corner, lower lid (so the left eye starts at its inner corner)
+MOUTH = np.arange(48, 68)  # outer lips 48-59, inner lips 60-67
 
 
 @cache

@@ -4,15 +4,22 @@ SSIM is Wang et al., "Image Quality Assessment: From Error Visibility to Structu
 2004, with the usual 11x11 Gaussian window (sigma 1.5). The classic deepfakes recipe is (1 - SSIM) + L1.
 """
 
+from __future__ import annotations
+
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import torch
-import torch.nn.functional as F
+if TYPE_CHECKING:
+    import torch
 
-Loss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+# torch is imported inside the two functions that call it, so the option layer lists this table (`--loss`'s
+# choices) without loading torch; the others use only tensor methods.
+Loss = Callable[["torch.Tensor", "torch.Tensor", "torch.Tensor"], "torch.Tensor"]
 
 
 def _gaussian_window(channels: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    import torch
+
     coords = torch.arange(11, device=device, dtype=dtype) - 5
     g = torch.exp(-(coords**2) / (2 * 1.5**2))
     g = g / g.sum()
@@ -21,6 +28,8 @@ def _gaussian_window(channels: int, device: torch.device, dtype: torch.dtype) ->
 
 def ssim_map(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Per-pixel SSIM of (B, C, H, W) images in [0, 1]; same shape out."""
+    import torch.nn.functional as F
+
     c = x.shape[1]
     window = _gaussian_window(c, x.device, x.dtype)
     blur = lambda t: F.conv2d(F.pad(t, (5, 5, 5, 5), mode="reflect"), window, groups=c)  # noqa: E731

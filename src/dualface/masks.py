@@ -9,11 +9,8 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
+from dualface.landmarks import BROWS, LEFT_EYE, MOUTH, RIGHT_EYE
 from dualface.types import Landmarks, Mask
-
-BROWS = np.arange(17, 27)
-EYES = (np.arange(36, 42), np.arange(42, 48))
-MOUTH = np.arange(48, 60)
 
 
 def _fill(points: np.ndarray, size: int) -> Mask:
@@ -53,7 +50,7 @@ def region_weights(landmarks: Landmarks, size: int, eye_weight: float, mouth_wei
     weights = np.ones((size, size), np.float32)
     grow = max(1, size // 32)
     kernel = np.ones((2 * grow + 1, 2 * grow + 1), np.uint8)
-    for region, weight in ((EYES[0], eye_weight), (EYES[1], eye_weight), (MOUTH, mouth_weight)):
+    for region, weight in ((RIGHT_EYE, eye_weight), (LEFT_EYE, eye_weight), (MOUTH, mouth_weight)):
         area = cv2.dilate(_fill(landmarks[region], size), kernel) > 0
         weights[area] = np.maximum(weights[area], weight)
     return weights

@@ -42,7 +42,7 @@ from dualface.align import (
     to_mean_face,
     transform_points,
 )
-from dualface.landmarks import mouth_opening, predict_landmarks
+from dualface.landmarks import LEFT_EYE, RIGHT_EYE, mouth_opening, predict_landmarks
 from dualface.pose import eye_opening, head_pose
 from dualface.types import Frame, Landmarks, Matrix
 
@@ -104,7 +104,7 @@ def face_scale(landmarks: Landmarks) -> float:
 
 
 def interocular(landmarks: Landmarks) -> float:
-    return float(np.linalg.norm(landmarks[36:42].mean(0) - landmarks[42:48].mean(0)))
+    return float(np.linalg.norm(landmarks[RIGHT_EYE].mean(0) - landmarks[LEFT_EYE].mean(0)))
 
 
 def refit(frame: Frame, hint: Landmarks) -> Landmarks:

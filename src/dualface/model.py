@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dualface.errors import DualfaceError
+from dualface.presets import MODEL_PRESETS
 
 
 @dataclass
@@ -60,54 +61,6 @@ class ModelConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-# Each preset: the model's shape, and "lr", the Adam learning rate it trains at by default.
-MODEL_PRESETS: dict[str, dict[str, Any]] = {
-    # The classic recipe's 5e-5 for the classic-sized models.
-    "original": {"lr": 5e-5},
-    # 1/8 of original's FLOPs: 3x3 encoder convs, a quarter of the widths, most of the budget left to the
-    # decoders' upscales, where the face is drawn. The first decoder upscale is shared by the identities:
-    # measured on GRID, that is what made swaps follow the source's mouth within minutes (time_to_swap.json).
-    # It trains stably at 4x the classic learning rate, which is most of its time to a swap.
-    "lite": {
-        "lr": 2e-4,
-        "shared_upscales": 1,
-        "encoder_kernel": 3,
-        "encoder_widths": (32, 64, 128, 256),
-        "latent": 256,
-        "bottleneck_width": 256,
-        "decoder_widths": (192, 96, 64, 32),
-    },
-    # lite drawn at 128 px: one more stride-2 conv in and one more upscale out, both thin (16 channels at
-    # full size), so a face pasted at 100-250 px on screen is upscaled 2x less. 1.4x lite's FLOPs.
-    "lite128": {
-        "lr": 2e-4,
-        "size": 128,
-        "shared_upscales": 1,
-        "encoder_kernel": 3,
-        "encoder_widths": (16, 32, 64, 128, 256),
-        "latent": 256,
-        "bottleneck_width": 256,
-        "decoder_widths": (192, 96, 64, 32, 16),
-    },
-    "hd": {
-        "lr": 5e-5,
-        "size": 128,
-        "encoder_kernel": 5,
-        "encoder_widths": (64, 128, 256, 512, 1024),
-        "latent": 1024,
-        "bottleneck_width": 1024,
-        "decoder_widths": (512, 384, 256, 128, 64),
-        "residual": True,
-        "learn_mask": True,
-    },
-}
-
-
-def preset_lr(name: str) -> float:
-    """The learning rate a preset trains at by default."""
-    return MODEL_PRESETS[name]["lr"]
 
 
 class Upscale(nn.Module):

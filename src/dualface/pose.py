@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from dualface.align import MEAN_FACE
+from dualface.landmarks import LEFT_EYE, RIGHT_EYE
 from dualface.types import Landmarks
 
 POSE_POINTS = np.array([30, 8, 36, 45, 48, 54])
@@ -32,8 +33,8 @@ _EYE_SPAN = float(MEAN_FACE[45, 0] - MEAN_FACE[36, 0])
 # from the camera. Units are dlib's mean-face box; the nose tip is the origin.
 MODEL_POINTS = np.column_stack([MEAN_FACE[POSE_POINTS] - MEAN_FACE[30], _DEPTHS * _EYE_SPAN / 450.0]).astype(np.float64)
 
-RIGHT_EYE = (36, 37, 38, 39, 40, 41)  # outer corner, upper lid x2, inner corner, lower lid x2
-LEFT_EYE = (45, 44, 43, 42, 47, 46)  # the same roles, mirrored
+# Each eye's points by role: outer corner, upper lid x2, inner corner, lower lid x2 (the left eye mirrored).
+EYE_ROLES = (tuple(RIGHT_EYE.tolist()), tuple(LEFT_EYE[[3, 2, 1, 0, 5, 4]].tolist()))
 
 
 def camera_matrix(image_size: tuple[int, int]) -> np.ndarray:
@@ -104,7 +105,7 @@ def eye_opening(landmarks: Landmarks) -> float:
     under 0.15 for closed ones (0.12-0.13 on a blink in GRID bbaf2n); scale-free."""
     points = np.asarray(landmarks, np.float64)
     ratios = []
-    for outer, upper1, upper2, inner, lower1, lower2 in (RIGHT_EYE, LEFT_EYE):
+    for outer, upper1, upper2, inner, lower1, lower2 in EYE_ROLES:
         gap = np.linalg.norm(points[upper1] - points[lower2]) + np.linalg.norm(points[upper2] - points[lower1])
         width = np.linalg.norm(points[outer] - points[inner])
         ratios.append(gap / (2 * max(width, 1e-6)))

@@ -16,8 +16,8 @@ import numpy as np
 from PIL import Image
 
 from dualface import __version__
+from dualface.config import SAME_PERSON
 from dualface.files import atomic_write_bytes, ensure_writable_dir
-from dualface.identity import SAME_PERSON
 from dualface.metrics import METRICS, VideoEvaluation, passes
 from dualface.provenance import SYNTHETIC_NOTICE
 

@@ -8,143 +8,51 @@ and under `torchrun` every process draws different faces (distributed sampling).
 """
 
 import contextlib
-import copy
 import csv
-import hashlib
 import logging
 import math
-import os
-import re
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from tqdm import tqdm
 
-from dualface.augment import AugmentConfig, Batch, sample_batch
+from dualface.augment import Batch, sample_batch
 from dualface.checkpoint import (
-    checkpoints_in,
+    digest,
     latest_checkpoint,
     load_checkpoint,
-    prune_checkpoints,
     save_checkpoint,
 )
+from dualface.config import AugmentConfig, TrainConfig
 from dualface.data import FaceSet, center_crop, load_face_set
+from dualface.distributed import Distributed, any_rank, setup_distributed
 from dualface.errors import DualfaceError
-from dualface.files import FolderLock, atomic_write_bytes, ensure_writable_dir, remove_stale_temps
+from dualface.files import FolderLock, ensure_writable_dir, remove_stale_temps
 from dualface.heldout import clip_of, held_out_clips, held_out_figures
 from dualface.losses import LOSSES
 from dualface.metrics import rank
-from dualface.model import MODEL_PRESETS, Autoencoder, ModelConfig, preset_lr
+from dualface.model import Autoencoder, ModelConfig
 from dualface.prefetch import prefetch
 from dualface.preview import plot_loss_curve, preview_grid, save_png
+from dualface.runstate import (
+    init_point,
+    renamed,
+    resume_point,
+    roll_back,
+    save,
+    start_average,
+    update_average,
+)
 from dualface.threads import ThreadPolicy
 
 log = logging.getLogger(__name__)
 
 Precision = Literal["auto", "fp32", "bf16"]
-# Per identity: 512 faces of the classic 64 px model already take several GB of activations on a CPU.
-MAX_BATCH = 512
-
-
-@dataclass
-class TrainConfig:
-    """Settings of `dualface train`."""
-
-    faces: list[Path]  # one extracted face folder per identity
-    model_dir: Path
-    names: list[str] = field(default_factory=list)  # identity names; default: the folder names
-    preset: str = "lite"
-    shared_upscales: int | None = None  # decoder upscales shared by all identities (default: the preset's)
-    batch_size: int = 16  # per identity, per process
-    lr: float | None = None  # Adam's learning rate; default: the preset's (model.MODEL_PRESETS)
-    warmup: int = 100  # steps of linear learning-rate warmup
-    clip: float = 1.0  # gradient norm clip
-    loss: str = "ssim_l1"
-    mask_loss_weight: float = 1.0  # with a learned mask: weight of its L1 loss against the landmark mask
-    cycle_weight: float = 0.0  # latent cycle consistency: a swap must encode back to its source's code
-    background_weight: float = 0.1  # loss weight outside the face mask
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    precision: Precision = "auto"  # bf16 where the hardware has it (CUDA, AMX/AVX-512 CPUs), else fp32
-    channels_last: bool | None = None  # default: on CUDA only (measured slower on AVX2 CPUs)
-    device: str = "auto"
-    iterations: int | None = None
-    epochs: float | None = None  # one epoch: every face of the largest set seen once
-    target_loss: float | None = None  # stop when every identity's smoothed loss is below this
-    time_limit: float | None = None  # seconds of training in this run
-    save_every: int = 500
-    preview_every: int = 100
-    keep: int = 3  # step checkpoints kept, besides the best
-    resume: bool = False
-    eval_every: int = 0  # steps between identity/reconstruction figures on held-out faces (0: never)
-    eval_faces: int = 64  # at most this many held-out faces per identity are measured (spread evenly)
-    held_out: dict[str, Path] = field(default_factory=dict)  # identity -> faces of clips not trained on
-    best_by: str = "loss"  # what makes best.safetensors: "loss", or a held-out figure, e.g. "a->b/mouth"
-    freeze: tuple[str, ...] = ()  # parts left untrained, e.g. ("encoder", "trunk") to fine-tune only the decoders
-    init: Path | None = None  # start from these weights (a starter checkpoint, another model) instead of random
-    average: float = 0.995  # decay of the weights' moving average that previews, held-out figures and
-    # conversion use (0: off): the last step's weights swing from step to step, their average does not
-    seed: int = 0
-    max_faces: int | None = None  # per identity, spread evenly over the folder
-    timelapse: bool = False  # also keep every preview of the same fixed faces
-    tensorboard: bool = True
-    threads: int = 0  # CPU threads; 0: the cores other processes leave idle, re-measured as training runs
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        self.faces = [Path(p) for p in self.faces]
-        self.model_dir = Path(self.model_dir)
-        if len(self.faces) < 2:
-            raise DualfaceError("give two or more face folders, one per identity")
-        if self.best_by != "loss" and not self.eval_every:
-            raise DualfaceError(f"--best-by {self.best_by} needs --eval-every (the held-out figures it is chosen by)")
-        if not self.names:
-            self.names = [p.name for p in self.faces]
-        if len(self.names) != len(self.faces) or len(set(self.names)) != len(self.names):
-            raise DualfaceError(f"need one distinct name per face folder, got {self.names}")
-        for name in self.names:
-            if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
-                raise DualfaceError(f"identity name {name!r} may use only letters, digits, '_' and '-'")
-        if self.preset not in MODEL_PRESETS:
-            raise DualfaceError(f"unknown preset {self.preset!r}: choose one of {', '.join(MODEL_PRESETS)}")
-        if self.loss not in LOSSES:
-            raise DualfaceError(f"unknown loss {self.loss!r}: choose one of {', '.join(LOSSES)}")
-        if self.precision not in ("auto", "fp32", "bf16"):
-            raise DualfaceError(f"precision must be auto, fp32 or bf16, not {self.precision!r}")
-        if self.lr is None:
-            self.lr = preset_lr(self.preset)
-        self._check_numbers()
-
-    def _check_numbers(self) -> None:
-        """Every number in range (NaN and infinity fail every comparison below), so the CLI and the UI
-        refuse a bad value before any work starts, with the option's name."""
-        at_least = {"save_every": 1, "preview_every": 1, "keep": 1, "warmup": 0, "eval_every": 0, "eval_faces": 1}
-        at_least |= {"iterations": 1, "max_faces": 1, "shared_upscales": 0}
-        for name, low in at_least.items():
-            value = getattr(self, name)
-            if value is not None and value < low:
-                raise DualfaceError(f"--{name.replace('_', '-')} must be at least {low}, not {value}")
-        if not 1 <= self.batch_size <= MAX_BATCH:
-            raise DualfaceError(f"--batch-size must be between 1 and {MAX_BATCH}, not {self.batch_size}")
-        if not 0 <= self.seed < 2**32:
-            raise DualfaceError(f"--seed must be between 0 and {2**32 - 1}, not {self.seed}")
-        positive = {"lr": self.lr, "clip": self.clip, "epochs": self.epochs, "target_loss": self.target_loss}
-        positive["time"] = self.time_limit
-        for name, value in positive.items():
-            if value is not None and not 0 < value < math.inf:
-                raise DualfaceError(f"--{name.replace('_', '-')} must be a positive number, not {value}")
-        for name in ("mask_loss_weight", "cycle_weight", "background_weight"):
-            if not 0 <= getattr(self, name) < math.inf:
-                raise DualfaceError(f"--{name.replace('_', '-')} must be zero or positive, not {getattr(self, name)}")
-        if not 0 <= self.threads <= 1024:
-            raise DualfaceError(f"--threads must be between 0 (auto) and 1024, not {self.threads}")
-        if not 0 <= self.average < 1:
-            raise DualfaceError(f"--average must be at least 0 and below 1, not {self.average}")
 
 
 @dataclass
@@ -156,14 +64,6 @@ class TrainSummary:
     stopped_by: str
     checkpoint: Path | None
     weights_sha256: str  # of the final weights: replicas under torchrun must agree
-
-
-def parse_duration(text: str) -> float:
-    """'90s', '20m', '1h30m', '1.5h' or plain seconds -> seconds."""
-    parts = re.findall(r"(\d+(?:\.\d+)?)\s*([hms]?)", text.strip().lower())
-    if not parts or "".join(n + u for n, u in parts) != re.sub(r"\s", "", text.lower()):
-        raise DualfaceError(f"cannot read duration {text!r}: use e.g. 90s, 20m, 1h30m")
-    return sum(float(n) * {"h": 3600, "m": 60, "s": 1, "": 1}[u] for n, u in parts)
 
 
 def learning_rate(step: int, base: float, warmup: int) -> float:
@@ -193,26 +93,6 @@ def pick_dtype(precision: Precision, device: torch.device) -> torch.dtype:
 
 # ---------------------------------------------------------------------------------------------------------
 # distributed: torchrun sets RANK / WORLD_SIZE / LOCAL_RANK
-
-
-@dataclass
-class Distributed:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def setup_distributed(device: torch.device) -> Distributed:
-    if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) < 2:
-        return Distributed()
-    ctx = Distributed(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0)))
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return ctx
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -294,8 +174,8 @@ def _train(
     threads = ThreadPolicy(cfg.threads)
     if device.type == "cpu":
         threads.start()
-    resume_from = _resume_point(cfg)
-    start_from = _init_point(cfg) if cfg.init and not resume_from else None
+    resume_from = resume_point(cfg)
+    start_from = init_point(cfg) if cfg.init and not resume_from else None
     if resume_from:
         model_cfg = ModelConfig(**resume_from.meta["model_config"])
     elif start_from:
@@ -325,7 +205,7 @@ def _train(
     optimizer = torch.optim.Adam(trainable, lr=cfg.lr, betas=(0.5, 0.999), **_fused(device))
     step, lr_scale, best = 0, 1.0, math.inf
     if start_from:
-        model.load_state_dict(_renamed(start_from, cfg.names))
+        model.load_state_dict(renamed(start_from, cfg.names))
     if resume_from:
         model.load_state_dict(resume_from.model)
         try:
@@ -337,7 +217,7 @@ def _train(
         step = resume_from.step
         lr_scale = resume_from.meta.get("lr_scale", 1.0)
         best = resume_from.meta.get("best_loss", math.inf)
-    average = _start_average(model, resume_from, cfg)
+    average = start_average(model, resume_from, cfg)
     shown = average if average is not None else model  # what previews, held-out figures and best.safetensors use
     train_model: torch.nn.Module = model
     if ctx.world > 1:
@@ -406,12 +286,12 @@ def _train(
             tensors = to_tensors(batches, device, channels_last)
             losses = compute_losses(train_model, tensors, cfg, dtype, device)
             total = sum(losses.values())
-            if _any_rank(not torch.isfinite(total), ctx):
+            if any_rank(not torch.isfinite(total), ctx):
                 rollbacks += 1
                 if rollbacks > 5:
                     raise DualfaceError("the loss keeps diverging (NaN/inf) even at a lower learning rate")
                 lr_scale *= 0.5
-                step = _roll_back(model, optimizer, cfg, snapshot, ctx)
+                step = roll_back(model, optimizer, cfg, snapshot, ctx)
                 if average is not None:  # start the average afresh from the restored weights
                     average.load_state_dict(model.state_dict())
                 log.warning("non-finite loss: rolled back to step %d, learning rate x%.3g", step, lr_scale)
@@ -427,7 +307,7 @@ def _train(
             optimizer.step()
             step += 1
             if average is not None:
-                _update_average(average, model, cfg.average, step)
+                update_average(average, model, cfg.average, step)
             values = {name: v.item() for name, v in losses.items()}
             if device.type == "cpu":
                 threads.update()
@@ -452,14 +332,14 @@ def _train(
                 )
             reason = _should_stop(cfg, step, stop_step, ema, elapsed)
             # Every process must stop at the same step, or the others wait forever.
-            if ctx.world > 1 and _any_rank(bool(reason), ctx):
+            if ctx.world > 1 and any_rank(bool(reason), ctx):
                 reason = reason or "another process stopped"
             if ctx.main and step % cfg.preview_every == 0:
                 _write_preview(shown, preview_faces, cfg, step, writer)
             if ctx.main and cfg.eval_every and step % cfg.eval_every == 0:
                 best_eval = _evaluate(shown, held_out, sets, cfg, step, writer, best_eval, meta_base)
             if step % cfg.save_every == 0 or reason:
-                best = _save(model, optimizer, step, cfg, ctx, meta_base, lr_scale, ema, best, average)
+                best = save(model, optimizer, step, cfg, ctx, meta_base, lr_scale, ema, best, average)
                 snapshot = (step, {k: v.detach().clone() for k, v in model.state_dict().items()})
                 rollbacks = 0
             if reason:
@@ -468,7 +348,7 @@ def _train(
     except KeyboardInterrupt:
         stopped_by = "interrupted"
         if ctx.main:
-            best = _save(model, optimizer, step, cfg, ctx, meta_base, lr_scale, ema, best, average, barrier=False)
+            best = save(model, optimizer, step, cfg, ctx, meta_base, lr_scale, ema, best, average, barrier=False)
     finally:
         bar.close()
         stream.close()
@@ -486,11 +366,7 @@ def _train(
 
 
 def weights_digest(model: torch.nn.Module) -> str:
-    h = hashlib.sha256()
-    for name, value in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(value.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
+    return digest(model.state_dict())
 
 
 def _fused(device: torch.device) -> dict[str, Any]:
@@ -558,28 +434,6 @@ def _evaluate(model, held_out, sets, cfg: TrainConfig, step: int, writer, best: 
     return best
 
 
-def _init_point(cfg: TrainConfig):
-    """The checkpoint whose weights a new model starts from (`--init`)."""
-    checkpoint = load_checkpoint(cfg.init)
-    known = checkpoint.meta.get("identities", [])
-    if len(known) != len(cfg.names):
-        raise DualfaceError(f"--init {cfg.init} has {len(known)} identities ({', '.join(known)}), not {len(cfg.names)}")
-    return checkpoint
-
-
-def _renamed(checkpoint, names: list[str]) -> dict:
-    """The checkpoint's weights (its average, where it has one) with its identities' decoders renamed, in
-    order, to this run's names."""
-    rename = dict(zip(checkpoint.meta["identities"], names, strict=True))
-    weights = {}
-    for key, value in (checkpoint.average or checkpoint.model).items():
-        parts = key.split(".")
-        if parts[0] == "decoders":
-            parts[1] = rename[parts[1]]
-        weights[".".join(parts)] = value.float()
-    return weights
-
-
 def _check_batch(cfg: TrainConfig, sets: list[FaceSet]) -> None:
     """A batch larger than a face set only repeats its faces, at the memory cost of distinct ones."""
     smallest = min(sets, key=len)
@@ -588,40 +442,6 @@ def _check_batch(cfg: TrainConfig, sets: list[FaceSet]) -> None:
             f"--batch-size {cfg.batch_size} is more than the {len(smallest)} faces of {smallest.name}: "
             f"use at most {len(smallest)}"
         )
-
-
-def _resume_point(cfg: TrainConfig):
-    if not cfg.resume:
-        if latest_checkpoint(cfg.model_dir):
-            raise DualfaceError(
-                f"{cfg.model_dir} already holds a model: pass --resume to continue it, or choose another folder"
-            )
-        return None
-    checkpoint = _latest_good(cfg.model_dir)
-    saved = checkpoint.meta["model_config"]["preset"]
-    if saved != cfg.preset:
-        raise DualfaceError(f"--resume: {cfg.model_dir} holds a '{saved}' model, not '{cfg.preset}'")
-    return checkpoint
-
-
-def _latest_good(folder: Path):
-    """The newest checkpoint that loads. A damaged newer one (a disk error, a copy cut short) is renamed
-    `*.corrupt`, out of the way of pruning and later resumes, and the run goes on from the one before."""
-    found = list(reversed(checkpoints_in(folder)))
-    if not found:
-        raise DualfaceError(f"--resume: {folder} holds no checkpoint")
-    for path in found:
-        try:
-            checkpoint = load_checkpoint(path)
-        except DualfaceError as error:
-            log.warning("%s; setting it aside as %s.corrupt", error, path.name)
-            with contextlib.suppress(FileNotFoundError):  # under torchrun, another process got there first
-                path.replace(path.with_name(path.name + ".corrupt"))
-            continue
-        if path != found[0]:
-            log.warning("resuming from %s (step %d), the newest good checkpoint", path.name, checkpoint.step)
-        return checkpoint
-    raise DualfaceError(f"--resume: every checkpoint in {folder} is corrupt ({', '.join(p.name for p in found)})")
 
 
 def _stop_step(cfg: TrainConfig, steps_per_epoch: float) -> int | None:
@@ -698,96 +518,3 @@ def _write_preview(model: Autoencoder, faces: dict[str, torch.Tensor], cfg: Trai
         save_png(cfg.model_dir / "timelapse" / f"step-{step:08d}.png", grid, "training preview")
     if writer is not None:
         writer.add_image("preview", grid, step, dataformats="HWC")
-
-
-def _save(
-    model: Autoencoder,
-    optimizer: torch.optim.Optimizer,
-    step: int,
-    cfg: TrainConfig,
-    ctx: Distributed,
-    meta_base: dict,
-    lr_scale: float,
-    ema: dict[str, float],
-    best: float,
-    average: Autoencoder | None = None,
-    barrier: bool = True,
-) -> float:
-    if ctx.main:
-        score = max(ema.values()) if ema else math.inf
-        meta = {**meta_base, "lr_scale": lr_scale, "losses": ema, "best_loss": min(best, score)}
-        path = cfg.model_dir / f"step-{step:08d}.safetensors"
-        save_checkpoint(path, model, optimizer, step, meta, average)
-        if score < best and cfg.best_by == "loss":
-            best = score
-            _keep_as_best(path)
-        prune_checkpoints(cfg.model_dir, cfg.keep)
-    if barrier and ctx.world > 1:
-        dist.barrier()
-    return best
-
-
-def _keep_as_best(path: Path) -> None:
-    """Make the checkpoint just saved best.safetensors too: a hard link (checkpoints are never changed in
-    place, only replaced), so a disk with room for one checkpoint need not hold a second copy; a copy,
-    atomically, where the file system has no hard links."""
-    best = path.parent / "best.safetensors"
-    tmp = path.parent / f".best.{os.getpid()}.tmp"
-    try:
-        tmp.unlink(missing_ok=True)
-        os.link(path, tmp)
-        tmp.replace(best)
-        return
-    except OSError:
-        tmp.unlink(missing_ok=True)
-    try:
-        atomic_write_bytes(best, path.read_bytes())
-    except OSError as error:
-        raise DualfaceError(f"cannot save {best}: {error.strerror or error} ({path} was saved)") from None
-
-
-def _start_average(model: Autoencoder, resume_from, cfg: TrainConfig) -> Autoencoder | None:
-    """The moving average of the weights: the resumed run's, else a copy of where training starts."""
-    if not cfg.average:
-        return None
-    average = copy.deepcopy(model).requires_grad_(False)
-    if resume_from is not None and resume_from.average is not None:
-        average.load_state_dict(resume_from.average)
-    return average
-
-
-@torch.no_grad()
-def _update_average(average: Autoencoder, model: Autoencoder, decay: float, step: int) -> None:
-    """average <- decay * average + (1 - decay) * weights, with a shorter memory over the first steps (so
-    the average does not hold on to the random initialisation)."""
-    rate = 1 - min(decay, (1 + step) / (10 + step))
-    torch._foreach_lerp_(list(average.parameters()), list(model.parameters()), rate)
-
-
-def _roll_back(
-    model: Autoencoder,
-    optimizer: torch.optim.Optimizer,
-    cfg: TrainConfig,
-    snapshot: tuple[int, dict[str, torch.Tensor]],
-    ctx: Distributed,
-) -> int:
-    """Restore the last good state: the latest checkpoint, or the weights this run started from."""
-    path = latest_checkpoint(cfg.model_dir)
-    if path is not None:
-        checkpoint = load_checkpoint(path)
-        model.load_state_dict(checkpoint.model)
-        optimizer.load_state_dict(checkpoint.optimizer)
-        return checkpoint.step
-    step, weights = snapshot
-    model.load_state_dict(weights)
-    optimizer.state.clear()
-    return step
-
-
-def _any_rank(flag: bool, ctx: Distributed) -> bool:
-    """True on every process if it is true on any (decisions that change control flow must agree)."""
-    if ctx.world == 1:
-        return flag
-    value = torch.tensor([float(flag)])
-    dist.all_reduce(value, op=dist.ReduceOp.MAX)
-    return bool(value.item())

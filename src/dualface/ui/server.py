@@ -26,7 +26,10 @@ from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dualface import __version__
+from dualface.config import ConvertConfig, EvaluateConfig, ExtractConfig, TrainConfig
 from dualface.errors import DualfaceError
+from dualface.options import argv, default, find
+from dualface.presets import MODEL_PRESETS
 from dualface.ui import jobs
 from dualface.ui.workspace import (
     SLOTS,
@@ -48,7 +51,6 @@ from dualface.video import VIDEO_EXTENSIONS
 HERE = Path(__file__).parent
 TEMPLATES = Jinja2Templates(directory=str(HERE / "templates"))
 STARTERS = Path(__file__).resolve().parents[3] / "models"  # the repository's starter weights (models/README.md)
-PRESETS = ("lite", "lite128", "original", "hd")  # dualface.model.MODEL_PRESETS, without importing torch here
 MAX_FILES = 50  # per upload request
 
 
@@ -90,6 +92,8 @@ def index(request: Request) -> Response:
         "max_upload_mb": studio.max_upload_mb,
         "version": __version__,
         "starters": _starters(),
+        "presets": list(MODEL_PRESETS),
+        "default_preset": default(TrainConfig, "preset"),
     }
     return TEMPLATES.TemplateResponse(request, "index.html", context)
 
@@ -229,8 +233,7 @@ def drop(request: Request) -> JSONResponse:
 async def start_extract(request: Request) -> JSONResponse:
     studio = _studio(request)
     body = await _body(request)
-    every = _int(body, "every", 1, 1, 1000)
-    size = _int(body, "size", 256, 64, 1024)
+    every, size = _option_int(body, ExtractConfig, "every"), _option_int(body, ExtractConfig, "size")
     names = read_names(studio.root)
     started = []
     for slot in SLOTS:
@@ -238,9 +241,8 @@ async def start_extract(request: Request) -> JSONResponse:
             continue
         if studio.running("extract", slot=slot):
             raise RequestError(f"extraction of {names[slot]} is already running", 409)
-        command = jobs.dualface_command(
-            "extract", f"footage/{slot}", "-o", f"faces/{slot}", "--every", str(every), "--size", str(size)
-        )
+        words = argv(ExtractConfig, output=f"faces/{slot}", every=every, size=size)
+        command = jobs.dualface_command("extract", f"footage/{slot}", *words)
         started.append(studio.start("extract", f"extract faces of {names[slot]}", [command], slot=slot))
     if not started:
         raise RequestError("upload footage of A or B first")
@@ -252,11 +254,11 @@ async def start_train(request: Request) -> JSONResponse:
     root = studio.root
     body = await _body(request)
     steps = _int(body, "steps", 1000, 1, 10_000_000)
-    batch_size = _int(body, "batch_size", 16, 1, 512)  # train.MAX_BATCH (not imported: it brings torch)
-    preview_every = _int(body, "preview_every", 25, 1, 1_000_000)
-    preset = str(body.get("preset", "lite"))
-    if preset not in PRESETS:
-        raise RequestError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}")
+    batch_size = _option_int(body, TrainConfig, "batch_size")
+    preview_every = _option_int(body, TrainConfig, "preview_every", 25)  # the UI refreshes its preview often
+    preset = str(body.get("preset", default(TrainConfig, "preset")))
+    if preset not in MODEL_PRESETS:
+        raise RequestError(f"unknown preset {preset!r}: choose one of {', '.join(MODEL_PRESETS)}")
     init = str(body.get("init") or "")
     if init and init not in _starters():
         raise RequestError(f"no starter weights named {init!r}")
@@ -270,16 +272,16 @@ async def start_train(request: Request) -> JSONResponse:
             raise RequestError(f"no faces of {names[slot]} yet: upload footage and extract faces first")
     start_step = model_step(root)
     target = start_step + steps  # --iterations counts from step 0, and a resumed model is past it
-    command = jobs.dualface_command(
-        "train", "faces/a", "faces/b", "-m", "model", "--name", names["a"], "--name", names["b"],
-        "--preset", preset, "--batch-size", str(batch_size), "--iterations", str(target),
-        "--preview-every", str(preview_every),
+    words = argv(
+        TrainConfig, model_dir="model", names=[names["a"], names["b"]], preset=preset, batch_size=batch_size,
+        iterations=target, preview_every=preview_every,
     )  # fmt: skip
+    command = jobs.dualface_command("train", "faces/a", "faces/b", *words)
     label = f"train {names['a']} <-> {names['b']} to step {target}"
     if start_step:
-        command.append("--resume")  # the model continues; a starter only seeds a new one
+        command += argv(TrainConfig, resume=True)  # the model continues; a starter only seeds a new one
     elif init:
-        command += ["--init", str(STARTERS / init)]
+        command += argv(TrainConfig, init=STARTERS / init)
         label += f" from {init}"
     job_id = studio.start("train", label, [command], target=target, batch_size=batch_size)
     return JSONResponse({"job": job_id})
@@ -304,7 +306,8 @@ async def start_convert(request: Request) -> JSONResponse:
     commands = []
     if not (root / original).exists():
         commands.append([sys.executable, "-m", "dualface.ui.media", f"footage/{slot}/{name}", original])
-    commands.append(jobs.dualface_command("convert", f"footage/{slot}/{name}", "-m", "model", "--to", to, "-o", output))
+    words = argv(ConvertConfig, model="model", to=to, output=output)
+    commands.append(jobs.dualface_command("convert", f"footage/{slot}/{name}", *words))
     job_id = studio.start(
         "convert", f"convert {name} ({names[slot]}) to {to}", commands,
         source=f"footage/{slot}/{name}", output=output, original=original, to=to,
@@ -316,14 +319,13 @@ async def start_evaluate(request: Request) -> JSONResponse:
     studio = _studio(request)
     root = studio.root
     body = await _body(request)
-    embed_frames = _int(body, "embed_frames", 100, 1, 100_000)
+    embed_frames = _option_int(body, EvaluateConfig, "embed_frames")
     conversion = jobs.load(root, str(body.get("conversion", "")))
     if conversion.kind != "convert" or not (root / conversion.params["output"]).is_file():
         raise RequestError(f"job {conversion.id} made no video to evaluate")
     p = conversion.params
-    command = jobs.dualface_command(
-        "evaluate", p["source"], p["output"], "-m", "model", "--to", p["to"], "--embed-frames", str(embed_frames)
-    )
+    words = argv(EvaluateConfig, model="model", to=p["to"], embed_frames=embed_frames)
+    command = jobs.dualface_command("evaluate", p["source"], p["output"], *words)
     job_id = studio.start("evaluate", f"evaluate {Path(p['output']).name}", [command], conversion=conversion.id)
     return JSONResponse({"job": job_id})
 
@@ -346,6 +348,14 @@ async def _body(request: Request) -> dict:
     if not isinstance(body, dict):
         raise RequestError("the request body must be a JSON object")
     return body
+
+
+def _option_int(body: dict, config: type, name: str, fallback: int | None = None) -> int:
+    """A whole number from the form, within the bounds the option declares (its default if absent)."""
+    opt = find(config, name)[1]
+    low = int(opt.low) if opt.low is not None else 0
+    high = int(opt.high) if opt.high is not None else 10**9
+    return _int(body, name, default(config, name) if fallback is None else fallback, low, high)
 
 
 def _int(body: dict, key: str, default: int, low: int, high: int) -> int:

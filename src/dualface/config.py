@@ -1,0 +1,353 @@
+"""The settings of every stage, each option declared once (`options.option`: default, help, bounds, choices).
+
+The command line (`cli.py`) is built from these fields, the UI reads flag names and defaults from them, and
+each config checks its values when it is made, so every caller meets the same rules. Choices are the keys of
+the tables they name (presets, losses, masks, colour transfers, blends, detectors), read when needed: a new
+table entry is a new choice everywhere. Nothing here imports torch: `--help`, `verify` and `ui` start fast.
+"""
+
+import importlib
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from dualface.errors import DualfaceError
+from dualface.options import check, option
+from dualface.presets import MODEL_PRESETS, preset_lr
+
+SAME_PERSON = 0.6  # dlib's embedding distance below which two faces are the same person (its documented 0.6)
+TRAIN_MAX_BATCH = 512  # per identity: 512 faces of the classic 64 px model already take GBs of activations
+CONVERT_MAX_BATCH = 256  # frames held in memory at once: 256 decoded 1080p frames are already 1.6 GB
+
+
+def keys_of(module: str, table: str) -> Callable[[], Iterable[str]]:
+    """A table's keys, imported when first asked for (the tables' modules import this one)."""
+    return lambda: list(getattr(importlib.import_module(module), table))
+
+
+def parse_duration(text: str) -> float:
+    """'90s', '20m', '1h30m', '1.5h' or plain seconds -> seconds."""
+    parts = re.findall(r"(\d+(?:\.\d+)?)\s*([hms]?)", text.strip().lower())
+    if not parts or "".join(n + u for n, u in parts) != re.sub(r"\s", "", text.lower()):
+        raise DualfaceError(f"cannot read duration {text!r}: use e.g. 90s, 20m, 1h30m")
+    return sum(float(n) * {"h": 3600, "m": 60, "s": 1, "": 1}[u] for n, u in parts)
+
+
+def named_folders(items: Iterable[str] | dict, flag: str = "--held-out") -> dict[str, Path]:
+    """IDENTITY=FOLDER items (repeatable options) -> {identity: folder}."""
+    if isinstance(items, dict):
+        return {str(k): Path(v) for k, v in items.items()}
+    pairs = {}
+    for item in items:
+        name, sep, folder = item.partition("=")
+        if not sep or not name:
+            raise DualfaceError(f"{flag} {item!r}: write it as IDENTITY=FOLDER")
+        pairs[name] = Path(folder)
+    return pairs
+
+
+PROGRESS = "Show a progress bar."
+
+
+# ---------------------------------------------------------------------------------------------------------
+# extract
+
+
+@dataclass
+class ExtractConfig:
+    """Settings of `dualface extract`."""
+
+    inputs: list[Path] = option(argument=True, help="Videos, images, or folders of them.")
+    output: Path = option(short="-o", help="Folder for the face PNGs and alignments files.")
+    size: int = option(256, low=16, high=2048, help="Side of the aligned face crops, in pixels.")
+    coverage: float = option(0.6, low=0.2, high=1.0, help="Share of the crop's width the face spans (0.8: tight).")
+    centering: str = option(
+        "face",
+        choices=keys_of("dualface.align", "CENTERS"),
+        help="'face' (brows to chin) or 'head' (the forehead too).",
+    )
+    detector: str = option(
+        "hog", choices=keys_of("dualface.detect", "DETECTORS"), help="'hog' (fast) or 'cnn' (slower, finds more)."
+    )
+    detect_every: int = option(5, low=1, help="Frames between detections while faces are tracked.")
+    detect_size: int = option(640, low=80, help="Longest side of the frame the detector scans.")
+    every: int = option(1, low=1, help="Process every Nth frame of a video.")
+    min_size: int = option(0, low=0, help="Ignore faces smaller than this many source pixels.")
+    smooth: bool = option(True, help="Smooth landmarks over time in videos (never for stills).")
+    references: list[Path] = option(
+        factory=list, flag="--reference", short="-r", help="Photo of the person to keep (repeatable); others skipped."
+    )
+    threshold: float = option(SAME_PERSON, above=0, help="Largest embedding distance to a reference kept.")
+    embed_every: int = option(100, low=1, help="Frames between identity embeddings of a face (each ~0.13 s).")
+    overwrite: bool = option(
+        False, help="Extract again inputs already extracted into OUTPUT, even with other settings."
+    )
+    progress: bool = option(True, help=PROGRESS)
+
+    def __post_init__(self) -> None:
+        self.inputs = [Path(p) for p in self.inputs]
+        self.output = Path(self.output)
+        self.references = [Path(p) for p in self.references]
+        if not self.inputs:
+            raise DualfaceError("give at least one video, image or folder to extract from")
+        check(self)
+
+    def settings(self) -> dict[str, Any]:
+        """What shapes the faces: an input extracted with other settings is not resumed or skipped."""
+        keys = ("size", "coverage", "centering", "detector", "detect_every", "detect_size", "every", "min_size")
+        settings = {k: getattr(self, k) for k in (*keys, "smooth", "threshold", "embed_every")}
+        settings["references"] = sorted(str(p.resolve()) for p in self.references)
+        return settings
+
+
+# ---------------------------------------------------------------------------------------------------------
+# train
+
+
+@dataclass
+class AugmentConfig:
+    """Training augmentation and the loss's weights (`augment.py`)."""
+
+    rotation: float = option(10.0, low=0, cli=False, help="Degrees, uniform +-.")
+    zoom: float = option(0.05, low=0, cli=False, help="Scale change, uniform +-.")
+    shift: float = option(0.05, low=0, cli=False, help="Share of the side, uniform +-.")
+    flip: float = option(0.5, low=0, high=1, cli=False, help="Probability of a horizontal flip.")
+    # Random-warp noise, share of the side (std of the coarse grid's offsets): 0.02 is the classic deepfakes
+    # value (5 px at 256). Twice that jitters a 64 px mouth by as much as it opens (2-4 px), and the
+    # decoder learns to draw an average mouth.
+    warp: float = option(0.02, low=0, cli=False, help="Random-warp noise, share of the side.")
+    lightness: float = option(0.1, low=0, cli=False, help="Lab L scale, uniform +-.")
+    color: float = option(6.0, low=0, cli=False, help="Lab a/b shift, uniform +- (of 255).")
+    mask: str = option(
+        "extended", choices=keys_of("dualface.masks", "MASKS"), help="Loss mask from the landmarks: hull or extended."
+    )
+    eye_weight: float = option(2.0, low=0, help="Loss weight on the eyes.")
+    mouth_weight: float = option(3.0, low=0, help="Loss weight on the mouth.")
+
+    def __post_init__(self) -> None:
+        check(self)
+
+
+@dataclass
+class TrainConfig:
+    """Settings of `dualface train`."""
+
+    faces: list[Path] = option(
+        argument=True, help="Two or more face folders from `dualface extract`, one per identity."
+    )
+    model_dir: Path = option(flag="--model", short="-m", help="Folder for checkpoints, previews and logs.")
+    names: list[str] = option(
+        factory=list, flag="--name", help="Identity names, one per face folder (default: folders')."
+    )
+    preset: str = option("lite", choices=lambda: list(MODEL_PRESETS), help="Model preset (presets.py).")
+    shared_upscales: int | None = option(
+        None, low=0, help="Decoder upscales shared by all identities (default: the preset's; 0: separate decoders)."
+    )
+    batch_size: int = option(16, low=1, high=TRAIN_MAX_BATCH, help="Faces per identity per step (per process).")
+    lr: float | None = option(None, above=0, help="Adam learning rate (default: the preset's).")
+    warmup: int = option(100, low=0, help="Steps of learning-rate warmup.")
+    clip: float = option(1.0, above=0, cli=False, help="Gradient norm clip.")
+    loss: str = option("ssim_l1", choices=keys_of("dualface.losses", "LOSSES"), help="Reconstruction loss.")
+    mask_loss_weight: float = option(1.0, low=0, cli=False, help="With a learned mask: weight of its L1 loss.")
+    cycle_weight: float = option(0.0, low=0, help="Latent cycle consistency: swaps encode back.")
+    background_weight: float = option(0.1, low=0, cli=False, help="Loss weight outside the face mask.")
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    precision: str = option(
+        "auto", choices=lambda: ["auto", "fp32", "bf16"], help="auto (bf16 where the hardware has it), fp32 or bf16."
+    )
+    channels_last: bool | None = option(None, cli=False, help="Default: on CUDA only (slower on AVX2 CPUs).")
+    device: str = option("auto", help="auto, cpu, cuda or cuda:N.")
+    iterations: int | None = option(None, low=1, help="Stop after this many steps.")
+    epochs: float | None = option(None, above=0, help="Stop after this many passes over the largest face set.")
+    target_loss: float | None = option(None, above=0, help="Stop when every identity's smoothed loss is below this.")
+    time_limit: float | None = option(
+        None,
+        flag="--time",
+        above=0,
+        parse=parse_duration,
+        cli_type=str | None,
+        help="Stop after this long: 20m, 1h30m.",
+    )
+    save_every: int = option(500, low=1, help="Steps between checkpoints.")
+    preview_every: int = option(100, low=1, help="Steps between preview grids.")
+    keep: int = option(3, low=1, help="Checkpoints kept besides the best.")
+    resume: bool = option(False, help="Continue the model in --model.")
+    eval_every: int = option(0, low=0, help="Steps between identity/reconstruction figures on held-out faces.")
+    eval_faces: int = option(64, low=1, help="At most this many held-out faces measured per identity.")
+    held_out: dict[str, Path] = option(
+        factory=dict,
+        parse=named_folders,
+        cli_type=list[str],
+        help="IDENTITY=FOLDER of faces from clips not trained on, for --eval-every (default: an identity's last "
+        "whole clips). Repeatable.",
+    )
+    best_by: str = option(
+        "loss", help="What best.safetensors is best at: loss, or a held-out figure such as 'a->b/mouth'."
+    )
+    freeze: tuple[str, ...] = option(
+        factory=tuple, parse=tuple, cli_type=list[str], help="Leave this part untrained (encoder, trunk, decoders)."
+    )
+    init: Path | None = option(None, help="Start from these weights (a checkpoint) instead of random ones.")
+    # The last step's weights swing from step to step, their average does not.
+    average: float = option(
+        0.995, low=0, below=1, help="Decay of the weights' moving average used for previews and conversion (0: off)."
+    )
+    seed: int = option(0, low=0, high=2**32 - 1, help="Random seed.")
+    max_faces: int | None = option(None, low=1, help="Use at most this many faces per identity.")
+    timelapse: bool = option(False, help="Keep every preview, for a timelapse.")
+    tensorboard: bool = option(True, cli=False, help="Also log to TensorBoard where it is installed.")
+    threads: int = option(
+        0, low=0, high=1024, help="CPU threads (0: the cores other processes leave idle, re-measured while training)."
+    )
+    progress: bool = option(True, help=PROGRESS)
+
+    def __post_init__(self) -> None:
+        self.faces = [Path(p) for p in self.faces]
+        self.model_dir = Path(self.model_dir)
+        self.held_out = named_folders(self.held_out)
+        self.freeze = tuple(self.freeze)
+        if len(self.faces) < 2:
+            raise DualfaceError("give two or more face folders, one per identity")
+        if self.best_by != "loss" and not self.eval_every:
+            raise DualfaceError(f"--best-by {self.best_by} needs --eval-every (the held-out figures it is chosen by)")
+        if not self.names:
+            self.names = [p.name for p in self.faces]
+        if len(self.names) != len(self.faces) or len(set(self.names)) != len(self.names):
+            raise DualfaceError(f"need one distinct name per face folder, got {self.names}")
+        for name in self.names:
+            if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
+                raise DualfaceError(f"identity name {name!r} may use only letters, digits, '_' and '-'")
+        check(self)
+        if self.lr is None:
+            self.lr = preset_lr(self.preset)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# convert
+
+
+@dataclass
+class PasteConfig:
+    """How a drawn face goes back into its frame (`composite.py`): used by convert, and by evaluate's
+    static-swap floor with the settings the conversion recorded."""
+
+    mask: str = option(
+        "extended",
+        choices=lambda: [*keys_of("dualface.masks", "MASKS")(), "learned"],
+        help="Blend mask: hull, extended, or learned (hd models).",
+    )
+    erode: float = option(0.0, above=-50, below=50, help="Shrink the mask by this % of the face crop (negative grows).")
+    feather: float = option(5.0, low=0, below=50, help="Soft edge of the mask, % of the face crop.")
+    color: str = option("avg", choices=keys_of("dualface.color", "COLOR_TRANSFERS"), help="Colour transfer.")
+    blend: str = option("alpha", choices=keys_of("dualface.composite", "BLENDS"), help="How the face is blended in.")
+    smooth: bool = option(True, help="Smooth placement, mask and colour over frames.")
+    smooth_weight: float = option(
+        0.5, above=0, high=1, cli=False, help="Share of the current frame in the running mask and colour averages."
+    )
+
+    def __post_init__(self) -> None:
+        check(self)
+
+    @classmethod
+    def of(cls, settings: Any) -> "PasteConfig":
+        """The paste settings of a dict or object that has them (a recorded conversion's tags)."""
+        get = settings.get if isinstance(settings, dict) else lambda k, d: getattr(settings, k, d)
+        return cls(**{f.name: get(f.name, f.default) for f in fields(cls)})
+
+
+@dataclass
+class ConvertConfig:
+    """Settings of `dualface convert`."""
+
+    input: Path = option(argument=True, help="A video, an image, or a folder of images.")
+    model: Path = option(short="-m", help="The model folder `dualface train` wrote.")
+    output: Path = option(short="-o", help="Output video (.mp4, .mov, .mkv), image, or folder.")
+    to: str = option(help="The identity to draw the faces as.")
+    checkpoint: str = option("best", help="best, last, or a checkpoint file.")
+    from_identity: str | None = option(None, flag="--from", help="Swap only faces of this identity (by embedding).")
+    alignments: Path | None = option(None, help="Reuse this alignments file from `dualface extract`.")
+    paste: PasteConfig = field(default_factory=PasteConfig)
+    crf: int = option(18, low=0, high=51, help="H.264 quality: 0 lossless, 18 visually clean, 28 small.")
+    x264_preset: str = option("veryfast", help="x264 speed preset (ultrafast ... veryslow).")
+    batch: int = option(8, low=1, high=CONVERT_MAX_BATCH, help="Frames whose faces go through the model together.")
+    threshold: float = option(SAME_PERSON, above=0, cli=False, help="Largest embedding distance that is --from.")
+    detector: str = option("hog", choices=keys_of("dualface.detect", "DETECTORS"), cli=False, help="Face detector.")
+    detect_every: int = option(5, low=1, help="Frames between detections while tracking.")
+    detect_size: int = option(640, low=80, cli=False, help="Longest side of the frame the detector scans.")
+    watermark: bool = option(True, help="Mark every frame as synthetic (invisible watermark).")
+    device: str = option("cpu", help="cpu, cuda or cuda:N.")
+    progress: bool = option(True, help=PROGRESS)
+
+    def __post_init__(self) -> None:
+        self.input, self.model, self.output = Path(self.input), Path(self.model), Path(self.output)
+        self.alignments = Path(self.alignments) if self.alignments else None
+        check(self)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# evaluate
+
+
+@dataclass
+class EvaluateConfig:
+    """Settings of `dualface evaluate`."""
+
+    source: Path = option(argument=True, help="The original video.")
+    output: Path = option(argument=True, help="Its conversion by `dualface convert`.")
+    model: Path = option(short="-m", help="The model that converted it.")
+    to: str = option(help="The identity swapped in.")
+    from_identity: str | None = option(None, flag="--from", help="The identity in the source (default: the other).")
+    held_out: dict[str, Path] = option(
+        factory=dict,
+        parse=named_folders,
+        cli_type=list[str],
+        help="IDENTITY=FOLDER of faces not used in training: reconstruction SSIM/PSNR. Repeatable.",
+    )
+    report: Path | None = option(None, short="-o", help="Report folder (default: beside the output).")
+    embed_frames: int = option(100, low=1, help="At most this many frames get an identity embedding (0.13 s each).")
+    checkpoint: str | None = option(
+        None, help="best, last, or a checkpoint file (default: the one the conversion used)."
+    )
+    target_faces: Path | None = option(
+        None, help="Real faces of the target, for sharpness and the identity gap (default: its training faces)."
+    )
+    progress: bool = option(True, help=PROGRESS)
+
+    def __post_init__(self) -> None:
+        self.held_out = named_folders(self.held_out)
+        check(self)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# demo
+
+ROOT = Path(__file__).resolve().parents[2]  # the repository, where the demo's footage and starter live
+
+
+@dataclass
+class DemoConfig:
+    """Settings of `dualface demo`."""
+
+    output: Path = option(Path("demo-output"), short="-o", help="Folder for everything the demo writes.")
+    data: Path = option(ROOT / "data", help="The bundled footage (the repository's data/ folder).")
+    starter: Path = option(
+        ROOT / "models" / "starter-lite-grid.safetensors", help="The starter weights (the repository's models/)."
+    )
+    from_scratch: bool = option(False, help="Train from random weights instead of the starter (slower).")
+    iterations: int = option(400, low=1, help="Training steps.")
+    eval_every: int = option(50, low=1, cli=False, help="Steps between the held-out measurements that pick the step.")
+    progress: bool = option(True, help=PROGRESS)
+
+    def __post_init__(self) -> None:
+        check(self)
+
+
+STAGES = {
+    "extract": ExtractConfig,
+    "train": TrainConfig,
+    "convert": ConvertConfig,
+    "evaluate": EvaluateConfig,
+    "demo": DemoConfig,
+}
