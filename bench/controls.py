@@ -18,13 +18,14 @@ import cv2
 import numpy as np
 
 from common import hardware, write_result
-from dualface.align import align_matrix, to_mean_face
+from dualface.align import align_matrix, cut, to_mean_face
 from dualface.composite import Face, composite
 from dualface.config import PasteConfig
+from dualface.faces import tracked
 from dualface.landmarks import mouth_opening
 from dualface.metrics import concordance, drawn_landmarks, face_scale, pearson, sharpness
 from dualface.pose import eye_opening
-from dualface.track import FaceTracker, TrackerConfig
+from dualface.track import TrackerConfig
 from dualface.video import probe_video, read_video
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,17 +34,15 @@ SHARED = ROOT.parent / "shared" / "data" / "whitehouse"
 
 def measure(clip: Path, most: int = 150) -> dict:
     info = probe_video(clip)
-    tracker = FaceTracker(TrackerConfig(embed_every=0), fps=info.fps)
     sigma = 3.0 * info.height / 720
     size, states = 128, {}
     rows, still = [], None
-    for index, frame in read_video(clip):
-        tracks = tracker.update(frame, index)
-        if not tracks:
+    for _, frame, found in tracked(read_video(clip), TrackerConfig(embed_every=0), info.fps):
+        if not found:
             continue
-        points, placed = tracks[0].landmarks, tracks[0].smoothed
+        points, placed = found[0].raw, found[0].landmarks
         matrix = align_matrix(placed, size, 0.6, "face")
-        crop = cv2.warpAffine(frame, matrix, (size, size), flags=cv2.INTER_AREA)
+        crop = cut(frame, matrix, size)
         if still is None:
             still = crop.astype(np.float32) / 255
         static = composite(frame, [Face(0, placed, matrix, crop, still)], PasteConfig(), size, states)

@@ -7,6 +7,7 @@ whose verdict is usable.
     python bench/quality.py --minutes 60                     # both directions, the default preset
     python bench/quality.py s1-obama --minutes 60            # GRID s1 -> Obama only, held-out swau8n.mpg
     python bench/quality.py --minutes 20 --name quality_lite_20m -- --preset lite
+    python bench/quality.py --summary                        # every run's last figures -> quality.json
 
 Arguments after `--` go to `dualface train` as they are (e.g. `--preset`, `--init`, `--lr`). Faces come
 from ../shared/data (extracted once into --cache); the held-out recordings are never trained on: GRID's
@@ -41,6 +42,8 @@ DIRECTIONS = {
     ),
     "obama-s1": ("obama", "whitehouse/obama_0[2-7].mp4", "s1", "grid/s1/*.mpg", SHARED / "whitehouse/obama_01.mp4"),
 }
+# issue 11's bar: identity >= 95%, gap <= 1.3, normalised mouth >= 0.6, NME <= 0.05, sharpness >= 0.5x
+BAR = {"identity_transfer": 0.95, "identity_gap": 1.3, "mouth": 0.6, "landmark_error": 0.05, "sharpness": 0.5}
 HELD_OUT = {"swau8n", "obama_01"}  # whole recordings no training ever sees
 FIELDS = ("identity_transfer", "identity_gap", "mouth", "eyes", "landmark_error", "sharpness", "flicker_ratio")
 
@@ -66,23 +69,56 @@ def faces(cache: Path, name: str, pattern: str) -> Path:
 def stills(source: Path, swap: Path, report: dict, out: Path, count: int = 5) -> None:
     """source | swap, face close-ups, at `count` frames spread over the clip (from the report's frames)."""
     from dualface.align import crop_matrix, to_mean_face
+    from dualface.faces import largest, tracked
     from dualface.metrics import aligned_crop
-    from dualface.track import FaceTracker, TrackerConfig
+    from dualface.track import TrackerConfig
     from dualface.video import read_video
 
     wanted = set(np.linspace(0, report["frames"] - 1, count + 2).round().astype(int)[1:-1].tolist())
-    tracker = FaceTracker(TrackerConfig(embed_every=0), fps=25)
     tiles = []
     crop = crop_matrix(192, 0.8, "face")
-    for (index, frame), (_, swapped) in zip(read_video(source), read_video(swap), strict=False):
-        tracks = tracker.update(frame, index)
-        if index in wanted and tracks:
-            to_mean = to_mean_face(tracks[0].landmarks)
+    faces = tracked(read_video(source), TrackerConfig(embed_every=0), 25)
+    for (index, frame, found), (_, swapped) in zip(faces, read_video(swap), strict=False):
+        if index in wanted and (face := largest(found)):
+            to_mean = to_mean_face(face.landmarks)
             tiles.append(np.vstack([aligned_crop(f, to_mean, crop, 192) for f in (frame, swapped)]))
     Image.fromarray(np.hstack(tiles)).save(out)
 
 
+def summary() -> None:
+    """Every quality run's last evaluation, one row per run and direction, into bench/results/quality.json
+    and as the README's markdown table."""
+    rows = []
+    for path in sorted((ROOT / "bench" / "results").glob("quality_*.json")):
+        run = json.loads(path.read_text())
+        last = run["evaluations"][-1]
+        value = {k: last[k]["normalised"] if k in ("mouth", "eyes") else last[k]["value"] for k in FIELDS}
+        rows.append(
+            {
+                "run": path.stem,
+                "direction": run["direction"],
+                "command": run["command"],
+                "minutes": last["minutes"],
+                "steps": last["step"],
+                **{k: None if v is None else round(v, 3) for k, v in value.items()},
+                "usable": last["usable"],
+                "cpu": run["hardware"]["cpu"],
+            }
+        )
+    write_result("quality", {"bar": BAR, "runs": rows})
+    head = ("run", "direction", "min", "steps", "identity", "gap", "mouth (norm.)", "eyes (norm.)", "NME", "sharpness")
+    print("| " + " | ".join((*head, "verdict")) + " |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        cells = [r[k] for k in ("identity_transfer", "identity_gap", "mouth", "eyes", "landmark_error", "sharpness")]
+        text = ["-" if c is None else f"{c:.2f}" for c in cells]
+        print(f"| {r['run']} | {r['direction']} | {r['minutes']:.0f} | {r['steps']} | " + " | ".join(text)
+              + f" | {'usable' if r['usable'] else 'not usable'} |")  # fmt: skip
+
+
 def main() -> None:
+    if sys.argv[1:] == ["--summary"]:
+        return summary()
     parser = argparse.ArgumentParser()
     parser.add_argument("directions", nargs="*", help=f"of {', '.join(DIRECTIONS)} (default: both)")
     parser.add_argument("--minutes", type=float, default=60, help="training time, in total")

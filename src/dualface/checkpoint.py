@@ -8,7 +8,6 @@ so a damaged file is refused with a clear error instead of producing a broken mo
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,11 +18,10 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from dualface.errors import DualfaceError
-from dualface.files import atomic_write_bytes
+from dualface.files import atomic_write_bytes, checkpoints_in, latest_checkpoint
 
 FORMAT = "dualface.checkpoint"
 VERSION = 1
-NAME = re.compile(r"step-(\d+)\.safetensors$")
 
 
 @dataclass
@@ -131,17 +129,6 @@ def _metadata(raw: bytes) -> dict[str, str]:
     """The safetensors header's `__metadata__` (the library's loader returns only tensors)."""
     length = int.from_bytes(raw[:8], "little")
     return dict(json.loads(raw[8 : 8 + length]).get("__metadata__", {}))
-
-
-def checkpoints_in(folder: Path) -> list[Path]:
-    """A model folder's step checkpoints, oldest first."""
-    found = [(int(m.group(1)), p) for p in Path(folder).glob("step-*.safetensors") if (m := NAME.search(p.name))]
-    return [p for _, p in sorted(found)]
-
-
-def latest_checkpoint(folder: Path) -> Path | None:
-    found = checkpoints_in(folder)
-    return found[-1] if found else None
 
 
 def prune_checkpoints(folder: Path, keep: int) -> None:

@@ -290,6 +290,11 @@ class ConvertConfig:
 # evaluate
 
 
+def default_report_folder(output: Path) -> Path:
+    """Where `evaluate` writes the report of a conversion when not told: beside it."""
+    return output.with_name(output.stem + "-report")
+
+
 @dataclass
 class EvaluateConfig:
     """Settings of `dualface evaluate`."""
@@ -318,6 +323,10 @@ class EvaluateConfig:
     def __post_init__(self) -> None:
         self.held_out = named_folders(self.held_out)
         check(self)
+
+    @property
+    def report_folder(self) -> Path:
+        return Path(self.report) if self.report else default_report_folder(Path(self.output))
 
 
 # ---------------------------------------------------------------------------------------------------------

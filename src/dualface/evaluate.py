@@ -449,6 +449,6 @@ def evaluate(cfg: EvaluateConfig) -> tuple[VideoEvaluation, Path]:
     evaluation.step = checkpoint.step
     for name, faces_folder in cfg.held_out.items():
         evaluation.reconstruction[name] = reconstruction_quality(model, face_files(faces_folder), name)
-    out = Path(cfg.report) if cfg.report else Path(cfg.output).with_name(Path(cfg.output).stem + "-report")
+    out = cfg.report_folder
     _, html_path = write_report(evaluation, strip, blurriest, out)
     return evaluation, html_path

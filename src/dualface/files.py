@@ -4,6 +4,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -125,3 +126,25 @@ def remove_stale_temps(folder: Path, pattern: str) -> list[Path]:
     if removed:
         log.info("removed %d temporary file(s) an interrupted run left in %s", len(removed), folder)
     return removed
+
+
+# ---------------------------------------------------------------------------------------------------------
+# what a model folder holds (named here, without torch, so the UI reads them too)
+
+TRAINING_LOG = "training_log.csv"  # step, seconds, lr, loss_<identity>..., egs_per_s
+_CHECKPOINT = re.compile(r"^step-(\d+)\.safetensors$")
+
+
+def checkpoint_path(folder: Path, step: int) -> Path:
+    return Path(folder) / f"step-{step:08d}.safetensors"
+
+
+def checkpoints_in(folder: Path) -> list[Path]:
+    """A model folder's step checkpoints, oldest first."""
+    found = [(int(m.group(1)), p) for p in Path(folder).glob("step-*.safetensors") if (m := _CHECKPOINT.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def latest_checkpoint(folder: Path) -> Path | None:
+    found = checkpoints_in(folder)
+    return found[-1] if found else None

@@ -17,7 +17,7 @@ from dualface.checkpoint import checkpoints_in, latest_checkpoint, load_checkpoi
 from dualface.config import TrainConfig
 from dualface.distributed import Distributed
 from dualface.errors import DualfaceError
-from dualface.files import atomic_write_bytes
+from dualface.files import atomic_write_bytes, checkpoint_path
 from dualface.model import Autoencoder
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ def save(
     if ctx.main:
         score = max(ema.values()) if ema else math.inf
         meta = {**meta_base, "lr_scale": lr_scale, "losses": ema, "best_loss": min(best, score)}
-        path = cfg.model_dir / f"step-{step:08d}.safetensors"
+        path = checkpoint_path(cfg.model_dir, step)
         save_checkpoint(path, model, optimizer, step, meta, average)
         if score < best and cfg.best_by == "loss":
             best = score

@@ -32,7 +32,7 @@ from dualface.config import AugmentConfig, TrainConfig
 from dualface.data import FaceSet, center_crop, load_face_set
 from dualface.distributed import Distributed, any_rank, setup_distributed
 from dualface.errors import DualfaceError
-from dualface.files import FolderLock, ensure_writable_dir, remove_stale_temps
+from dualface.files import TRAINING_LOG, FolderLock, ensure_writable_dir, remove_stale_temps
 from dualface.heldout import clip_of, held_out_clips, held_out_figures
 from dualface.losses import LOSSES
 from dualface.metrics import rank
@@ -252,7 +252,7 @@ def _train(
     largest = max(len(s) for s in sets)
     steps_per_epoch = largest / (cfg.batch_size * ctx.world)
     stop_step = _stop_step(cfg, steps_per_epoch)
-    log_csv = cfg.model_dir / "training_log.csv"
+    log_csv = cfg.model_dir / TRAINING_LOG
     writer = _tensorboard(cfg, ctx)
     # The smoothed loss picks best.safetensors and --target-loss: a resumed run carries it on.
     ema: dict[str, float] = dict(resume_from.meta.get("losses", {})) if resume_from else {}

@@ -26,8 +26,9 @@ from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dualface import __version__
-from dualface.config import ConvertConfig, EvaluateConfig, ExtractConfig, TrainConfig
+from dualface.config import ConvertConfig, EvaluateConfig, ExtractConfig, TrainConfig, default_report_folder
 from dualface.errors import DualfaceError
+from dualface.files import TRAINING_LOG
 from dualface.options import argv, default, find
 from dualface.presets import MODEL_PRESETS
 from dualface.ui import jobs
@@ -123,7 +124,7 @@ def _url(root: Path, path: Path) -> str | None:
 
 
 def _training(root: Path, all_jobs: list[jobs.Job]) -> dict:
-    progress = training_progress(root / "model" / "training_log.csv") or {}
+    progress = training_progress(root / "model" / TRAINING_LOG) or {}
     job = next((j for j in all_jobs if j.kind == "train"), None)
     target = job.params.get("target") if job else None
     step = progress.get("step", model_step(root))
@@ -149,7 +150,7 @@ def _conversions(root: Path, all_jobs: list[jobs.Job]) -> list[dict]:
         output = job.params.get("output")
         if job.kind != "convert" or job.status != "done" or output in found or not (root / output).is_file():
             continue
-        report = (root / output).with_name(Path(output).stem + "-report") / "report.html"
+        report = default_report_folder(root / output) / "report.html"
         found[output] = {
             "job": job.id,
             "label": job.label,
@@ -162,7 +163,7 @@ def _conversions(root: Path, all_jobs: list[jobs.Job]) -> list[dict]:
 
 def _job_summary(root: Path, job: jobs.Job) -> dict:
     if job.kind == "train" and job.status == "running":
-        step = (training_progress(root / "model" / "training_log.csv", points=1) or {}).get("step", 0)
+        step = (training_progress(root / "model" / TRAINING_LOG, points=1) or {}).get("step", 0)
         progress = f"step {step} / {job.params.get('target')}"
     elif job.kind == "extract" and job.status == "running" and job.params.get("slot") in SLOTS:
         progress = f"{list_faces(root, job.params['slot'], limit=0)['count']} faces so far"

@@ -23,13 +23,12 @@ from pathlib import Path
 from typing import BinaryIO
 
 from dualface.errors import DualfaceError, TooLargeError
-from dualface.files import FILE_MODE, atomic_write_bytes
+from dualface.files import FILE_MODE, atomic_write_bytes, latest_checkpoint
 from dualface.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, read_image, read_video
 
 SLOTS = ("a", "b")
 FOLDERS = ("footage/a", "footage/b", "faces/a", "faces/b", "model", "convert", "jobs")
 UPLOAD_EXTENSIONS = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
-CHECKPOINT = re.compile(r"^step-(\d+)\.safetensors$")
 
 
 class RequestError(DualfaceError):
@@ -203,10 +202,9 @@ def drop_face(root: Path, slot: str, name: str) -> None:
 
 
 def model_step(root: Path) -> int:
-    """The step of the model's latest checkpoint, 0 when there is none (read from the file names: importing
-    the checkpoint module would load torch into the web server)."""
-    steps = [int(m.group(1)) for p in (root / "model").glob("step-*.safetensors") if (m := CHECKPOINT.match(p.name))]
-    return max(steps, default=0)
+    """The step of the model's latest checkpoint, 0 when there is none (from the file name)."""
+    latest = latest_checkpoint(root / "model")
+    return int(latest.stem.removeprefix("step-")) if latest else 0
 
 
 def training_progress(log_csv: Path, points: int = 300) -> dict | None:
