@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo yes)
 TORCH_SPEC ?= $(if $(HAS_GPU),torch,torch==2.13.0)
 
-.PHONY: install install-dev demo test lint bench clean
+.PHONY: install install-dev demo test lint bench bench-peer clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,9 +32,22 @@ test: install-dev
 	$(BIN)/ruff check src tests bench
 	$(BIN)/python -m pytest -q -rs
 
+# Speed benchmarks: each prints a table and writes bench/results/<name>.json (needs ../shared/data).
 bench: install
 	$(BIN)/python bench/extract.py
 	$(BIN)/python bench/train.py
+	$(BIN)/python bench/contention.py
+	$(BIN)/python bench/convert.py --speed-only
+
+# dualface against faceswap 3 in the same run (the kit in ../shared/peers/faceswap; ~15 min idle, plus
+# ~3 min to install faceswap into PEER_SCRATCH the first time). SKIP_B64=1 leaves out the batch-64 pair.
+PEER_KIT ?= ../shared/peers/faceswap
+PEER_SCRATCH ?= /tmp/dualface-peer
+bench-peer: install
+	$(BIN)/python bench/peer.py faces $(PEER_SCRATCH)
+	bash $(PEER_KIT)/compare.sh $(PEER_SCRATCH) $(abspath $(BIN))/python \
+		$(PEER_SCRATCH)/faces-dualface/s1 $(PEER_SCRATCH)/faces-dualface/other
+	$(BIN)/python bench/peer.py results $(PEER_SCRATCH)
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache

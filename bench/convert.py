@@ -1,16 +1,26 @@
-"""Conversion: frames/s on a 720p White House clip and a GRID clip, the share of time in each stage, and
-what temporal smoothing and each colour transfer do to flicker and to the face's colour.
+"""Conversion: speed against a plain transcode of the same clip in the same run, the busy time of each
+stage, and what temporal smoothing and each colour transfer do to flicker and to the face's colour.
 
-    python bench/convert.py MODEL_DIR --to IDENTITY      # writes bench/results/convert.json
+    python bench/convert.py [MODEL_DIR --to IDENTITY]     # writes bench/results/convert.json
+    python bench/convert.py --speed-only                  # only the speed part (keeps the rest of the file)
 
-MODEL_DIR is a `lite` model trained as bench/time_to_swap.py does (GRID s1 against brbk7n); the GRID clip
-is one that run held out. Flicker is the mean absolute frame-to-frame change inside the source's face hull,
-output over source (1.0: the swap adds no shimmer). Face colour error is the CIE76 distance between the
-mean Lab colour of the output's face and the source's. Targets on the 2-core machine: >= 15 fps at 720p,
-flicker ratio with smoothing <= 1.2.
+MODEL_DIR defaults to the starter `lite` weights (models/starter-lite-grid.safetensors) drawing brbk7n.
+Speed: the 720p White House clip obama_01 (134 frames, with sound) and the GRID clip, each converted with
+the defaults and transcoded (decoded and re-encoded to H.264 with the very settings and sound handling
+convert's writer uses: crf 18, veryfast, decoding in a thread ahead of the encoder), alternating, twice
+each, after one untimed conversion that loads the detector, landmark and face models. The ratio convert
+fps / transcode fps is what holds from machine to machine; the target is >= 0.5 at 720p. Stage times are
+each stage's busy seconds: the stages overlap in threads, so they add up to more than the wall time.
+
+Quality (not with --speed-only): flicker is the mean absolute frame-to-frame change inside the source's
+face hull, output over source (1.0: the swap adds no shimmer). Face colour error is the CIE76 distance
+between the mean Lab colour of the output's face and the source's. Target: flicker ratio with smoothing
+<= 1.2.
 """
 
 import argparse
+import json
+import statistics
 import sys
 import tempfile
 import time
@@ -28,15 +38,58 @@ from dualface.convert import convert
 from dualface.evaluate import face_color_error, flicker
 from dualface.extract import extract
 from dualface.masks import hull_in_frame
+from dualface.prefetch import prefetch
 from dualface.video import read_video
+from dualface.writer import video_writer
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
+STARTER = ROOT / "models" / "starter-lite-grid.safetensors"
+SPEED_CLIPS = {
+    "whitehouse 1280x720": SHARED / "whitehouse" / "obama_01.mp4",  # not in the quality runs' training
+    "grid 360x288": ROOT / "data" / "grid" / "s1-held-out" / "swau8n.mpg",
+}
 CLIPS = {
     "grid 360x288": SHARED / "grid" / "s1" / "swau8n.mpg",  # last s1 clip by name: held out by time_to_swap
     "whitehouse 1280x720": SHARED / "whitehouse" / "obama_04.mp4",
 }
 STAGES = ("decode+track", "crop", "model", "blend", "watermark", "encode")
+
+
+def transcode(clip: Path, output: Path) -> float:
+    """Frames/s of a plain decode + H.264 re-encode with convert's own writer and settings."""
+    start = time.perf_counter()
+    count = 0
+    with video_writer(output, clip, ConvertConfig.crf, ConvertConfig.preset, kind="transcode") as write:
+        for _, frame in prefetch(read_video(clip)):
+            write(frame)
+            count += 1
+    return count / (time.perf_counter() - start)
+
+
+def speed(model: Path, to: str, work: Path, rounds: int = 2) -> dict:
+    """Convert fps against transcode fps on each clip, alternating, `rounds` times each."""
+    out: dict = {}
+    for name, clip in SPEED_CLIPS.items():
+        transcoded, converted, busy = [], [], []
+        for _ in range(rounds):
+            transcoded.append(transcode(clip, work / "transcode.mp4"))
+            start = time.perf_counter()
+            summary = convert(ConvertConfig(clip, model, work / "speed.mp4", to, progress=False))
+            converted.append(summary.frames / (time.perf_counter() - start))
+            busy.append(summary.timings)
+        frames = summary.frames
+        out[name] = {
+            "clip": str(clip.relative_to(ROOT.parent if clip.is_relative_to(SHARED) else ROOT)),
+            "frames": frames,
+            "transcode_fps": [round(v, 2) for v in transcoded],
+            "convert_fps": [round(v, 2) for v in converted],
+            "ratio": round(statistics.mean(converted) / statistics.mean(transcoded), 3),
+            "busy_ms_per_frame": {
+                k: round(statistics.mean(b.get(k, 0.0) for b in busy) / frames * 1000, 1) for k in STAGES
+            },
+        }
+    return out
 
 
 def frames_of(path: Path) -> list[np.ndarray]:
@@ -84,18 +137,24 @@ def still(source: np.ndarray, output: np.ndarray, region: np.ndarray, path: Path
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("model", type=Path)
-    parser.add_argument("--to", required=True)
+    parser.add_argument("model", type=Path, nargs="?", help="a model folder (default: the starter lite weights)")
+    parser.add_argument("--to", default="brbk7n")
+    parser.add_argument("--speed-only", action="store_true", help="measure speed only; keep the file's other parts")
     args = parser.parse_args()
-    missing = [str(p) for p in CLIPS.values() if not p.exists()]
+    missing = [str(p) for p in [*CLIPS.values(), *SPEED_CLIPS.values()] if not p.exists()]
     if missing:
         sys.exit(f"footage missing: {missing} (this benchmark reads ../shared/data)")
     results: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
+        if args.model is None:
+            args.model = work / "starter"
+            args.model.mkdir()
+            (args.model / "best.safetensors").symlink_to(STARTER)
         # Load the detector, predictor and model once so the first timed run doesn't pay for it.
         convert(ConvertConfig(CLIPS["grid 360x288"], args.model, work / "warm.mp4", args.to, progress=False))
-        for name, clip in CLIPS.items():
+        speeds = speed(args.model, args.to, work)
+        for name, clip in CLIPS.items() if not args.speed_only else ():
             source = frames_of(clip)
             regions = face_regions(clip, work, len(source), source[0].shape)
             base = flicker(source, regions)
@@ -116,7 +175,35 @@ def main() -> None:
                 }
             results[name] = entry
 
-    print(f"dualface {__version__} convert benchmark on {hardware()['cpu']}, {hardware()['cores']} cores")
+    machine = hardware()
+    print(
+        f"dualface {__version__} convert benchmark on {machine['cpu']} ({machine['capability']}), "
+        f"{machine['cores']} cores"
+    )
+    header = f"\n{'clip':22s} {'transcode fps':>14s} {'convert fps':>12s} {'ratio':>7s}   busy ms/frame: "
+    print(header + " ".join(STAGES))
+    for name, r in speeds.items():
+        busy = " ".join(f"{s} {r['busy_ms_per_frame'][s]}" for s in STAGES)
+        print(
+            f"{name:22s} {statistics.mean(r['transcode_fps']):14.1f} {statistics.mean(r['convert_fps']):12.1f} "
+            f"{r['ratio']:6.2f}x   {busy}"
+        )
+    print("(ratio: convert fps / transcode fps, the same clip, encoder and settings, measured alternately)")
+    payload = {
+        "version": __version__,
+        "hardware": machine,
+        "model": "starter lite weights" if args.model.name == "starter" else str(args.model),
+        "to": args.to,
+        "defaults": {k: getattr(ConvertConfig, k, None) for k in ("color", "mask", "blend", "crf", "preset")},
+        "speed": speeds,
+    }
+    if args.speed_only:
+        previous = ROOT / "bench" / "results" / "convert.json"
+        if previous.exists():
+            kept = json.loads(previous.read_text())
+            payload["quality"] = kept.get("quality", {k: kept[k] for k in ("model", "to", "results") if k in kept})
+        write_result("convert", payload)
+        return
     print(f"\n{'clip':22s} {'fps':>6s}  " + "  ".join(f"{s:>12s}" for s in STAGES))
     for name, entry in results.items():
         d = entry["default"]
@@ -129,17 +216,7 @@ def main() -> None:
     for color in COLOR_TRANSFERS:
         cells = [results[n]["color"][color] for n in results]
         print(f"{color:16s} " + " ".join(f"{c['face_color_error']:24.2f} {c['flicker_ratio']:8.3f}" for c in cells))
-    write_result(
-        "convert",
-        {
-            "version": __version__,
-            "hardware": hardware(),
-            "model": str(args.model),
-            "to": args.to,
-            "defaults": {k: getattr(ConvertConfig, k, None) for k in ("color", "mask", "blend", "crf", "preset")},
-            "results": results,
-        },
-    )
+    write_result("convert", {**payload, "quality": {"model": payload["model"], "to": args.to, "results": results}})
 
 
 if __name__ == "__main__":

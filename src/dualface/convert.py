@@ -6,8 +6,10 @@ match its colour to the source face, and paste it back through the inverse align
 mask. Temporal smoothing, on by default, works at three places where a swap shimmers: the landmarks that
 place the face (the 1-euro filter of extraction), the mask, and the colour statistics (both averaged
 over the frames before, in the face's own aligned coordinates, so head motion doesn't smear them).
+Decoding, finding the faces, the model, compositing and encoding overlap in threads (`_converted`).
 """
 
+import itertools
 import json
 import logging
 import time
@@ -29,6 +31,7 @@ from dualface.files import ensure_writable_dir
 from dualface.identity import distance
 from dualface.model import Autoencoder, draw
 from dualface.prefetch import prefetch
+from dualface.threads import ThreadPolicy
 from dualface.track import TrackerConfig
 from dualface.types import Frame
 from dualface.video import Source, expand_inputs, probe_video, read_frames
@@ -228,44 +231,78 @@ def _image_path(cfg: ConvertConfig, source: Source, index: int) -> Path:
 
 
 def _converted(frames, model, cfg, source_embedding, others, summary) -> Iterator[tuple[int, Frame]]:
-    """(index, converted frame) in order: frames are held until `cfg.batch` of them go through the model."""
-    states: dict[int, TrackState] = {}
-    size = model.config.size
-    pending: list[tuple[int, Frame, list[Face]]] = []
-    timings = summary.timings
+    """(index, converted frame) in order, from stages that overlap in threads: finding and cropping the
+    faces (decoding runs ahead of it in a thread of its own), the model on batches of `cfg.batch` frames,
+    and compositing with the watermark; the caller encodes (libx264 threads of its own). Stages hand their
+    work on through bounded queues, so the slowest sets the pace while the others use the idle cores, and
+    memory holds a few batches of frames at most. `summary.timings` gets each stage's busy seconds: with
+    the overlap they add up to more than the wall time."""
+    found = prefetch(_found(frames, model, cfg, source_embedding, others, summary), depth=2 * cfg.batch)
+    drawn = prefetch(_drawn(found, model, cfg, summary), depth=cfg.batch)
+    composited = prefetch(_composited(drawn, model.config.size, cfg, summary), depth=cfg.batch)
+    try:
+        yield from composited
+    finally:
+        # Outermost first: closing a stage joins its thread, which then no longer runs the stage before it.
+        for stage in (composited, drawn, found, frames):
+            stage.close()
+
+
+def _found(frames, model, cfg, source_embedding, others, summary) -> Iterator[tuple[int, Frame, list[Face]]]:
+    """Each frame with the faces to swap in it, cut to the model's crop."""
+    size, timings = model.config.size, summary.timings
     frames = iter(frames)
     while True:
         t = time.perf_counter()
         item = next(frames, None)
         timings["decode+track"] += time.perf_counter() - t
+        if item is None:
+            return
+        index, frame, found = item
+        t = time.perf_counter()
+        faces = []
+        for f in found:
+            if not _is_source(f.embedding, source_embedding, others, cfg.threshold):
+                summary.faces_skipped += 1
+                continue
+            matrix, crop = model_input(frame, f.landmarks, size, model.config.coverage, model.config.centering)
+            faces.append(Face(f.track, f.landmarks, matrix, crop))
+        timings["crop"] += time.perf_counter() - t
+        yield index, frame, faces
+
+
+def _drawn(found, model, cfg, summary) -> Iterator[tuple[int, Frame, list[Face]]]:
+    """The same frames, in order, their faces drawn by the model `cfg.batch` frames at a time."""
+    threads = ThreadPolicy()
+    if torch.device(cfg.device).type == "cpu":
+        threads.start()
+    pending: list[tuple[int, Frame, list[Face]]] = []
+    for item in itertools.chain(found, [None]):
         if item is not None:
-            index, frame, found = item
-            t = time.perf_counter()
-            faces = []
-            for f in found:
-                if not _is_source(f.embedding, source_embedding, others, cfg.threshold):
-                    summary.faces_skipped += 1
-                    continue
-                matrix, crop = model_input(frame, f.landmarks, size, model.config.coverage, model.config.centering)
-                faces.append(Face(f.track, f.landmarks, matrix, crop))
-            pending.append((index, frame, faces))
-            timings["crop"] += time.perf_counter() - t
+            pending.append(item)
         if pending and (item is None or len(pending) >= cfg.batch):
             t = time.perf_counter()
             swap(model, [f for _, _, faces in pending for f in faces], cfg.to, cfg.device)
-            timings["model"] += time.perf_counter() - t
-            for index, frame, faces in pending:
-                t = time.perf_counter()
-                out = composite(frame, faces, cfg.paste, size, states)
-                timings["blend"] += time.perf_counter() - t
-                if cfg.watermark:
-                    t = time.perf_counter()
-                    out = embed_watermark(out)
-                    timings["watermark"] += time.perf_counter() - t
-                if faces:
-                    summary.frames_swapped += 1
-                    summary.faces_swapped += len(faces)
-                yield index, out
-            pending.clear()
-        if item is None:
-            return
+            summary.timings["model"] += time.perf_counter() - t
+            yield from pending
+            pending = []
+            if threads.current:
+                threads.update()  # a competitor may have started or stopped
+
+
+def _composited(drawn, size: int, cfg, summary) -> Iterator[tuple[int, Frame]]:
+    """Each frame with its drawn faces pasted in, and the watermark."""
+    states: dict[int, TrackState] = {}
+    timings = summary.timings
+    for index, frame, faces in drawn:
+        t = time.perf_counter()
+        out = composite(frame, faces, cfg.paste, size, states)
+        timings["blend"] += time.perf_counter() - t
+        if cfg.watermark:
+            t = time.perf_counter()
+            out = embed_watermark(out)
+            timings["watermark"] += time.perf_counter() - t
+        if faces:
+            summary.frames_swapped += 1
+            summary.faces_swapped += len(faces)
+        yield index, out

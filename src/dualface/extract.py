@@ -22,6 +22,7 @@ from dualface.errors import DamagedMediaError, DualfaceError
 from dualface.files import FolderLock, atomic_write_bytes, ensure_writable_dir, remove_stale_temps
 from dualface.identity import nearest_distance, reference_embeddings
 from dualface.prefetch import prefetch
+from dualface.threads import ThreadPolicy
 from dualface.track import FaceTracker, Track, TrackerConfig
 from dualface.types import Embedding, Frame
 from dualface.video import Source, expand_inputs, probe_video, read_frames
@@ -75,6 +76,7 @@ def extract(config: ExtractConfig) -> ExtractSummary:
 
 
 def _extract(config: ExtractConfig) -> ExtractSummary:
+    ThreadPolicy().start()  # OpenCV's threads: the cores other processes leave idle
     references = reference_embeddings(config.references) if config.references else []
     sources, problems = expand_inputs(config.inputs)
     summaries = [InputSummary(path, error=problem) for path, problem in problems]

@@ -6,10 +6,14 @@ cores ran 8x slower than with one thread under the same load (6 against 49 EGs/s
 the cores that other processes leave idle, measured from /proc/stat (the machine's busy time less this
 process's own), and measures again every `RECHECK_S` seconds during long runs, since a competitor can
 start or stop at any time. A number (or OMP_NUM_THREADS) fixes the count.
+
+Used by training (`--threads`), conversion (the model stage, which also re-measures between batches) and
+extraction (OpenCV's threads only: it never loads torch). bench/contention.py measures what it buys.
 """
 
 import logging
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -92,9 +96,11 @@ class ThreadPolicy:
     def _apply(self, count: int) -> int:
         if count != self.current:
             import cv2
-            import torch
 
-            torch.set_num_threads(count)
+            # torch's count is per calling thread: apply it in the thread that runs the model. Stages that
+            # never load torch (extraction) are not made to import it.
+            if "torch" in sys.modules:
+                sys.modules["torch"].set_num_threads(count)
             cv2.setNumThreads(count)
             if self.current:
                 log.info("CPU threads: %d (other processes now use about %d cores)", count, cores() - count)
