@@ -445,9 +445,9 @@ def _cancel_and_watch(client: TestClient, job: str, release: Path, studio: Path)
 
 
 def test_ctrl_c_during_start_up_ends_without_a_traceback(tmp_path):
-    run = dualface("extract", str(S1), "-o", str(tmp_path / "faces"))
-    # extract loads no torch (config.py keeps start-up light); dlib is its heavy import
-    wait_for(lambda: b"dlib" in read(Path(f"/proc/{run.pid}/maps")), 300, "dlib to be loading")
+    # `train` loads torch once its options are read (they are torch-free): interrupt it while it loads
+    run = dualface("train", str(tmp_path / "a"), str(tmp_path / "b"), "-m", str(tmp_path / "m"))
+    wait_for(lambda: b"torch" in read(Path(f"/proc/{run.pid}/maps")), 300, "torch to be loading")
     run.send_signal(signal.SIGINT)
     _, stderr = run.communicate(timeout=60)
     assert run.returncode == 130 and "Traceback" not in stderr, stderr
