@@ -39,9 +39,20 @@ def metadata(kind: str) -> dict[str, str]:
     }
 
 
-def _rate(stream: "av.video.stream.VideoStream") -> Fraction:
+def frame_rate(stream: "av.video.stream.VideoStream") -> Fraction:
+    """A video stream's frame rate (its average; 25 where the file says nothing)."""
     rate = stream.average_rate or stream.guessed_rate or Fraction(25)
     return Fraction(rate).limit_denominator(100000)
+
+
+def h264_stream(out: "av.container.OutputContainer", rate: Fraction, width: int, height: int, crf: int, preset: str):
+    """An H.264 (yuv420p) stream in `out`: every video dualface writes, swaps and the UI's browser copies
+    alike. yuv420p needs even sides: the caller pads (a swap loses no pixel) or crops (a preview copy)."""
+    video = out.add_stream("libx264", rate=rate)
+    video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+    video.time_base = 1 / rate
+    video.options = {"crf": str(crf), "preset": preset}
+    return video
 
 
 @contextmanager
@@ -70,18 +81,14 @@ def video_writer(
     try:
         with av.open(str(like)) as source, av.open(str(like)) as audio_source:
             video_in = source.streams.video[0]
-            rate = _rate(video_in)
+            rate = frame_rate(video_in)
             mp4 = path.suffix.lower() != ".mkv"
             options = {"movflags": "use_metadata_tags+faststart"} if mp4 else {}
             with av.open(tmp, "w", format="matroska" if not mp4 else None, options=options) as out:
                 out.metadata.update({**metadata(kind), **(tags or {})})
-                video = out.add_stream("libx264", rate=rate)
                 width, height = size or (video_in.width, video_in.height)
-                # yuv420p needs even sides: an odd-sized source gets one replicated edge row/column.
-                video.width, video.height = width + width % 2, height + height % 2
-                video.pix_fmt = "yuv420p"
-                video.time_base = 1 / rate
-                video.options = {"crf": str(crf), "preset": preset}
+                # an odd-sized source gets one replicated edge row/column (`write` pads)
+                video = h264_stream(out, rate, width + width % 2, height + height % 2, crf, preset)
                 audio = _Audio(audio_source, out, start=_start_seconds(video_in), mp4=mp4)
                 count = 0
 

@@ -9,13 +9,13 @@ COPY`.
 import os
 import sys
 import tempfile
-from fractions import Fraction
 from pathlib import Path
 
 import av
 
 from dualface.errors import DamagedMediaError, DualfaceError
 from dualface.video import read_video
+from dualface.writer import frame_rate, h264_stream
 
 
 def browser_copy(source: Path, target: Path, crf: int = 20) -> int:
@@ -23,17 +23,14 @@ def browser_copy(source: Path, target: Path, crf: int = 20) -> int:
     the number of frames written."""
     with av.open(str(source)) as container:
         stream_in = container.streams.video[0]
-        rate = Fraction(stream_in.average_rate or stream_in.guessed_rate or 25).limit_denominator(100000)
+        rate = frame_rate(stream_in)
         width, height = stream_in.width // 2 * 2, stream_in.height // 2 * 2  # yuv420p needs even sides
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=".mp4")
     os.close(fd)
     count = 0
     try:
         with av.open(tmp, "w", options={"movflags": "faststart"}) as out:  # playable before fully loaded
-            video = out.add_stream("libx264", rate=rate)
-            video.width, video.height, video.pix_fmt = width, height, "yuv420p"
-            video.time_base = 1 / rate
-            video.options = {"crf": str(crf), "preset": "veryfast"}
+            video = h264_stream(out, rate, width, height, crf, "veryfast")
             try:
                 for _, frame in read_video(source):
                     picture = av.VideoFrame.from_ndarray(frame[:height, :width], format="rgb24")
