@@ -41,6 +41,7 @@ bench: install
 
 # dualface against faceswap 3 in the same run (the kit in ../shared/peers/faceswap; ~15 min idle, plus
 # ~3 min to install faceswap into PEER_SCRATCH the first time). SKIP_B64=1 leaves out the batch-64 pair.
+# Where bf16 is emulated (AVX2-only CPUs) the kit's two bf16 2048^3 peak passes take ~10 min each.
 PEER_KIT ?= ../shared/peers/faceswap
 PEER_SCRATCH ?= /tmp/dualface-peer
 bench-peer: install

@@ -215,7 +215,7 @@ def main() -> None:
                 finally:
                     competitor_rate = stop_competitor(competitor)
                 results.setdefault(work, {})[policy] = {
-                    "unit": key.replace("_per_s", "s/s").replace("fps", "frames/s"),
+                    "unit": "EGs/s" if work == "train" else "frames/s",
                     "idle": idle[key],
                     "loaded": loaded[key],
                     "ratio": round(loaded[key] / idle[key], 3),
