@@ -445,9 +445,18 @@ def _cancel_and_watch(client: TestClient, job: str, release: Path, studio: Path)
 
 
 def test_ctrl_c_during_start_up_ends_without_a_traceback(tmp_path):
-    # `train` loads torch once its options are read (they are torch-free): interrupt it while it loads
-    run = dualface("train", str(tmp_path / "a"), str(tmp_path / "b"), "-m", str(tmp_path / "m"))
-    wait_for(lambda: b"torch" in read(Path(f"/proc/{run.pid}/maps")), 300, "torch to be loading")
-    run.send_signal(signal.SIGINT)
-    _, stderr = run.communicate(timeout=60)
-    assert run.returncode == 130 and "Traceback" not in stderr, stderr
+    # `train` loads torch once its options are read (they are torch-free): interrupt it while it loads. On a
+    # busy machine the signal can land after the import, and the run then ends with its own one-line error
+    # about the missing folders: try a few times, and never accept a traceback.
+    codes = []
+    for attempt in range(3):
+        run = dualface("train", str(tmp_path / "a"), str(tmp_path / "b"), "-m", str(tmp_path / f"m{attempt}"))
+        maps = Path(f"/proc/{run.pid}/maps")
+        wait_for(lambda: b"torch" in read(maps), 300, "torch to be loading")  # noqa: B023 (called at once)
+        run.send_signal(signal.SIGINT)
+        _, stderr = run.communicate(timeout=60)
+        assert "Traceback" not in stderr, stderr
+        codes.append(run.returncode)
+        if run.returncode == 130:
+            break
+    assert codes[-1] == 130, codes
