@@ -60,7 +60,7 @@ def transcode(clip: Path, output: Path) -> float:
     """Frames/s of a plain decode + H.264 re-encode with convert's own writer and settings."""
     start = time.perf_counter()
     count = 0
-    with video_writer(output, clip, ConvertConfig.crf, ConvertConfig.preset, kind="transcode") as write:
+    with video_writer(output, clip, ConvertConfig.crf, ConvertConfig.x264_preset, kind="transcode") as write:
         for _, frame in prefetch(read_video(clip)):
             write(frame)
             count += 1
