@@ -70,7 +70,7 @@ def _parameter(name: str, f: dataclasses.Field, opt: Option) -> inspect.Paramete
         info = typer.Argument(default, help=help, show_default=False, metavar=name.upper())
     else:
         flags = opt.names(name)
-        if kind is bool:
+        if kind in (bool, bool | None):  # an on/off pair; None: the preset decides
             flags = [f"{flags[0]}/--no-{flags[0][2:]}"]
         info = typer.Option(default, *flags, help=help, show_default=not required and default not in (None, []))
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=kind)

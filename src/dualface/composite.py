@@ -58,14 +58,21 @@ def _scale(factor: float) -> np.ndarray:
 
 def face_mask(face: Face, cfg: PasteConfig, model_size: int) -> np.ndarray:
     """The blend mask in MASK_SIZE crop pixels (float32 in [0, 1]), eroded and feathered."""
+    if cfg.mask == "learned" and face.learned_mask is None:
+        raise DualfaceError("--mask learned needs a model trained with a mask head (--learn-mask, the hd preset)")
+    learned = None
+    if face.learned_mask is not None and cfg.mask in ("learned", "auto"):
+        learned = cv2.resize(face.learned_mask, (MASK_SIZE, MASK_SIZE), interpolation=cv2.INTER_LINEAR)
+        learned = (learned > 0.5).astype(np.float32)
     if cfg.mask == "learned":
-        if face.learned_mask is None:
-            raise DualfaceError("--mask learned needs a model trained with a mask head (the hd preset)")
-        mask = cv2.resize(face.learned_mask, (MASK_SIZE, MASK_SIZE), interpolation=cv2.INTER_LINEAR)
-        mask = (mask > 0.5).astype(np.float32)
+        mask = learned
     else:
         points = transform_points(face.landmarks, face.matrix) * (MASK_SIZE / model_size)
-        mask = MASKS[cfg.mask](points, MASK_SIZE)
+        mask = MASKS["extended" if cfg.mask == "auto" else cfg.mask](points, MASK_SIZE)
+        if learned is not None:
+            # The source's face outline, but only where the decoder drew a face: a target whose face is
+            # narrower than the source's is drawn with its own backdrop at the sides, which must not be pasted.
+            mask = mask * learned
     # The extended hull reaches past the crop's top: close the mask there, so the feather runs along
     # the crop's edge too instead of leaving a hard line.
     mask[[0, -1], :] = 0

@@ -152,6 +152,13 @@ class TrainConfig:
     loss: str = option("ssim_l1", choices=keys_of("dualface.losses", "LOSSES"), help="Reconstruction loss.")
     mask_loss_weight: float = option(1.0, low=0, cli=False, help="With a learned mask: weight of its L1 loss.")
     cycle_weight: float = option(0.0, low=0, help="Latent cycle consistency: swaps encode back.")
+    gan_power: float = option(
+        0.0, low=0, help="Weight of a patch critic's loss, for sharper faces (0: off; try 0.03, gan.py)."
+    )
+    gan_after: int = option(1000, low=0, help="Steps of reconstruction alone before the critic starts.")
+    learn_mask: bool | None = option(
+        None, help="Decoders also draw the face's mask, used when pasting (default: the preset's)."
+    )
     background_weight: float = option(0.1, low=0, cli=False, help="Loss weight outside the face mask.")
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     precision: str = option(
@@ -234,9 +241,10 @@ class PasteConfig:
     static-swap floor with the settings the conversion recorded."""
 
     mask: str = option(
-        "extended",
-        choices=lambda: [*keys_of("dualface.masks", "MASKS")(), "learned"],
-        help="Blend mask: hull, extended, or learned (hd models).",
+        "auto",
+        choices=lambda: ["auto", *keys_of("dualface.masks", "MASKS")(), "learned"],
+        help="Blend mask: hull, extended, learned (the model's mask head), or auto: the extended hull cut to "
+        "where the model's mask says face, where it has a mask head (else extended).",
     )
     erode: float = option(0.0, above=-50, below=50, help="Shrink the mask by this % of the face crop (negative grows).")
     feather: float = option(5.0, low=0, below=50, help="Soft edge of the mask, % of the face crop.")

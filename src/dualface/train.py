@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from dualface import gan
 from dualface.augment import Batch, sample_batch
 from dualface.checkpoint import (
     digest,
@@ -128,8 +129,9 @@ def to_tensors(batches: dict[str, Batch], device: torch.device, channels_last: b
 
 def compute_losses(
     model: torch.nn.Module, tensors: dict[str, dict], cfg: TrainConfig, dtype: torch.dtype, device: torch.device
-) -> dict[str, torch.Tensor]:
-    """Each identity's masked reconstruction loss (plus its mask loss, with a learned mask)."""
+) -> tuple[dict[str, torch.Tensor], dict]:
+    """Each identity's masked reconstruction loss (plus its mask loss, with a learned mask), and the
+    model's outputs."""
     loss_fn = LOSSES[cfg.loss]
     with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
         outputs = model({name: t["inputs"] for name, t in tensors.items()}, cycle=cfg.cycle_weight > 0)
@@ -145,7 +147,7 @@ def compute_losses(
             drift = (out.cycled.float() - code).abs().mean() / code.abs().mean().clamp_min(1e-6)
             loss = loss + cfg.cycle_weight * drift
         losses[name] = loss
-    return losses
+    return losses, outputs
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -181,8 +183,8 @@ def _train(
     elif start_from:
         model_cfg = ModelConfig(**start_from.meta["model_config"])
     else:
-        shared = {} if cfg.shared_upscales is None else {"shared_upscales": cfg.shared_upscales}
-        model_cfg = ModelConfig.from_preset(cfg.preset, **shared)
+        overrides = {k: v for k in ("shared_upscales", "learn_mask") if (v := getattr(cfg, k)) is not None}
+        model_cfg = ModelConfig.from_preset(cfg.preset, **overrides)
     if resume_from and resume_from.meta["identities"] != cfg.names:
         raise DualfaceError(f"{cfg.model_dir} was trained on {resume_from.meta['identities']}, not {cfg.names}")
 
@@ -217,6 +219,7 @@ def _train(
         step = resume_from.step
         lr_scale = resume_from.meta.get("lr_scale", 1.0)
         best = resume_from.meta.get("best_loss", math.inf)
+    critic, critic_optimizer = _critic(cfg, device, resume_from is not None)
     average = start_average(model, resume_from, cfg)
     shown = average if average is not None else model  # what previews, held-out figures and best.safetensors use
     train_model: torch.nn.Module = model
@@ -245,7 +248,7 @@ def _train(
     for _ in range(2):
         probe = {s.name: sample_batch(s, model_cfg.size, 2, probe_rng, cfg.augment) for s in sets}
         with torch.no_grad():
-            check = compute_losses(model, to_tensors(probe, device, channels_last), cfg, dtype, device)
+            check, _ = compute_losses(model, to_tensors(probe, device, channels_last), cfg, dtype, device)
         if not all(torch.isfinite(v) for v in check.values()):
             raise DualfaceError("the loss is not finite before training started: the faces or settings are broken")
 
@@ -284,8 +287,14 @@ def _train(
             for group in optimizer.param_groups:
                 group["lr"] = lr
             tensors = to_tensors(batches, device, channels_last)
-            losses = compute_losses(train_model, tensors, cfg, dtype, device)
+            losses, outputs = compute_losses(train_model, tensors, cfg, dtype, device)
             total = sum(losses.values())
+            adversarial = critic is not None and step >= cfg.gan_after
+            if adversarial:  # the reconstruction losses stay what is logged and what picks the best weights
+                drawn = {name: outputs[name].rgb.float() for name in tensors}
+                total = total + cfg.gan_power * sum(
+                    gan.generator_loss(critic, drawn[name], t["masks"]) for name, t in tensors.items()
+                )
             if any_rank(not torch.isfinite(total), ctx):
                 rollbacks += 1
                 if rollbacks > 5:
@@ -305,6 +314,15 @@ def _train(
             total.backward()
             torch.nn.utils.clip_grad_norm_(trainable, cfg.clip)
             optimizer.step()
+            if adversarial:
+                critic_optimizer.zero_grad(set_to_none=True)
+                judged = (gan.critic_loss(critic, t["targets"], drawn[name], t["masks"]) for name, t in tensors.items())
+                sum(judged).backward()
+                if ctx.world > 1:  # one critic for all processes: average its gradients as DDP does the model's
+                    for p in critic.parameters():
+                        torch.distributed.all_reduce(p.grad)
+                        p.grad /= ctx.world
+                critic_optimizer.step()
             step += 1
             if average is not None:
                 update_average(average, model, cfg.average, step)
@@ -340,6 +358,8 @@ def _train(
                 best_eval = _evaluate(shown, held_out, sets, cfg, step, writer, best_eval, meta_base)
             if step % cfg.save_every == 0 or reason:
                 best = save(model, optimizer, step, cfg, ctx, meta_base, lr_scale, ema, best, average)
+                if critic is not None and ctx.main:
+                    gan.save_critic(cfg.model_dir, critic, critic_optimizer, step)
                 snapshot = (step, {k: v.detach().clone() for k, v in model.state_dict().items()})
                 rollbacks = 0
             if reason:
@@ -349,6 +369,8 @@ def _train(
         stopped_by = "interrupted"
         if ctx.main:
             best = save(model, optimizer, step, cfg, ctx, meta_base, lr_scale, ema, best, average, barrier=False)
+            if critic is not None:
+                gan.save_critic(cfg.model_dir, critic, critic_optimizer, step)
     finally:
         bar.close()
         stream.close()
@@ -363,6 +385,17 @@ def _train(
     return TrainSummary(
         step, elapsed, egs, dict(ema), stopped_by, latest_checkpoint(cfg.model_dir), weights_digest(model)
     )
+
+
+def _critic(cfg: TrainConfig, device: torch.device, resumed: bool):
+    """The patch critic and its optimizer where --gan-power asks for one (a resumed run's, restored)."""
+    if not cfg.gan_power:
+        return None, None
+    critic = gan.PatchCritic().to(device)
+    optimizer = torch.optim.Adam(critic.parameters(), lr=cfg.lr, betas=(0.5, 0.999), **_fused(device))
+    if resumed and gan.load_critic(cfg.model_dir, critic, optimizer) is None:
+        log.warning("--resume: no %s in %s; the critic starts afresh", gan.CRITIC_FILE, cfg.model_dir)
+    return critic, optimizer
 
 
 def weights_digest(model: torch.nn.Module) -> str:

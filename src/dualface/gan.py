@@ -1,0 +1,71 @@
+"""A patch critic for sharpness: DeepFaceLab's "GAN power". Reconstruction losses are minimised by the
+average of the faces a code could stand for, which is a blur; a critic that tells real face patches from
+drawn ones pushes the decoders to draw texture instead.
+
+The critic is pix2pix's PatchGAN (Isola et al., "Image-to-Image Translation with Conditional Adversarial
+Networks", CVPR 2017), thin enough for a CPU: one logit per ~30 px patch, judged inside the face mask only
+(the background is not what we paste). The loss is the non-saturating logistic one (Goodfellow et al. 2014).
+It is off by default, and, where switched on, starts after `--gan-after` steps, once the reconstruction has
+settled: a critic on faces that are still blobs teaches the decoders noise.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dualface.checkpoint import load_checkpoint, save_checkpoint
+from dualface.errors import DualfaceError
+
+CRITIC_FILE = "critic.safetensors"  # beside the checkpoints: the critic is training state, never inference
+
+
+class PatchCritic(nn.Module):
+    def __init__(self, width: int = 16):
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = 3
+        for out in (width, 2 * width, 4 * width):  # three stride-2 convs: a 16x16 grid of patches at 128 px
+            layers += [nn.Conv2d(channels, out, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
+            channels = out
+        layers += [nn.Conv2d(channels, channels, 3, padding=1), nn.LeakyReLU(0.2), nn.Conv2d(channels, 1, 3, padding=1)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, faces: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S) faces in [0, 1] -> (B, 1, S/8, S/8) logits: real > 0."""
+        return self.net(faces * 2 - 1)
+
+
+def generator_loss(critic: nn.Module, drawn: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """How far the drawn faces are from passing as real (the critic's own weights get no gradient)."""
+    critic.requires_grad_(False)
+    try:
+        return F.softplus(-critic(drawn * mask)).mean()
+    finally:
+        critic.requires_grad_(True)
+
+
+def critic_loss(critic: nn.Module, real: torch.Tensor, drawn: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The critic's logistic loss: real faces up, drawn faces (detached) down."""
+    return F.softplus(-critic(real * mask)).mean() + F.softplus(critic(drawn.detach() * mask)).mean()
+
+
+def save_critic(folder: Path, critic: nn.Module, optimizer: torch.optim.Optimizer, step: int) -> None:
+    save_checkpoint(Path(folder) / CRITIC_FILE, critic, optimizer, step, {"role": "critic"})
+
+
+def load_critic(folder: Path, critic: nn.Module, optimizer: torch.optim.Optimizer) -> int | None:
+    """Restore a resumed run's critic; the step it was saved at, or None where there is none."""
+    path = Path(folder) / CRITIC_FILE
+    if not path.exists():
+        return None
+    saved = load_checkpoint(path)
+    try:
+        critic.load_state_dict(saved.model)
+        optimizer.load_state_dict(saved.optimizer)
+    except (RuntimeError, ValueError):
+        raise DualfaceError(f"{path}: a critic of another shape; delete it to start the critic afresh") from None
+    return saved.step
