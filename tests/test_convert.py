@@ -4,6 +4,7 @@ face replaced and nothing else, the mark on every frame, and bad input refused w
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -19,6 +20,7 @@ from dualface.extract import extract
 from dualface.masks import hull_in_frame
 from dualface.video import read_video
 from dualface.watermark import MAX_BIT_ERRORS, embed_watermark, read_watermark, verify
+from dualface.writer import video_writer
 
 
 def run(model: Path, clip: Path, output: Path, **settings):
@@ -88,6 +90,21 @@ def test_watermark_reads_back_exactly_and_not_where_absent():
     assert read_watermark(marked) == 0
     assert read_watermark(frame) > MAX_BIT_ERRORS
     assert np.abs(marked.astype(int) - frame).mean() < 3  # invisible: a small, chroma-only change
+
+
+def test_writer_marks_the_encoders_chroma_through_crf_28_at_720p(tmp_path):
+    """The writer puts the mark straight into the I420 picture it encodes: it must read back from the
+    decoded file on every frame at a harder compression than the default, and be absent when turned off."""
+    big = [cv2.resize(f, (1280, 720), interpolation=cv2.INTER_CUBIC) for f in frames(S1)[:8]]
+    for mark in (True, False):
+        out = tmp_path / f"{mark}.mp4"
+        with video_writer(out, S1, crf=28, size=(1280, 720), mark=mark) as write:
+            for frame in big:
+                write(frame)
+        report = verify(out, samples=0)
+        assert len(report.frames) == 8 and report.found == (8 if mark else 0)
+        decoded = frames(out)
+        assert np.abs(decoded[3].astype(int) - big[3]).mean() < 4  # the picture itself is kept
 
 
 def test_verify_command_exit_codes(converted):

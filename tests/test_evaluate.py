@@ -60,7 +60,9 @@ def test_a_static_swap_is_the_floor_and_never_usable(tiny_model, tmp_path, face_
     floor = static_swap_video(S1, StaticSwap(model, "brbk7n", PasteConfig()), tmp_path / "floor.mp4")
     assert verify(floor, samples=3).marked
     ev, _ = run(tiny_model, S1, floor, "brbk7n", tmp_path, target_faces=face_dirs[1])
-    assert ev.scores["mouth"].normalised <= 0.15 and ev.scores["eyes"].normalised <= 0.15
+    # The still face's eye opening is landmark jitter: the same floor written at crf 16, 18 and 20 read eyes
+    # 0.12, 0.17 and 0.14 normalised (mouth -0.01 to 0.02); a swap whose eyes follow the source reads ~1.
+    assert ev.scores["mouth"].normalised <= 0.15 and ev.scores["eyes"].normalised <= 0.2
     assert not ev.usable and "mouth" in ev.failed
 
     first = next(read_video(OTHER))[1]

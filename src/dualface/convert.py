@@ -173,7 +173,7 @@ def convert(cfg: ConvertConfig) -> ConvertSummary:
             def keep(index: int, out: Frame) -> None:
                 path = _image_path(cfg, source, index)
                 hidden = path.with_name(f".{path.stem}.dualface-partial{path.suffix}")
-                write_image(hidden, out)
+                write_image(hidden, embed_watermark(out) if cfg.watermark else out)
                 written.append((hidden, path))
 
             try:
@@ -186,7 +186,9 @@ def convert(cfg: ConvertConfig) -> ConvertSummary:
                     hidden.unlink(missing_ok=True)
         else:
             tags = {"dualface_conversion": json.dumps(recorded_settings(cfg, summary), sort_keys=True)}
-            with video_writer(cfg.output, source.path, cfg.crf, cfg.x264_preset, tags=tags) as write:
+            with video_writer(
+                cfg.output, source.path, cfg.crf, cfg.x264_preset, tags=tags, mark=cfg.watermark
+            ) as write:
                 results(lambda index, out: write(out))
                 _check_swapped(summary, source)  # raising here discards the temporary output
     except DamagedMediaError as error:
@@ -233,7 +235,7 @@ def _image_path(cfg: ConvertConfig, source: Source, index: int) -> Path:
 def _converted(frames, model, cfg, source_embedding, others, summary) -> Iterator[tuple[int, Frame]]:
     """(index, converted frame) in order, from stages that overlap in threads: finding and cropping the
     faces (decoding runs ahead of it in a thread of its own), the model on batches of `cfg.batch` frames,
-    and compositing with the watermark; the caller encodes (libx264 threads of its own). Stages hand their
+    and compositing; the caller marks and encodes (libx264 threads of its own). Stages hand their
     work on through bounded queues, so the slowest sets the pace while the others use the idle cores, and
     memory holds a few batches of frames at most. `summary.timings` gets each stage's busy seconds: with
     the overlap they add up to more than the wall time."""
@@ -291,17 +293,13 @@ def _drawn(found, model, cfg, summary) -> Iterator[tuple[int, Frame, list[Face]]
 
 
 def _composited(drawn, size: int, cfg, summary) -> Iterator[tuple[int, Frame]]:
-    """Each frame with its drawn faces pasted in, and the watermark."""
+    """Each frame with its drawn faces pasted in (the writer marks it)."""
     states: dict[int, TrackState] = {}
     timings = summary.timings
     for index, frame, faces in drawn:
         t = time.perf_counter()
         out = composite(frame, faces, cfg.paste, size, states)
         timings["blend"] += time.perf_counter() - t
-        if cfg.watermark:
-            t = time.perf_counter()
-            out = embed_watermark(out)
-            timings["watermark"] += time.perf_counter() - t
         if faces:
             summary.frames_swapped += 1
             summary.faces_swapped += len(faces)

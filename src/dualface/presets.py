@@ -33,6 +33,9 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
         "latent": 256,
         "bottleneck_width": 256,
         "decoder_widths": (192, 96, 64, 32, 16),
+        # The decoders also draw where their face is: pasting keeps only that part of the source's outline,
+        # so a target with a narrower face does not bring its backdrop along (quality_lite128_gan_mask_60m).
+        "learn_mask": True,
     },
     "hd": {
         "lr": 5e-5,

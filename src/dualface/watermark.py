@@ -37,13 +37,17 @@ MAX_BIT_ERRORS = 3  # of 32: an unmarked frame reads this close to the payload a
 MIN_SIDE = 256  # smaller images are too few blocks for a reliable vote; they get metadata only
 
 
-def _low_band_blocks(u: np.ndarray) -> tuple[np.ndarray, int, int]:
-    """(4, 4, N) blocks of the Haar low band of a plane (block elements first: long vector ops), and the
-    block grid's rows and columns."""
-    low = cv2.resize(u, (u.shape[1] // 2, u.shape[0] // 2), interpolation=cv2.INTER_AREA) * 2  # (a+b+c+d)/2
+def _blocks(low: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """(4, 4, N) blocks of a low band (block elements first: long vector ops), and the grid's rows and
+    columns."""
     rows, cols = low.shape[0] // BLOCK, low.shape[1] // BLOCK
     blocks = low[: rows * BLOCK, : cols * BLOCK].reshape(rows, BLOCK, cols, BLOCK).transpose(1, 3, 0, 2)
     return np.ascontiguousarray(blocks.reshape(BLOCK, BLOCK, rows * cols)), rows, cols
+
+
+def _low_band(u: np.ndarray) -> np.ndarray:
+    """The Haar low band of a full-size U plane: (a+b+c+d)/2 over each 2x2 cell."""
+    return cv2.resize(u, (u.shape[1] // 2, u.shape[0] // 2), interpolation=cv2.INTER_AREA) * 2
 
 
 def _top_singular(blocks: np.ndarray, iterations: int = 6) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -64,22 +68,48 @@ def _u_plane(frame: Frame) -> tuple[np.ndarray, np.ndarray]:
     return yuv, yuv[: even[0], : even[1], 1].astype(np.float32)
 
 
-def embed_watermark(frame: Frame) -> Frame:
-    """A copy of an RGB frame carrying the mark (frames under 256 px a side are returned unmarked)."""
-    if min(frame.shape[:2]) < MIN_SIDE:
-        return frame.copy()
-    yuv, u = _u_plane(frame)
-    blocks, rows, cols = _low_band_blocks(u)
+def _cell_change(low: np.ndarray) -> np.ndarray:
+    """What to add to each 2x2 cell of the U plane (one value per cell: the low band's shape, cut to whole
+    blocks) so that every block's top singular value says its bit."""
+    blocks, rows, cols = _blocks(low)
     s, left, right = _top_singular(blocks)
     bit = np.resize(BITS, rows * cols)
     # Halved: a low-band coefficient is spread over its 2x2 pixels as half its value each.
     change = ((np.floor(s / SCALE) + 0.25 + 0.5 * bit) * SCALE - s) * 0.5
     delta = (left[:, None, :] * right[None, :, :] * change).reshape(BLOCK, BLOCK, rows, cols)
-    delta = delta.transpose(2, 0, 3, 1).reshape(rows * BLOCK, cols * BLOCK)
-    h, w = rows * BLOCK * 2, cols * BLOCK * 2
+    return delta.transpose(2, 0, 3, 1).reshape(rows * BLOCK, cols * BLOCK)
+
+
+def embed_watermark(frame: Frame) -> Frame:
+    """A copy of an RGB frame carrying the mark (frames under 256 px a side are returned unmarked)."""
+    if min(frame.shape[:2]) < MIN_SIDE:
+        return frame.copy()
+    yuv, u = _u_plane(frame)
+    delta = _cell_change(_low_band(u))
+    h, w = delta.shape[0] * 2, delta.shape[1] * 2
     u[:h, :w] += cv2.resize(delta, (w, h), interpolation=cv2.INTER_NEAREST)
     yuv[: u.shape[0], : u.shape[1], 1] = np.clip(np.rint(u), 0, 255).astype(np.uint8)
     return cv2.cvtColor(yuv, cv2.COLOR_YUV2RGB)
+
+
+# An I420 frame's Cb plane is the U plane above, averaged over 2x2 cells (the low band's cells) and scaled to
+# BT.601's studio range: U - 128 = (B - Y) * 0.492 (OpenCV's YUV), Cb - 128 = (B - Y) * 0.439 / 0.886 (its I420).
+CB_TO_U = 0.492111 / (0.439 / 0.886)
+
+
+def mark_i420(picture: np.ndarray) -> None:
+    """Mark an I420 picture ((H * 3/2, W) uint8, as cv2.COLOR_RGB2YUV_I420 gives) in place: the same mark as
+    `embed_watermark`, written straight into the chroma the encoder takes, so a video frame needs no RGB ->
+    YUV -> RGB round trip of its own. Pictures under 256 px a side are left unmarked."""
+    height, width = picture.shape[0] * 2 // 3, picture.shape[1]
+    if min(height, width) < MIN_SIDE:
+        return
+    cb = picture[height:].reshape(-1)[: (height // 2) * (width // 2)].reshape(height // 2, width // 2)
+    even = (height // 4 * 2, width // 4 * 2)  # the U plane's cells that embed_watermark's plane covers
+    low = ((cb[: even[0], : even[1]].astype(np.float32) - 128) * CB_TO_U + 128) * 2
+    delta = _cell_change(low) / CB_TO_U
+    h, w = delta.shape
+    cb[:h, :w] = np.clip(np.rint(cb[:h, :w] + delta), 0, 255).astype(np.uint8)
 
 
 def read_watermark(frame: Frame) -> int:
@@ -87,7 +117,7 @@ def read_watermark(frame: Frame) -> int:
     if min(frame.shape[:2]) < MIN_SIDE:
         return len(BITS)
     _, u = _u_plane(frame)
-    blocks, _, _ = _low_band_blocks(u)
+    blocks, _, _ = _blocks(_low_band(u))
     s = _top_singular(blocks)[0]
     bit = (s % SCALE) > SCALE / 2
     slot = np.arange(len(s)) % len(BITS)
