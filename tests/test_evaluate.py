@@ -72,7 +72,7 @@ def test_a_static_swap_is_the_floor_and_never_usable(tiny_model, tmp_path, face_
     ev, _ = run(tiny_model, S1, static_swap_video(S1, real, tmp_path / "real.mp4"), "brbk7n", tmp_path,
                 target_faces=face_dirs[1])  # fmt: skip
     assert ev.scores["identity_transfer"].value == 1.0
-    assert abs(ev.scores["mouth"].value) <= 0.15 and abs(ev.scores["eyes"].value) <= 0.15
+    assert abs(ev.scores["mouth"].value) <= 0.15 and abs(ev.scores["eyes"].value) <= 0.2  # eyes: jitter, as above
     assert ev.scores["mouth"].normalised <= 0.15
     assert not ev.usable and "mouth" in ev.failed
 
@@ -95,7 +95,7 @@ def test_convert_records_its_checkpoint_and_evaluate_uses_it(tiny_model, tmp_pat
     summary = convert(ConvertConfig(S1, tiny_model, swap, "brbk7n", checkpoint="last", progress=False))
     recorded = recorded_conversion(swap)
     assert recorded["checkpoint"] == str(summary.checkpoint) and recorded["step"] == summary.step == 6
-    assert recorded["paste"]["mask"] == "extended"
+    assert recorded["paste"]["mask"] == "auto"
     result = dualface("convert", str(S1), "-m", str(tiny_model), "--to", "brbk7n", "-o", str(tmp_path / "b.mp4"))
     assert result.returncode == 0 and "(step 6)" in result.stdout
     with pytest.raises(DualfaceError, match="no such file"):
