@@ -92,13 +92,15 @@ def embed_watermark(frame: Frame) -> Frame:
     return cv2.cvtColor(yuv, cv2.COLOR_YUV2RGB)
 
 
-# An I420 frame's Cb plane is the U plane above, averaged over 2x2 cells (the low band's cells) and scaled to
-# BT.601's studio range: U - 128 = (B - Y) * 0.492 (OpenCV's YUV), Cb - 128 = (B - Y) * 0.439 / 0.886 (its I420).
-CB_TO_U = 0.492111 / (0.439 / 0.886)
+# The writer's I420 Cb plane (writer.rgb_to_i420) is the U plane above, averaged over 2x2 cells (the low band's
+# cells) and scaled to BT.601's studio range: U - 128 = (B - Y) * 0.492111 (OpenCV's YUV), Cb - 128 =
+# (B - Y) * CB_OF_B / (1 - 0.114), where CB_OF_B is Cb's blue coefficient.
+CB_OF_B = 0.439216
+CB_TO_U = 0.492111 / (CB_OF_B / 0.886)
 
 
 def mark_i420(picture: np.ndarray) -> None:
-    """Mark an I420 picture ((H * 3/2, W) uint8, as cv2.COLOR_RGB2YUV_I420 gives) in place: the same mark as
+    """Mark an I420 picture ((H * 3/2, W) uint8, as writer.rgb_to_i420 gives) in place: the same mark as
     `embed_watermark`, written straight into the chroma the encoder takes, so a video frame needs no RGB ->
     YUV -> RGB round trip of its own. Pictures under 256 px a side are left unmarked."""
     height, width = picture.shape[0] * 2 // 3, picture.shape[1]

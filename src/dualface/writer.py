@@ -23,7 +23,7 @@ from dualface.errors import DualfaceError
 from dualface.files import FILE_MODE, atomic_write_bytes, remove_stale_temps
 from dualface.provenance import SYNTHETIC_NOTICE, png_info
 from dualface.types import Frame
-from dualface.watermark import mark_i420
+from dualface.watermark import CB_OF_B, mark_i420
 
 VIDEO_OUTPUTS = {".mp4", ".mov", ".m4v", ".mkv"}
 IMAGE_OUTPUTS = {".png", ".jpg", ".jpeg"}
@@ -127,7 +127,7 @@ def video_writer(
 
 
 # BT.601 studio-range chroma, as libswscale computes it: Cb and Cr = this matrix times (R, G, B, 1).
-_CHROMA = np.array([[-0.148223, -0.290993, 0.439216, 128], [0.439216, -0.367788, -0.071427, 128]], np.float32)
+_CHROMA = np.array([[-0.148223, -0.290993, CB_OF_B, 128], [0.439216, -0.367788, -0.071427, 128]], np.float32)
 
 
 def rgb_to_i420(frame: Frame) -> np.ndarray:
