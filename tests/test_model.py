@@ -90,6 +90,20 @@ def test_ssim_is_one_for_identical_and_lower_for_noise():
     assert ssim_map(x, (x + 0.3 * torch.randn_like(x)).clamp(0, 1)).mean() < 0.8
 
 
+@pytest.mark.parametrize("shape", [(2, 3, 64, 64), (1, 3, 40, 72)])
+def test_ssim_matches_the_textbook_window(shape):
+    # Wang et al.: an 11x11 Gaussian window (sigma 1.5), here as one 2D convolution over reflect padding.
+    x, y = torch.rand(shape), torch.rand(shape)
+    g = torch.exp(-((torch.arange(11.0) - 5) ** 2) / (2 * 1.5**2))
+    window = (g[:, None] * g[None, :] / g.sum() ** 2).expand(3, 1, 11, 11)
+    blur = lambda t: torch.nn.functional.conv2d(torch.nn.functional.pad(t, (5,) * 4, mode="reflect"), window, groups=3)  # noqa: E731
+    mu_x, mu_y = blur(x), blur(y)
+    var_x, var_y, cov = blur(x * x) - mu_x**2, blur(y * y) - mu_y**2, blur(x * y) - mu_x * mu_y
+    c1, c2 = 0.01**2, 0.03**2
+    textbook = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+    assert torch.allclose(ssim_map(x, y), textbook, atol=1e-4)
+
+
 def test_masks_from_landmarks():
     points = MEAN_FACE * 40 + 12
     hull, extended = hull_mask(points, 64), extended_mask(points, 64)

@@ -26,6 +26,7 @@ from dualface.config import AugmentConfig, ExtractConfig, TrainConfig, parse_dur
 from dualface.data import load_face_set
 from dualface.errors import DualfaceError
 from dualface.extract import extract
+from dualface.landmarks import mouth_opening
 from dualface.model import Autoencoder, ModelConfig
 from dualface.train import learning_rate, train, weights_digest
 
@@ -60,6 +61,29 @@ def test_augmentation_moves_face_and_mask_together(face_dirs):
     for target, mask in zip(moved.targets, moved.masks, strict=True):
         redness = target[..., 0].astype(int) - target[..., 2]
         assert redness[mask > 0].mean() > redness[mask == 0].mean() + 30  # on skin, not hair or blue backdrop
+
+
+def test_balance_draws_rare_mouth_openings_more_often(face_dirs):
+    faces = load_face_set(face_dirs[0], LITE)
+    opening = np.array([mouth_opening(p) for p in faces.landmarks])
+    wide = opening >= np.quantile(opening, 0.8)  # the widest fifth of this speaker's mouths
+
+    def share_wide(balance: float) -> float:
+        chances = faces.draw_probabilities(balance)
+        return 0.2 if chances is None else float(chances[wide].sum())
+
+    assert share_wide(0) == 0.2 and share_wide(0.5) > 0.22 and share_wide(1.0) > share_wide(0.5)
+    # Through sample_batch, unaugmented: each target is one face's centre crop, so the draws can be read back.
+    still = dict(rotation=0, zoom=0, shift=0, flip=0, warp=0, lightness=0, color=0)
+    crops = faces.faces[:, 8:72, 8:72].reshape(len(faces), -1).astype(np.int32)
+
+    def mean_opening(balance: float) -> float:
+        batch = sample_batch(faces, 64, 300, np.random.default_rng(0), AugmentConfig(**still, balance=balance))
+        targets = batch.targets.reshape(len(batch.targets), -1).astype(np.int32)
+        picks = [np.abs(crops - t).sum(1).argmin() for t in targets]
+        return float(opening[picks].mean())
+
+    assert mean_opening(1.0) > mean_opening(0.0) * 1.1
 
 
 def test_random_warp_changes_input_only_smoothly():
@@ -131,10 +155,13 @@ def test_training_writes_everything_and_learns(face_dirs, tmp_path):
     assert [s for s, _ in steps] == [1, 2, 3, 4, 5, 6]
 
 
-def test_resume_continues_exactly(face_dirs, tmp_path):
-    straight = train(quick(face_dirs, tmp_path / "one", iterations=6))
-    train(quick(face_dirs, tmp_path / "two", iterations=3))
-    resumed = train(quick(face_dirs, tmp_path / "two", iterations=6, resume=True))
+@pytest.mark.parametrize("layout", [None, True])  # None: the machine's default; True: channels-last anywhere
+def test_resume_continues_exactly(face_dirs, tmp_path, layout):
+    # Channels-last once broke this: the checkpoint's Adam moments came back contiguous under channels-last
+    # weights, and the resumed run drifted (1e-4 in the loss after 3 steps).
+    straight = train(quick(face_dirs, tmp_path / "one", iterations=6, channels_last=layout))
+    train(quick(face_dirs, tmp_path / "two", iterations=3, channels_last=layout))
+    resumed = train(quick(face_dirs, tmp_path / "two", iterations=6, resume=True, channels_last=layout))
     assert resumed.step == 6
     np.testing.assert_allclose(
         [v for _, v in losses_in(tmp_path / "two")], [v for _, v in losses_in(tmp_path / "one")], rtol=1e-5

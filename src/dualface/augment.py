@@ -60,9 +60,11 @@ def jitter_color(image: Frame, rng: np.random.Generator, cfg: AugmentConfig) -> 
 
 
 def sample_batch(faces: FaceSet, size: int, batch: int, rng: np.random.Generator, cfg: AugmentConfig) -> Batch:
-    """Draw `batch` faces with replacement and augment them."""
+    """Draw `batch` faces with replacement (rare expressions more often, with `cfg.balance`) and augment
+    them."""
     work = faces.faces.shape[1]
-    picks = rng.integers(0, len(faces), batch)
+    chances = faces.draw_probabilities(cfg.balance)
+    picks = rng.integers(0, len(faces), batch) if chances is None else rng.choice(len(faces), batch, p=chances)
     inputs, targets, masks, weights = [], [], [], []
     for i in picks:
         matrix, _ = affine(rng, cfg, work, size)

@@ -7,7 +7,7 @@ same coordinates; masks are drawn from them after augmentation.
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +16,7 @@ from tqdm import tqdm
 from dualface.align import compose, crop_matrix, cut, invert, transform_points
 from dualface.alignments import read_face_png, read_face_record
 from dualface.errors import DualfaceError
+from dualface.landmarks import mouth_opening
 from dualface.model import ModelConfig
 
 log = logging.getLogger(__name__)
@@ -32,9 +33,47 @@ class FaceSet:
     landmarks: np.ndarray  # (N, 68, 2) float32 in work-crop pixels
     files: list[str]
     embedding: np.ndarray | None = None  # (128,) mean dlib identity embedding of the faces, when they have one
+    _draw: tuple[float, np.ndarray] | None = field(default=None, init=False, repr=False)
 
     def __len__(self) -> int:
         return len(self.faces)
+
+    def draw_probabilities(self, balance: float) -> np.ndarray | None:
+        """Each face's chance of being drawn (None: uniform); computed once per `balance`."""
+        if balance <= 0:
+            return None
+        if self._draw is None or self._draw[0] != balance:
+            self._draw = (balance, expression_balance(self.landmarks, balance))
+        return self._draw[1]
+
+
+EXPRESSION_BINS = (6, 5)  # mouth opening, head turn
+
+
+def expression_strata(landmarks: np.ndarray) -> np.ndarray:
+    """Each face's bin of (mouth opening, head turn), equal-width bins between the set's 1st and 99th
+    percentiles. Head turn is the nose tip's offset from the middle of the jaw's ends, over the jaw's width:
+    a 2D proxy for yaw that needs no camera model."""
+    points = np.asarray(landmarks, np.float64)
+    mouth = np.array([mouth_opening(p) for p in points])
+    jaw = np.maximum(np.abs(points[:, 16, 0] - points[:, 0, 0]), 1e-6)
+    turn = (points[:, 30, 0] - (points[:, 0, 0] + points[:, 16, 0]) / 2) / jaw
+    index = np.zeros(len(points), np.int64)
+    for values, bins in zip((mouth, turn), EXPRESSION_BINS, strict=True):
+        low, high = np.percentile(values, [1, 99])
+        edges = np.linspace(low, high, bins + 1)[1:-1]
+        index = index * bins + np.digitize(values, edges)
+    return index
+
+
+def expression_balance(landmarks: np.ndarray, balance: float) -> np.ndarray:
+    """Draw probabilities that flatten the set's spread of expressions and turns: a face in a bin of n
+    faces weighs n**-balance. 0 is uniform; 1 draws every bin equally often, which repeats the one wide-open
+    mouth of a bin as often as a thousand closed ones, so values around 0.5 are the useful ones."""
+    strata = expression_strata(landmarks)
+    counts = np.bincount(strata)
+    weights = counts[strata].astype(np.float64) ** -balance
+    return weights / weights.sum()
 
 
 def work_size(cfg: ModelConfig) -> int:

@@ -143,6 +143,17 @@ def update_average(average: Autoencoder, model: Autoencoder, decay: float, step:
     torch._foreach_lerp_(list(average.parameters()), list(model.parameters()), rate)
 
 
+def load_optimizer(optimizer: torch.optim.Optimizer, state: dict) -> None:
+    """Load saved optimizer state, its moments laid out as their parameters are. Checkpoints hold plain
+    contiguous tensors; with channels-last parameters, fused Adam stepping on contiguous moments drifted from
+    an uninterrupted run."""
+    optimizer.load_state_dict(state)
+    for param, moments in optimizer.state.items():
+        for key, value in moments.items():
+            if torch.is_tensor(value) and value.shape == param.shape:
+                moments[key] = torch.empty_like(param).copy_(value)
+
+
 def roll_back(
     model: Autoencoder,
     optimizer: torch.optim.Optimizer,
@@ -155,7 +166,7 @@ def roll_back(
     if path is not None:
         checkpoint = load_checkpoint(path)
         model.load_state_dict(checkpoint.model)
-        optimizer.load_state_dict(checkpoint.optimizer)
+        load_optimizer(optimizer, checkpoint.optimizer)
         return checkpoint.step
     step, weights = snapshot
     model.load_state_dict(weights)
