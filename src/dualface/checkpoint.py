@@ -95,6 +95,17 @@ def _sorted_metadata(raw: bytes) -> bytes:
     return len(text).to_bytes(8, "little") + text + raw[8 + length :]
 
 
+def load_optimizer(optimizer: torch.optim.Optimizer, state: dict) -> None:
+    """Load saved optimizer state, its moments laid out as their parameters are. Checkpoints hold plain
+    contiguous tensors; with channels-last parameters, fused Adam stepping on contiguous moments drifted from
+    an uninterrupted run."""
+    optimizer.load_state_dict(state)
+    for param, moments in optimizer.state.items():
+        for key, value in moments.items():
+            if torch.is_tensor(value) and value.shape == param.shape:
+                moments[key] = torch.empty_like(param).copy_(value)
+
+
 def load_checkpoint(path: Path) -> Checkpoint:
     try:
         raw = Path(path).read_bytes()

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dualface.checkpoint import load_checkpoint, save_checkpoint
+from dualface.checkpoint import load_checkpoint, load_optimizer, save_checkpoint
 from dualface.errors import DualfaceError
 
 CRITIC_FILE = "critic.safetensors"  # beside the checkpoints: the critic is training state, never inference
@@ -65,7 +65,7 @@ def load_critic(folder: Path, critic: nn.Module, optimizer: torch.optim.Optimize
     saved = load_checkpoint(path)
     try:
         critic.load_state_dict(saved.model)
-        optimizer.load_state_dict(saved.optimizer)
+        load_optimizer(optimizer, saved.optimizer)
     except (RuntimeError, ValueError):
         raise DualfaceError(f"{path}: a critic of another shape; delete it to start the critic afresh") from None
     return saved.step

@@ -13,7 +13,14 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from dualface.checkpoint import checkpoints_in, latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint
+from dualface.checkpoint import (
+    checkpoints_in,
+    latest_checkpoint,
+    load_checkpoint,
+    load_optimizer,
+    prune_checkpoints,
+    save_checkpoint,
+)
 from dualface.config import TrainConfig
 from dualface.distributed import Distributed
 from dualface.errors import DualfaceError
@@ -141,17 +148,6 @@ def update_average(average: Autoencoder, model: Autoencoder, decay: float, step:
     the average does not hold on to the random initialisation)."""
     rate = 1 - min(decay, (1 + step) / (10 + step))
     torch._foreach_lerp_(list(average.parameters()), list(model.parameters()), rate)
-
-
-def load_optimizer(optimizer: torch.optim.Optimizer, state: dict) -> None:
-    """Load saved optimizer state, its moments laid out as their parameters are. Checkpoints hold plain
-    contiguous tensors; with channels-last parameters, fused Adam stepping on contiguous moments drifted from
-    an uninterrupted run."""
-    optimizer.load_state_dict(state)
-    for param, moments in optimizer.state.items():
-        for key, value in moments.items():
-            if torch.is_tensor(value) and value.shape == param.shape:
-                moments[key] = torch.empty_like(param).copy_(value)
 
 
 def roll_back(

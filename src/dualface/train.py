@@ -27,6 +27,7 @@ from dualface.checkpoint import (
     digest,
     latest_checkpoint,
     load_checkpoint,
+    load_optimizer,
     save_checkpoint,
 )
 from dualface.config import AugmentConfig, TrainConfig
@@ -42,7 +43,6 @@ from dualface.prefetch import prefetch
 from dualface.preview import plot_loss_curve, preview_grid, save_png
 from dualface.runstate import (
     init_point,
-    load_optimizer,
     renamed,
     resume_point,
     roll_back,
