@@ -196,7 +196,10 @@ def main() -> None:
         "hardware": machine,
         "model": "starter lite weights" if args.model.name == "starter" else str(args.model),
         "to": args.to,
-        "defaults": {k: getattr(ConvertConfig, k, None) for k in ("color", "mask", "blend", "crf", "preset")},
+        "defaults": {
+            **{k: getattr(PasteConfig, k) for k in ("color", "mask", "blend")},
+            **{k: getattr(ConvertConfig, k) for k in ("crf", "x264_preset")},
+        },
         "speed": speeds,
     }
     if args.speed_only:

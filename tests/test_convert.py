@@ -155,7 +155,7 @@ def test_images_give_labelled_marked_images(tiny_model, tmp_path, stills):
 
 
 def test_smoothing_off_and_other_options_run(tiny_model, tmp_path):
-    for paste in (PasteConfig(smooth=False, color="rct"), PasteConfig(blend="poisson", mask="hull", color="hist")):
+    for paste in (PasteConfig(smooth=False, color="avg"), PasteConfig(blend="poisson", mask="hull", color="hist")):
         summary = run(tiny_model, S1, tmp_path / "o.mkv", paste=paste)
         assert summary.faces_swapped == 75 and verify(tmp_path / "o.mkv", samples=3).marked
 
@@ -172,6 +172,27 @@ def test_color_transfers_match_the_reference():
         before = np.abs(method.stats(image, mask) - method.stats(reference, mask)).mean()
         after = np.abs(method.stats(out, mask) - method.stats(reference, mask)).mean()
         assert after < 0.25 * before, name
+
+
+def test_default_color_transfer_keeps_a_darker_skins_shadows():
+    """A pale face recoloured to a darker skin (the same face with its Lab lightness scaled, as albedo is,
+    and warmer) must keep its shadows dark and untinted. A mean shift in RGB subtracts, clips the eye
+    sockets in some channels and tints them: the purple eyes of Obama -> s1."""
+    image = frames(S1)[0][40:200, 100:260].astype(np.float32) / 255
+    lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB)
+    lab[..., 0] *= 0.55
+    lab[..., 1:] += (6, 10)
+    darker = np.clip(cv2.cvtColor(lab, cv2.COLOR_LAB2RGB), 0, 1)
+    mask = np.ones(image.shape[:2], np.float32)
+    lightness = cv2.cvtColor(image, cv2.COLOR_RGB2LAB)[..., 0]
+    shadows = lightness < np.percentile(lightness, 10)
+
+    def shadow_error(name: str) -> float:
+        out = cv2.cvtColor(transfer_color(name, image, darker, mask), cv2.COLOR_RGB2LAB)
+        return float(np.linalg.norm(out[shadows] - cv2.cvtColor(darker, cv2.COLOR_RGB2LAB)[shadows], axis=-1).mean())
+
+    assert shadow_error(PasteConfig().color) < 3.0  # CIE76
+    assert shadow_error("avg") > shadow_error("none")  # the mean shift: worse than no transfer at all
 
 
 def test_flicker_counts_changes_between_frames_that_both_show_a_face(s1_landmarks):

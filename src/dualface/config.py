@@ -253,7 +253,10 @@ class PasteConfig:
     )
     erode: float = option(0.0, above=-50, below=50, help="Shrink the mask by this % of the face crop (negative grows).")
     feather: float = option(5.0, low=0, below=50, help="Soft edge of the mask, % of the face crop.")
-    color: str = option("avg", choices=keys_of("dualface.color", "COLOR_TRANSFERS"), help="Colour transfer.")
+    # rct, not avg: a mean shift in RGB takes a pale face to a dark one by subtracting, which clips the
+    # shadows (eye sockets, nostrils) in some channels and tints them (purple eyes, Obama -> s1); scaling
+    # in Lab keeps them dark. DeepFaceLab's default too.
+    color: str = option("rct", choices=keys_of("dualface.color", "COLOR_TRANSFERS"), help="Colour transfer.")
     blend: str = option("alpha", choices=keys_of("dualface.composite", "BLENDS"), help="How the face is blended in.")
     smooth: bool = option(True, help="Smooth placement, mask and colour over frames.")
     smooth_weight: float = option(
