@@ -1,4 +1,5 @@
 import csv
+import itertools
 import logging
 import os
 import subprocess
@@ -216,6 +217,21 @@ def test_helpers():
     with pytest.raises(DualfaceError):
         parse_duration("soon")
     assert learning_rate(0, 1e-4, 10) == pytest.approx(1e-5) and learning_rate(50, 1e-4, 10) == 1e-4
+
+
+def test_decay_anneals_the_learning_rate_to_a_tenth_over_the_runs_last_share(face_dirs, tmp_path):
+    # the schedule: constant until the last `decay` share of the run, then down to a tenth, never up
+    rates = [learning_rate(200, 1e-4, 10, p, 0.25) for p in np.linspace(0, 1, 41)]
+    assert rates[:30] == [1e-4] * 30 and rates[-1] == pytest.approx(1e-5)
+    assert all(a >= b for a, b in itertools.pairwise(rates)) and 1e-5 < rates[35] < 1e-4
+    # wired into training: the log's rate, by steps (--iterations)
+    quick_run = quick(face_dirs, tmp_path / "m", iterations=12, decay=0.5)
+    train(quick_run)
+    with open(tmp_path / "m" / "training_log.csv", newline="") as f:
+        logged = {int(r["step"]): float(r["lr"]) for r in csv.DictReader(f)}
+    assert logged[4] == pytest.approx(2e-4, rel=0.01) and logged[12] == pytest.approx(2e-5, rel=0.01)
+    with pytest.raises(DualfaceError, match="--decay needs"):
+        quick(face_dirs, tmp_path / "n", decay=0.5)
 
 
 def test_distributed_training_on_two_cpu_processes(face_dirs, tmp_path):

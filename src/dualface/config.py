@@ -153,6 +153,15 @@ class TrainConfig:
     batch_size: int = option(16, low=1, high=TRAIN_MAX_BATCH, help="Faces per identity per step (per process).")
     lr: float | None = option(None, above=0, help="Adam learning rate (default: the preset's).")
     warmup: int = option(100, low=0, help="Steps of learning-rate warmup.")
+    # Annealing: a constant rate leaves the weights jittering around the minimum at the rate's scale; a
+    # run with a known end can settle into it over its last stretch.
+    decay: float = option(
+        0.0,
+        low=0,
+        high=1,
+        help="Share of the run (by --time, --iterations or --epochs) over which the "
+        "learning rate falls to a tenth (0: constant).",
+    )
     clip: float = option(1.0, above=0, cli=False, help="Gradient norm clip.")
     loss: str = option("ssim_l1", choices=keys_of("dualface.losses", "LOSSES"), help="Reconstruction loss.")
     mask_loss_weight: float = option(1.0, low=0, cli=False, help="With a learned mask: weight of its L1 loss.")
@@ -222,6 +231,8 @@ class TrainConfig:
         self.freeze = tuple(self.freeze)
         if len(self.faces) < 2:
             raise DualfaceError("give two or more face folders, one per identity")
+        if self.decay and self.time_limit is None and self.iterations is None and self.epochs is None:
+            raise DualfaceError("--decay needs an end to decay towards: --time, --iterations or --epochs")
         if self.best_by != "loss" and not self.eval_every:
             raise DualfaceError(f"--best-by {self.best_by} needs --eval-every (the held-out figures it is chosen by)")
         if not self.names:

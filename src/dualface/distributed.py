@@ -27,10 +27,17 @@ def setup_distributed(device: torch.device) -> Distributed:
     return ctx
 
 
+def highest(value: float, ctx: Distributed) -> float:
+    """The largest of `value` over every process (numbers that steer every process alike must agree)."""
+    if ctx.world == 1:
+        return value
+    # NCCL reduces only tensors on the GPU: a CPU tensor there raises
+    device = torch.device("cuda", ctx.local_rank) if dist.get_backend() == "nccl" else torch.device("cpu")
+    tensor = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return float(tensor.item())
+
+
 def any_rank(flag: bool, ctx: Distributed) -> bool:
     """True on every process if it is true on any (decisions that change control flow must agree)."""
-    if ctx.world == 1:
-        return flag
-    value = torch.tensor([float(flag)])
-    dist.all_reduce(value, op=dist.ReduceOp.MAX)
-    return bool(value.item())
+    return highest(float(flag), ctx) > 0

@@ -32,7 +32,7 @@ from dualface.checkpoint import (
 )
 from dualface.config import AugmentConfig, TrainConfig
 from dualface.data import FaceSet, center_crop, load_face_set
-from dualface.distributed import Distributed, any_rank, setup_distributed
+from dualface.distributed import Distributed, any_rank, highest, setup_distributed
 from dualface.errors import DualfaceError
 from dualface.files import TRAINING_LOG, FolderLock, ensure_writable_dir, remove_stale_temps
 from dualface.heldout import clip_of, held_out_clips, held_out_figures
@@ -69,8 +69,23 @@ class TrainSummary:
     weights_sha256: str  # of the final weights: replicas under torchrun must agree
 
 
-def learning_rate(step: int, base: float, warmup: int) -> float:
-    return base * min(1.0, (step + 1) / max(warmup, 1))
+def learning_rate(step: int, base: float, warmup: int, progress: float = 0.0, decay: float = 0.0) -> float:
+    """Linear warmup over `warmup` steps; then, over the last `decay` share of the run (`progress` in [0, 1]),
+    a half cosine down to a tenth of `base`."""
+    rate = base * min(1.0, (step + 1) / max(warmup, 1))
+    if decay and progress > 1 - decay:
+        t = min(1.0, (progress - (1 - decay)) / decay)
+        rate *= 0.1 + 0.45 * (1 + math.cos(math.pi * t))
+    return rate
+
+
+def run_progress(cfg: TrainConfig, step: int, stop_step: int | None, elapsed: float) -> float:
+    """How far through its budget the run is once `step` steps are done, 0 to 1: the furthest of steps and
+    time."""
+    shares = [step / stop_step] if stop_step else []
+    if cfg.time_limit is not None:
+        shares.append(elapsed / cfg.time_limit)
+    return min(1.0, max(shares, default=0.0))
 
 
 def pick_device(name: str) -> torch.device:
@@ -168,6 +183,7 @@ def train(cfg: TrainConfig) -> TrainSummary:
     ctx = setup_distributed(device)
     if device.type == "cuda" and ctx.world > 1:
         device = torch.device("cuda", ctx.local_rank)
+        torch.cuda.set_device(device)  # NCCL's communicators work on the current device
     dtype = pick_dtype(cfg.precision, device)
     # oneDNN's channels-last kernels are its AVX-512 ones: on an AVX-512 EPYC, lite128 stepped 1.2x (bf16) to
     # 1.3x (fp32) faster in that layout; on AVX2 it was slower.
@@ -295,7 +311,10 @@ def _train(
         while True:
             data_step, batches = next(stream)
             assert data_step == step, "batch stream out of step"
-            lr = learning_rate(step, cfg.lr, cfg.warmup) * lr_scale
+            progress = run_progress(cfg, step + 1, stop_step, time.perf_counter() - started)
+            if cfg.decay and ctx.world > 1:  # each process's clock differs: one rate for all
+                progress = highest(progress, ctx)
+            lr = learning_rate(step, cfg.lr, cfg.warmup, progress, cfg.decay) * lr_scale
             for group in optimizer.param_groups:
                 group["lr"] = lr
             tensors = to_tensors(batches, device, channels_last)
