@@ -20,6 +20,7 @@ between the mean Lab colour of the output's face and the source's. Target: flick
 
 import argparse
 import json
+import resource
 import statistics
 import sys
 import tempfile
@@ -69,16 +70,30 @@ def transcode(clip: Path, output: Path) -> float:
     return count / (time.perf_counter() - start)
 
 
+def cpu_seconds() -> float:
+    """User + system CPU time of this process, every thread."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def speed(model: Path, to: str, work: Path, rounds: int = 2) -> dict:
-    """Convert fps against transcode fps on each clip, alternating, `rounds` times each."""
+    """Convert fps against transcode fps on each clip, alternating, `rounds` times each; and the CPU time
+    each spends per frame, with how many cores that kept busy (what says whether a pipeline is short of CPU
+    or of overlap)."""
     out: dict = {}
     for name, clip in SPEED_CLIPS.items():
         transcoded, converted, busy = [], [], []
+        cpu = {"transcode": [0.0, 0.0], "convert": [0.0, 0.0]}  # CPU seconds, wall seconds
         for _ in range(rounds):
+            before, start = cpu_seconds(), time.perf_counter()
             transcoded.append(transcode(clip, work / "transcode.mp4"))
-            start = time.perf_counter()
+            cpu["transcode"][0] += cpu_seconds() - before
+            cpu["transcode"][1] += time.perf_counter() - start
+            before, start = cpu_seconds(), time.perf_counter()
             summary = convert(ConvertConfig(clip, model, work / "speed.mp4", to, progress=False))
             converted.append(summary.frames / (time.perf_counter() - start))
+            cpu["convert"][0] += cpu_seconds() - before
+            cpu["convert"][1] += time.perf_counter() - start
             busy.append(summary.timings)
         frames = summary.frames
         out[name] = {
@@ -89,6 +104,13 @@ def speed(model: Path, to: str, work: Path, rounds: int = 2) -> dict:
             "ratio": round(statistics.mean(converted) / statistics.mean(transcoded), 3),
             "busy_ms_per_frame": {
                 k: round(statistics.mean(b.get(k, 0.0) for b in busy) / frames * 1000, 1) for k in STAGES
+            },
+            **{
+                f"{work_}_cpu": {
+                    "ms_per_frame": round(used / (frames * rounds) * 1000, 1),
+                    "cores_busy": round(used / wall, 2),
+                }
+                for work_, (used, wall) in cpu.items()
             },
         }
     return out
@@ -190,6 +212,9 @@ def main() -> None:
             f"{name:22s} {statistics.mean(r['transcode_fps']):14.1f} {statistics.mean(r['convert_fps']):12.1f} "
             f"{r['ratio']:6.2f}x   {busy}"
         )
+        for work_ in ("transcode", "convert"):
+            c = r[f"{work_}_cpu"]
+            print(f"{'':22s} {work_}: {c['ms_per_frame']} ms of CPU per frame, {c['cores_busy']} cores busy")
     print("(ratio: convert fps / transcode fps, the same clip, encoder and settings, measured alternately)")
     payload = {
         "version": __version__,
