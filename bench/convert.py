@@ -25,7 +25,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -54,6 +56,7 @@ CLIPS = {
     "grid 360x288": SHARED / "grid" / "s1" / "swau8n.mpg",  # last s1 clip by name: held out by time_to_swap
     "whitehouse 1280x720": SHARED / "whitehouse" / "obama_04.mp4",
 }
+T = TypeVar("T")
 STAGES = ("decode+track", "crop", "model", "blend", "encode")  # encode: the mark, I420 and x264
 
 
@@ -76,6 +79,13 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def measured(run: Callable[..., T], *args: Any) -> tuple[T, float, float]:
+    """run(*args)'s result, with the wall seconds and the CPU seconds it took."""
+    cpu, start = cpu_seconds(), time.perf_counter()
+    result = run(*args)
+    return result, time.perf_counter() - start, cpu_seconds() - cpu
+
+
 def speed(model: Path, to: str, work: Path, rounds: int = 2) -> dict:
     """Convert fps against transcode fps on each clip, alternating, `rounds` times each; and the CPU time
     each spends per frame, with how many cores that kept busy (what says whether a pipeline is short of CPU
@@ -83,17 +93,15 @@ def speed(model: Path, to: str, work: Path, rounds: int = 2) -> dict:
     out: dict = {}
     for name, clip in SPEED_CLIPS.items():
         transcoded, converted, busy = [], [], []
-        cpu = {"transcode": [0.0, 0.0], "convert": [0.0, 0.0]}  # CPU seconds, wall seconds
+        seconds: dict[str, list[tuple[float, float]]] = {"transcode": [], "convert": []}  # (wall, CPU) per run
         for _ in range(rounds):
-            before, start = cpu_seconds(), time.perf_counter()
-            transcoded.append(transcode(clip, work / "transcode.mp4"))
-            cpu["transcode"][0] += cpu_seconds() - before
-            cpu["transcode"][1] += time.perf_counter() - start
-            before, start = cpu_seconds(), time.perf_counter()
-            summary = convert(ConvertConfig(clip, model, work / "speed.mp4", to, progress=False))
-            converted.append(summary.frames / (time.perf_counter() - start))
-            cpu["convert"][0] += cpu_seconds() - before
-            cpu["convert"][1] += time.perf_counter() - start
+            fps, wall, used = measured(transcode, clip, work / "transcode.mp4")
+            transcoded.append(fps)
+            seconds["transcode"].append((wall, used))
+            config = ConvertConfig(clip, model, work / "speed.mp4", to, progress=False)
+            summary, wall, used = measured(convert, config)
+            converted.append(summary.frames / wall)
+            seconds["convert"].append((wall, used))
             busy.append(summary.timings)
         frames = summary.frames
         out[name] = {
@@ -106,11 +114,11 @@ def speed(model: Path, to: str, work: Path, rounds: int = 2) -> dict:
                 k: round(statistics.mean(b.get(k, 0.0) for b in busy) / frames * 1000, 1) for k in STAGES
             },
             **{
-                f"{work_}_cpu": {
-                    "ms_per_frame": round(used / (frames * rounds) * 1000, 1),
-                    "cores_busy": round(used / wall, 2),
+                f"{kind}_cpu": {
+                    "ms_per_frame": round(sum(u for _, u in runs) / (frames * rounds) * 1000, 1),
+                    "cores_busy": round(sum(u for _, u in runs) / sum(w for w, _ in runs), 2),
                 }
-                for work_, (used, wall) in cpu.items()
+                for kind, runs in seconds.items()
             },
         }
     return out
@@ -212,9 +220,9 @@ def main() -> None:
             f"{name:22s} {statistics.mean(r['transcode_fps']):14.1f} {statistics.mean(r['convert_fps']):12.1f} "
             f"{r['ratio']:6.2f}x   {busy}"
         )
-        for work_ in ("transcode", "convert"):
-            c = r[f"{work_}_cpu"]
-            print(f"{'':22s} {work_}: {c['ms_per_frame']} ms of CPU per frame, {c['cores_busy']} cores busy")
+        for kind in ("transcode", "convert"):
+            c = r[f"{kind}_cpu"]
+            print(f"{'':22s} {kind}: {c['ms_per_frame']} ms of CPU per frame, {c['cores_busy']} cores busy")
     print("(ratio: convert fps / transcode fps, the same clip, encoder and settings, measured alternately)")
     payload = {
         "version": __version__,
