@@ -13,7 +13,7 @@ Peaks, measured in the same run with as many threads as training used: an n x n 
 fp32) and a 1x1 convolution of 256 to 256 channels on 16 x 32 x 32 pixels (oneDNN, the library the
 models' convolutions run on). A dtype's peak is the better of the two; every run is reported as a share
 of the peak of the dtype it computes in. bf16 is measured where the CPU runs it natively (AMX or
-AVX-512-bf16, `dualface.train.hardware_bf16`); where it is emulated, one step of `lite` is timed and the
+AVX-512-bf16, `dualface.precision.hardware_bf16`); where it is emulated, one step of `lite` is timed and the
 larger presets are skipped, with the reason in the results.
 
 Ratios to faceswap come only from `make bench-peer` (bench/peer.py), which runs it in the same session.
@@ -34,8 +34,9 @@ from dualface.config import ExtractConfig, TrainConfig
 from dualface.data import load_face_set
 from dualface.extract import extract
 from dualface.model import ModelConfig, train_flops_per_example
+from dualface.precision import hardware_bf16
 from dualface.threads import ThreadPolicy
-from dualface.train import batch_stream, hardware_bf16, train
+from dualface.train import batch_stream, train
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data" / "grid"

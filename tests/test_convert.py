@@ -7,6 +7,7 @@ import av
 import cv2
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from conftest import OTHER, S1, dualface, one_line_error, write_video
@@ -158,6 +159,23 @@ def test_smoothing_off_and_other_options_run(tiny_model, tmp_path):
     for paste in (PasteConfig(smooth=False, color="avg"), PasteConfig(blend="poisson", mask="hull", color="hist")):
         summary = run(tiny_model, S1, tmp_path / "o.mkv", paste=paste)
         assert summary.faces_swapped == 75 and verify(tmp_path / "o.mkv", samples=3).marked
+
+
+def test_bf16_channels_last_draws_what_fp32_draws(s1_frames, s1_landmarks):
+    """`--precision auto` draws in bf16 where the CPU has it: the faces must not change visibly."""
+    from dualface.checkpoint import load_checkpoint, model_from
+    from dualface.composite import model_input
+    from dualface.model import draw
+
+    model = model_from(load_checkpoint(Path(__file__).parents[1] / "models" / "starter-lite-grid.safetensors"))
+    cfg = model.config
+    crops = np.stack([model_input(s1_frames[i], s1_landmarks[i], cfg.size, cfg.coverage, cfg.centering)[1]
+                      for i in range(0, 75, 10)])  # fmt: skip
+    exact, _ = draw(model, crops, "brbk7n")
+    fast, _ = draw(model.to(memory_format=torch.channels_last), crops, "brbk7n", dtype=torch.bfloat16)
+    levels = np.abs(fast - exact) * 255
+    assert levels.mean() < 0.5 and levels.max() < 4, (levels.mean(), levels.max())
+    assert np.abs(exact - exact.mean(0)).mean() * 255 > 2  # the frames differ more than the formats do
 
 
 def test_color_transfers_match_the_reference():

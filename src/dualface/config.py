@@ -51,6 +51,13 @@ def named_folders(items: Iterable[str] | dict, flag: str = "--held-out") -> dict
 PROGRESS = "Show a progress bar."
 
 
+def precision_option() -> Any:
+    """`--precision`, the same for training and conversion (`precision.pick_dtype`)."""
+    return option(
+        "auto", choices=lambda: ["auto", "fp32", "bf16"], help="auto (bf16 where the hardware has it), fp32 or bf16."
+    )
+
+
 # ---------------------------------------------------------------------------------------------------------
 # extract
 
@@ -175,9 +182,7 @@ class TrainConfig:
     )
     background_weight: float = option(0.1, low=0, cli=False, help="Loss weight outside the face mask.")
     augment: AugmentConfig = field(default_factory=AugmentConfig)
-    precision: str = option(
-        "auto", choices=lambda: ["auto", "fp32", "bf16"], help="auto (bf16 where the hardware has it), fp32 or bf16."
-    )
+    precision: str = precision_option()
     channels_last: bool | None = option(None, cli=False, help="Default: on CUDA and AVX-512 CPUs (slower on AVX2).")
     device: str = option("auto", help="auto, cpu, cuda or cuda:N.")
     iterations: int | None = option(None, low=1, help="Stop after this many steps.")
@@ -305,6 +310,7 @@ class ConvertConfig:
     detect_size: int = option(640, low=80, cli=False, help="Longest side of the frame the detector scans.")
     watermark: bool = option(True, help="Mark every frame as synthetic (invisible watermark).")
     device: str = option("cpu", help="cpu, cuda or cuda:N.")
+    precision: str = precision_option()
     progress: bool = option(True, help=PROGRESS)
 
     def __post_init__(self) -> None:

@@ -30,6 +30,7 @@ from dualface.faces import recorded, tracked
 from dualface.files import ensure_writable_dir
 from dualface.identity import distance
 from dualface.model import Autoencoder, draw
+from dualface.precision import pick_dtype, wants_channels_last
 from dualface.prefetch import prefetch
 from dualface.threads import ThreadPolicy
 from dualface.track import TrackerConfig
@@ -62,11 +63,11 @@ class ConvertSummary:
         return self.frames - self.frames_swapped
 
 
-def swap(model: Autoencoder, faces: list[Face], identity: str, device: str) -> None:
+def swap(model: Autoencoder, faces: list[Face], identity: str, device: str, dtype: torch.dtype) -> None:
     """Draw every face as `identity`, in one batch."""
     if not faces:
         return
-    rgb, masks = draw(model, np.stack([f.crop for f in faces]), identity, device, batch=len(faces))
+    rgb, masks = draw(model, np.stack([f.crop for f in faces]), identity, device, len(faces), dtype)
     for i, face in enumerate(faces):
         face.swapped, face.learned_mask = rgb[i], None if masks is None else masks[i]
 
@@ -206,7 +207,10 @@ def _load(cfg: ConvertConfig, summary: ConvertSummary) -> tuple[Autoencoder, dic
     checkpoint = load_checkpoint(summary.checkpoint)
     summary.step = checkpoint.step
     log.info("using %s (step %d)", summary.checkpoint, checkpoint.step)
-    return model_from(checkpoint, cfg.device), checkpoint.meta
+    model = model_from(checkpoint, cfg.device)
+    if wants_channels_last(torch.device(cfg.device)):
+        model = model.to(memory_format=torch.channels_last)
+    return model, checkpoint.meta
 
 
 def recorded_settings(cfg: ConvertConfig, summary: ConvertSummary) -> dict[str, Any]:
@@ -276,15 +280,17 @@ def _found(frames, model, cfg, source_embedding, others, summary) -> Iterator[tu
 def _drawn(found, model, cfg, summary) -> Iterator[tuple[int, Frame, list[Face]]]:
     """The same frames, in order, their faces drawn by the model `cfg.batch` frames at a time."""
     threads = ThreadPolicy()
-    if torch.device(cfg.device).type == "cpu":
+    device = torch.device(cfg.device)
+    if device.type == "cpu":
         threads.start()
+    dtype = pick_dtype(cfg.precision, device)
     pending: list[tuple[int, Frame, list[Face]]] = []
     for item in itertools.chain(found, [None]):
         if item is not None:
             pending.append(item)
         if pending and (item is None or len(pending) >= cfg.batch):
             t = time.perf_counter()
-            swap(model, [f for _, _, faces in pending for f in faces], cfg.to, cfg.device)
+            swap(model, [f for _, _, faces in pending for f in faces], cfg.to, cfg.device, dtype)
             summary.timings["model"] += time.perf_counter() - t
             yield from pending
             pending = []

@@ -180,20 +180,29 @@ class Autoencoder(nn.Module):
 
 @torch.no_grad()
 def draw(
-    model: Autoencoder, crops: np.ndarray, identity: str, device: str | torch.device = "cpu", batch: int = 64
+    model: Autoencoder,
+    crops: np.ndarray,
+    identity: str,
+    device: str | torch.device = "cpu",
+    batch: int = 64,
+    dtype: torch.dtype = torch.float32,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Model crops drawn as `identity`: the one place a model runs on faces outside training.
 
     Args:
         crops: (N, S, S, 3) uint8 model inputs.
+        dtype: what the model computes in (`precision.pick_dtype`); its weights stay fp32. A model moved to
+            channels-last (`precision.wants_channels_last`) runs in that layout from its first layer on.
 
     Returns:
         (N, S, S, 3) float32 RGB in [0, 1], and the (N, S, S) learned masks when the model has a mask head.
     """
     rgb, masks = [], []
+    device_type = torch.device(device).type
     for i in range(0, len(crops), batch):
         x = torch.from_numpy(np.ascontiguousarray(crops[i : i + batch])).to(device).permute(0, 3, 1, 2).float() / 255
-        out = model({identity: x})[identity]
+        with torch.autocast(device_type, dtype=dtype, enabled=dtype != torch.float32):
+            out = model({identity: x})[identity]
         rgb.append(out.rgb.float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy())
         if out.mask is not None:
             masks.append(out.mask[:, 0].float().cpu().numpy())

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -39,6 +39,7 @@ from dualface.heldout import clip_of, held_out_clips, held_out_figures
 from dualface.losses import LOSSES
 from dualface.metrics import rank
 from dualface.model import Autoencoder, ModelConfig
+from dualface.precision import pick_dtype, wants_channels_last
 from dualface.prefetch import prefetch
 from dualface.preview import plot_loss_curve, preview_grid, save_png
 from dualface.runstate import (
@@ -54,8 +55,6 @@ from dualface.threads import ThreadPolicy, cores
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-Precision = Literal["auto", "fp32", "bf16"]
 
 
 @dataclass
@@ -94,19 +93,6 @@ def pick_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise DualfaceError("--device cuda asked for, but no CUDA GPU is available")
     return torch.device(name)
-
-
-def hardware_bf16(device: torch.device) -> bool:
-    """Whether bf16 runs natively: on this project's AVX2 dev machine bf16 matmul is ~75x *slower*."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
-
-
-def pick_dtype(precision: Precision, device: torch.device) -> torch.dtype:
-    if precision == "bf16" or (precision == "auto" and hardware_bf16(device)):
-        return torch.bfloat16
-    return torch.float32
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -185,10 +171,7 @@ def train(cfg: TrainConfig) -> TrainSummary:
         device = torch.device("cuda", ctx.local_rank)
         torch.cuda.set_device(device)  # NCCL's communicators work on the current device
     dtype = pick_dtype(cfg.precision, device)
-    # oneDNN's channels-last kernels are its AVX-512 ones: on an AVX-512 EPYC, lite128 stepped 1.2x (bf16) to
-    # 1.3x (fp32) faster in that layout; on AVX2 it was slower.
-    wide = device.type == "cpu" and torch.backends.cpu.get_cpu_capability().startswith("AVX512")
-    channels_last = (device.type == "cuda" or wide) if cfg.channels_last is None else cfg.channels_last
+    channels_last = wants_channels_last(device) if cfg.channels_last is None else cfg.channels_last
     if ctx.main:
         ensure_writable_dir(cfg.model_dir)
     # One writer per model folder: a second run would mix its checkpoints and log rows with the first's.
