@@ -285,7 +285,7 @@ def test_init_and_freeze_fine_tune_a_trained_model(face_dirs, tiny_model, tmp_pa
 
 def test_threads_fixed_or_left_to_the_idle_cores():
     """A fixed count is applied as given; auto leaves a core to a CPU-bound competitor (a real busy
-    process, not a mock) on a machine with more than one core."""
+    process, not a mock) on a machine with more than one core, and a share of auto takes less."""
     from dualface.threads import ThreadPolicy, cores
 
     before = torch.get_num_threads()
@@ -300,6 +300,8 @@ def test_threads_fixed_or_left_to_the_idle_cores():
             saved = os.environ.pop("OMP_NUM_THREADS", None)
             try:
                 assert ThreadPolicy(0).start(sample_s=1.0) <= cores() - 1
+                # conversion's model takes half of what is idle, never none
+                assert 1 <= ThreadPolicy(0, share=0.5).start(sample_s=1.0) <= max(1, cores() // 2)
             finally:
                 if saved is not None:
                     os.environ["OMP_NUM_THREADS"] = saved

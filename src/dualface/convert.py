@@ -279,7 +279,7 @@ def _found(frames, model, cfg, source_embedding, others, summary) -> Iterator[tu
 
 def _drawn(found, model, cfg, summary) -> Iterator[tuple[int, Frame, list[Face]]]:
     """The same frames, in order, their faces drawn by the model `cfg.batch` frames at a time."""
-    threads = ThreadPolicy()
+    threads = ThreadPolicy(share=0.5)
     device = torch.device(cfg.device)
     if device.type == "cpu":
         threads.start()
