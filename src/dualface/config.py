@@ -216,6 +216,11 @@ class TrainConfig:
         factory=tuple, parse=tuple, cli_type=list[str], help="Leave this part untrained (encoder, trunk, decoders)."
     )
     init: Path | None = option(None, help="Start from these weights (a checkpoint) instead of random ones.")
+    init_decoders: bool = option(
+        True,
+        help="With --init, the decoders start from it too; off: only the encoder and the shared trunk (faceswap's "
+        "--load-weights), for a base model whose decoders draw anyone.",
+    )
     # The last step's weights swing from step to step, their average does not.
     average: float = option(
         0.995, low=0, below=1, help="Decay of the weights' moving average used for previews and conversion (0: off)."

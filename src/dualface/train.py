@@ -218,7 +218,13 @@ def _train(
     optimizer = torch.optim.Adam(trainable, lr=cfg.lr, betas=(0.5, 0.999), **_fused(device))
     step, lr_scale, best = 0, 1.0, math.inf
     if start_from:
-        model.load_state_dict(renamed(start_from, cfg.names))
+        weights = renamed(start_from, cfg.names)
+        if not cfg.init_decoders:
+            # A decoder that has drawn every face draws whoever the code carries: the swap stays the source.
+            weights = {k: v for k, v in weights.items() if not k.startswith("decoders.")}
+        missing, unexpected = model.load_state_dict(weights, strict=False)
+        if unexpected or any(not k.startswith("decoders.") or cfg.init_decoders for k in missing):
+            raise DualfaceError(f"--init {cfg.init}: its weights do not fit this model ({(unexpected or missing)[0]})")
     if resume_from:
         model.load_state_dict(resume_from.model)
         try:
@@ -243,6 +249,7 @@ def _train(
         "model_config": model_cfg.to_dict(),
         "identities": cfg.names,
         "init": str(cfg.init) if cfg.init else None,
+        "init_decoders": cfg.init_decoders,
         # For `convert --from`: which faces in a frame are this identity's.
         "embeddings": {s.name: np.round(s.embedding, 5).tolist() for s in sets if s.embedding is not None},
         "train": {k: v for k, v in asdict(cfg).items() if k in ("preset", "batch_size", "lr", "loss", "seed")},
