@@ -277,6 +277,21 @@ def test_init_and_freeze_fine_tune_a_trained_model(face_dirs, tiny_model, tmp_pa
         if key.startswith("encoder."):
             assert torch.equal(tuned[key], value.float()), key
     assert not torch.equal(tuned["decoders.bob.to_rgb.weight"], start_weights["decoders.brbk7n.to_rgb.weight"])
+
+    # --no-init-decoders: the encoder from the checkpoint, the decoders as random as a new model's
+    # (another seed than tiny_model's, whose 6 steps left its decoders close to that seed's random ones)
+    cfg = quick(face_dirs, tmp_path / "e", iterations=1, lr=1e-7, seed=1, init=best_or_latest(tiny_model),
+                init_decoders=False)  # fmt: skip
+    train(cfg)
+    tuned = load_checkpoint(latest_checkpoint(tmp_path / "e")).model
+    torch.manual_seed(cfg.seed)
+    fresh = Autoencoder(ModelConfig(**start.meta["model_config"]), cfg.names).state_dict()
+    for key, value in start_weights.items():
+        if key.startswith("encoder."):
+            assert torch.allclose(tuned[key], value.float(), atol=1e-4), key
+        elif key.startswith("decoders."):
+            assert torch.allclose(tuned[key], fresh[key], atol=1e-4), key
+            assert not torch.allclose(tuned[key], value.float(), atol=1e-3), key
     with pytest.raises(DualfaceError, match="--freeze"):
         train(quick(face_dirs, tmp_path / "n", iterations=1, freeze=("wings",)))
     with pytest.raises(DualfaceError, match="--eval-every"):
