@@ -3,7 +3,7 @@ alike.
 
 bf16 is worth it only where the hardware has it: on an AVX2-only CPU it is emulated and a matmul runs ~75x
 slower. oneDNN's channels-last kernels are its AVX-512 ones: on an AVX-512 EPYC, `lite128` trained 1.2x
-(bf16) to 1.3x (fp32) faster in that layout and drew faces 1.3-1.8x faster; on AVX2 it was slower.
+(bf16) to 1.3x (fp32) faster in that layout and drew faces 1.2-1.8x faster; on AVX2 it was slower.
 """
 
 from typing import Literal

@@ -62,7 +62,7 @@ class ThreadPolicy:
     `share`: the part of the idle cores auto takes (at least one thread). Conversion's model shares the CPU
     with its own decoding, tracking, compositing and x264 threads: with every idle core, OpenMP's workers
     spin between the model's layers on the cores those stages need (720p on 2 cores: 0.42x a plain
-    transcode with 2 threads, 0.50x with 1).
+    transcode with 2 threads, 0.46-0.50x with 1).
     """
 
     threads: int = 0

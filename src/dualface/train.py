@@ -220,7 +220,7 @@ def _train(
     if start_from:
         weights = renamed(start_from, cfg.names)
         if not cfg.init_decoders:
-            # A decoder that has drawn every face draws whoever the code carries: the swap stays the source.
+            # A base model's decoders have drawn every face, not this pair's two.
             weights = {k: v for k, v in weights.items() if not k.startswith("decoders.")}
         missing, unexpected = model.load_state_dict(weights, strict=False)
         if unexpected or any(not k.startswith("decoders.") or cfg.init_decoders for k in missing):
