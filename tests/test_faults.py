@@ -65,7 +65,13 @@ def wait_for(predicate, timeout: float, what: str):
 
 def dualface(*args: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "dualface", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-m", "dualface", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # Ctrl-C as a terminal delivers it: a suite started in the background (`make test &`, some CI
+        # runners) hands its children SIGINT ignored, and the interrupt tests would then test nothing.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
