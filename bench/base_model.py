@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from common import hardware, write_result
-from quality import HELD_OUT, SHARED, dualface
+from quality import CACHE, HELD_OUT, SHARED, dualface
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = {  # name: (clips, most faces taken)
@@ -58,7 +58,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--minutes", type=float, default=30)
     parser.add_argument("--preset", default="lite128")
-    parser.add_argument("--cache", type=Path, default=Path("/tmp/dualface-quality"))
+    parser.add_argument("--cache", type=Path, default=CACHE)
     argv = sys.argv[1:]
     cut = argv.index("--") if "--" in argv else len(argv)
     args, extra = parser.parse_args(argv[:cut]), argv[cut + 1 :]

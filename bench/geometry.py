@@ -26,7 +26,7 @@ import numpy as np
 from common import hardware, write_result
 from dualface.align import to_mean_face, transform_points
 from dualface.landmarks import JAW, LEFT_EYE, RIGHT_EYE, mouth_opening
-from quality import DIRECTIONS, faces
+from quality import CACHE, DIRECTIONS, faces
 
 PEOPLE = {  # name: training clips (../shared/data), as the quality runs and the base model use them
     "s1": DIRECTIONS["s1-obama"][1],
@@ -64,10 +64,9 @@ def distance(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
 
 
 def main() -> None:
-    cache = Path("/tmp/dualface-quality")
     data = {}
     for name, pattern in PEOPLE.items():
-        shape = shapes(faces(cache, name, pattern))
+        shape = shapes(faces(CACHE, name, pattern))
         closed = np.array([mouth_opening(s) for s in shape]) < CLOSED
         data[name] = (shape[closed], yaw(shape[closed]))
     pairs = {}

@@ -45,6 +45,7 @@ DIRECTIONS = {
 # issue 11's bar: identity >= 95%, gap <= 1.3, normalised mouth >= 0.6, NME <= 0.05, sharpness >= 0.5x
 BAR = {"identity_transfer": 0.95, "identity_gap": 1.3, "mouth": 0.6, "landmark_error": 0.05, "sharpness": 0.5}
 HELD_OUT = {"swau8n", "obama_01"}  # whole recordings no training ever sees
+CACHE = Path("/tmp/dualface-quality")  # extracted faces and models, shared by the quality benches
 FIELDS = ("identity_transfer", "identity_gap", "mouth", "eyes", "landmark_error", "sharpness", "flicker_ratio")
 
 
@@ -124,7 +125,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=60, help="training time, in total")
     parser.add_argument("--every", type=float, default=15, help="minutes of training between evaluations")
     parser.add_argument("--name", default="quality", help="bench/results/<name>.json")
-    parser.add_argument("--cache", type=Path, default=Path("/tmp/dualface-quality"))
+    parser.add_argument("--cache", type=Path, default=CACHE)
     argv = sys.argv[1:]
     cut = argv.index("--") if "--" in argv else len(argv)
     args, extra = parser.parse_args(argv[:cut]), argv[cut + 1 :]  # after --: more `dualface train` options
