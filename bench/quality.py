@@ -8,12 +8,18 @@ whose verdict is usable.
     python bench/quality.py s1-obama --minutes 60            # GRID s1 -> Obama only, held-out swau8n.mpg
     python bench/quality.py --minutes 20 --name quality_lite_20m -- --preset lite
     python bench/quality.py --summary                        # every run's last figures -> quality.json
+    python bench/quality.py --redraw-only MODEL --name NAME  # a trained model's redraws (below), no training
 
 Arguments after `--` go to `dualface train` as they are (e.g. `--preset`, `--init`, `--lr`). Faces come
 from ../shared/data (extracted once into --cache); the held-out recordings are never trained on: GRID's
 swau8n (its own recording) and the White House's obama_01 (a recording of its own, see ../shared/data).
 Each evaluation's figures, the minutes and steps it took and the command are written to
 bench/results/<name>.json; stills (source | swap, face close-ups) to docs/<name>-<direction>.png.
+
+With --redraw, each evaluation also draws the held-out clip as its *own* identity (s1 by s1's decoder) and
+measures that: what the decoder draws on faces of the person it learned, the swap's ceiling at that point
+of training. A swap less sharp than its redraw loses detail to the swap itself; a redraw below the bar
+says the decoder has not learned the detail yet, whatever the swap does.
 """
 
 import argparse
@@ -46,6 +52,7 @@ DIRECTIONS = {
 BAR = {"identity_transfer": 0.95, "identity_gap": 1.3, "mouth": 0.6, "landmark_error": 0.05, "sharpness": 0.5}
 HELD_OUT = {"swau8n", "obama_01"}  # whole recordings no training ever sees
 CACHE = Path("/tmp/dualface-quality")  # extracted faces and models, shared by the quality benches
+REDRAW_FIELDS = ("identity_gap", "mouth", "eyes", "landmark_error", "sharpness")  # identity transfer: none
 FIELDS = ("identity_transfer", "identity_gap", "mouth", "eyes", "landmark_error", "sharpness", "flicker_ratio")
 
 
@@ -65,6 +72,19 @@ def faces(cache: Path, name: str, pattern: str) -> Path:
             raise SystemExit(f"extraction into {folder} failed")
         (folder / ".complete").touch()
     return folder
+
+
+def redraw(model: Path, direction: str, face: dict[str, Path], tag: str) -> dict:
+    """The held-out clip of `direction` drawn as its own identity and evaluated against that identity's own
+    faces: the redraw's figures (see the module's docstring)."""
+    src, _, _, _, held_out = DIRECTIONS[direction]
+    video, report = model / f"redraw-{src}-{tag}.mp4", model / f"redraw-{src}-{tag}"
+    dualface("convert", str(held_out), "-m", str(model), "--to", src, "-o", str(video), "--checkpoint", "last",
+             "--no-progress")  # fmt: skip
+    dualface("evaluate", str(held_out), str(video), "-m", str(model), "--to", src, "--from", src,
+             "--target-faces", str(face[src]), "-o", str(report), "--embed-frames", "50", "--no-progress")  # fmt: skip
+    scores = json.loads((report / "report.json").read_text())["scores"]
+    return {k: scores[k] for k in REDRAW_FIELDS}
 
 
 def stills(source: Path, swap: Path, report: dict, out: Path, count: int = 5) -> None:
@@ -126,6 +146,8 @@ def main() -> None:
     parser.add_argument("--every", type=float, default=15, help="minutes of training between evaluations")
     parser.add_argument("--name", default="quality", help="bench/results/<name>.json")
     parser.add_argument("--cache", type=Path, default=CACHE)
+    parser.add_argument("--redraw", action="store_true", help="also draw each held-out clip as its own identity")
+    parser.add_argument("--redraw-only", type=Path, metavar="MODEL", help="only the redraws of a trained model")
     argv = sys.argv[1:]
     cut = argv.index("--") if "--" in argv else len(argv)
     args, extra = parser.parse_args(argv[:cut]), argv[cut + 1 :]  # after --: more `dualface train` options
@@ -138,6 +160,17 @@ def main() -> None:
 
     source, source_clips, target, target_clips, _ = DIRECTIONS["s1-obama"]
     face = {source: faces(args.cache, source, source_clips), target: faces(args.cache, target, target_clips)}
+    if args.redraw_only:
+        from dualface.checkpoint import resolve_checkpoint
+
+        result = {
+            "command": "python bench/quality.py " + shlex.join(sys.argv[1:]),
+            "checkpoint": str(resolve_checkpoint(args.redraw_only, "last")),
+            "redraws": {d: redraw(args.redraw_only, d, face, "only") for d in args.directions},
+            "hardware": hardware(),
+        }
+        write_result(args.name, result)
+        return None
     model = args.cache / args.name
     if model.exists():
         subprocess.run(["rm", "-rf", str(model)], check=True)
@@ -175,6 +208,8 @@ def main() -> None:
                 "failed": data["failed"],
                 **{k: data["scores"][k] for k in FIELDS},
             }
+            if args.redraw:
+                row["redraw"] = redraw(model, direction, face, f"{trained:.0f}m")
             rows[direction].append(row)
             print(json.dumps({"direction": direction, **row}), flush=True)
             if data["usable"] and usable_at[direction] is None:

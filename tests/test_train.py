@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -85,6 +86,31 @@ def test_balance_draws_rare_mouth_openings_more_often(face_dirs):
         return float(opening[picks].mean())
 
     assert mean_opening(1.0) > mean_opening(0.0) * 1.1
+
+
+def test_recolor_takes_the_other_identitys_colours_for_half_the_faces(face_dirs):
+    s1, other = (load_face_set(d, LITE) for d in face_dirs)
+    still = dict(rotation=0, zoom=0, shift=0, flip=0, warp=0, lightness=0, color=0)
+
+    def lab_means(images: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        pairs = zip(images, masks, strict=True)
+        return np.array([cv2.cvtColor(i, cv2.COLOR_RGB2LAB)[m > 0.5].mean(0) for i, m in pairs])
+
+    plain = sample_batch(s1, 64, 40, np.random.default_rng(0), AugmentConfig(**still), [other])
+    alone = sample_batch(s1, 64, 40, np.random.default_rng(0), AugmentConfig(**still))
+    assert np.array_equal(plain.targets, alone.targets)  # off, the other identity changes no draw
+    recoloured = sample_batch(s1, 64, 40, np.random.default_rng(0), AugmentConfig(**still, recolor="rct"), [other])
+    assert np.array_equal(recoloured.inputs, recoloured.targets)  # the input is the recoloured face too
+    their_faces = sample_batch(other, 64, 40, np.random.default_rng(1), AugmentConfig(**still))
+    own, theirs = lab_means(plain.targets, plain.masks), lab_means(their_faces.targets, their_faces.masks)
+    moved = lab_means(recoloured.targets, recoloured.masks)
+    changed = np.abs(moved - own).max(1) > 2
+    assert 0.25 < changed.mean() < 0.75  # about half
+    # the recoloured faces sit nearer the other identity's mean colour than they did
+    assert (
+        np.linalg.norm(moved[changed] - theirs.mean(0), axis=1).mean()
+        < 0.5 * np.linalg.norm(own[changed] - theirs.mean(0), axis=1).mean()
+    )
 
 
 def test_random_warp_changes_input_only_smoothly():

@@ -4,6 +4,9 @@ landmarks and so its mask together.
 The classic deepfakes recipe: the *input* is randomly warped on a coarse grid while the target stays
 unwarped, which teaches the decoder to draw a clean face from a code rather than copy pixels; both get
 the same flip, small rotation/scale/shift and colour jitter (in Lab, so lightness and colour move apart).
+With `recolor`, half the faces are first recoloured to a random face of another identity (DeepFaceLab's
+ct_mode), so each decoder also learns its person under the other's skin tone and light, which is what it is
+given to draw at conversion.
 """
 
 from dataclasses import dataclass
@@ -11,10 +14,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from dualface.color import COLOR_TRANSFERS
 from dualface.config import AugmentConfig
 from dualface.data import FaceSet
 from dualface.masks import MASKS, region_weights
-from dualface.types import Frame
+from dualface.types import Frame, Mask
 
 
 @dataclass
@@ -59,9 +63,30 @@ def jitter_color(image: Frame, rng: np.random.Generator, cfg: AugmentConfig) -> 
     return cv2.cvtColor(np.clip(lab, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
 
 
-def sample_batch(faces: FaceSet, size: int, batch: int, rng: np.random.Generator, cfg: AugmentConfig) -> Batch:
+RECOLOR_SHARE = 0.5  # the other half keep their own colours, which the decoder must still draw
+
+
+def recolor(image: Frame, mask: Mask, others: list[FaceSet], rng: np.random.Generator, cfg: AugmentConfig) -> Frame:
+    """`image` recoloured, inside `mask`, to a random face of `others` (`cfg.recolor`, a transfer of color.py)."""
+    other = others[rng.integers(len(others))]
+    j = rng.integers(len(other))
+    transfer = COLOR_TRANSFERS[cfg.recolor]
+    reference = other.faces[j].astype(np.float32) / 255
+    wanted = transfer.stats(reference, MASKS[cfg.mask](other.landmarks[j], reference.shape[0]))
+    face = image.astype(np.float32) / 255
+    return (transfer.apply(face, transfer.stats(face, mask), wanted) * 255).round().astype(np.uint8)
+
+
+def sample_batch(
+    faces: FaceSet,
+    size: int,
+    batch: int,
+    rng: np.random.Generator,
+    cfg: AugmentConfig,
+    others: list[FaceSet] | None = None,
+) -> Batch:
     """Draw `batch` faces with replacement (rare expressions more often, with `cfg.balance`) and augment
-    them."""
+    them; `others`, the other identities, lend their colours with `cfg.recolor`."""
     work = faces.faces.shape[1]
     chances = faces.draw_probabilities(cfg.balance)
     picks = rng.integers(0, len(faces), batch) if chances is None else rng.choice(len(faces), batch, p=chances)
@@ -71,10 +96,13 @@ def sample_batch(faces: FaceSet, size: int, batch: int, rng: np.random.Generator
         target = cv2.warpAffine(
             faces.faces[i], matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
         )
-        target = jitter_color(target, rng, cfg)
         points = faces.landmarks[i] @ matrix[:, :2].T + matrix[:, 2]
+        mask = MASKS[cfg.mask](points, size)
+        if cfg.recolor != "none" and others and rng.random() < RECOLOR_SHARE:  # no draws when off: runs repeat
+            target = recolor(target, mask, others, rng, cfg)
+        target = jitter_color(target, rng, cfg)
         targets.append(target)
         inputs.append(random_warp(target, rng, cfg.warp))
-        masks.append(MASKS[cfg.mask](points, size))
+        masks.append(mask)
         weights.append(region_weights(points, size, cfg.eye_weight, cfg.mouth_weight))
     return Batch(np.stack(inputs), np.stack(targets), np.stack(masks), np.stack(weights))

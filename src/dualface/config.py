@@ -130,6 +130,11 @@ class AugmentConfig:
     mask: str = option(
         "extended", choices=keys_of("dualface.masks", "MASKS"), help="Loss mask from the landmarks: hull or extended."
     )
+    recolor: str = option(
+        "none",
+        choices=keys_of("dualface.color", "COLOR_TRANSFERS"),
+        help="Recolour half the faces to another identity's (a colour transfer, as for convert; none: off).",
+    )
     eye_weight: float = option(2.0, low=0, help="Loss weight on the eyes.")
     mouth_weight: float = option(3.0, low=0, help="Loss weight on the mouth.")
     # Talking-head footage is mostly closed mouths and frontal faces; drawn uniformly, the rare open mouth
@@ -380,7 +385,7 @@ class DemoConfig:
     output: Path = option(Path("demo-output"), short="-o", help="Folder for everything the demo writes.")
     data: Path = option(ROOT / "data", help="The bundled footage (the repository's data/ folder).")
     starter: Path = option(
-        ROOT / "models" / "starter-lite-grid.safetensors", help="The starter weights (the repository's models/)."
+        ROOT / "models" / "starter-lite128-grid.safetensors", help="The starter weights (the repository's models/)."
     )
     from_scratch: bool = option(False, help="Train from random weights instead of the starter (slower).")
     iterations: int = option(400, low=1, help="Training steps.")

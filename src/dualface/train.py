@@ -103,6 +103,10 @@ def pick_device(name: str) -> torch.device:
 # data
 
 
+def _others(sets: list[FaceSet], one: FaceSet) -> list[FaceSet]:
+    return [s for s in sets if s is not one]
+
+
 def batch_stream(
     sets: list[FaceSet], size: int, batch: int, cfg: AugmentConfig, seed: int, rank: int, start: int
 ) -> Iterator[tuple[int, dict[str, Batch]]]:
@@ -110,7 +114,7 @@ def batch_stream(
     step = start
     while True:
         rng = np.random.default_rng([seed, rank, step])
-        yield step, {s.name: sample_batch(s, size, batch, rng, cfg) for s in sets}
+        yield step, {s.name: sample_batch(s, size, batch, rng, cfg, _others(sets, s)) for s in sets}
         step += 1
 
 
@@ -264,7 +268,7 @@ def _train(
     # Sanity check: two small batches through forward and loss before committing to the loop.
     probe_rng = np.random.default_rng(cfg.seed)
     for _ in range(2):
-        probe = {s.name: sample_batch(s, model_cfg.size, 2, probe_rng, cfg.augment) for s in sets}
+        probe = {s.name: sample_batch(s, model_cfg.size, 2, probe_rng, cfg.augment, _others(sets, s)) for s in sets}
         with torch.no_grad():
             check, _ = compute_losses(model, to_tensors(probe, device, channels_last), cfg, dtype, device)
         if not all(torch.isfinite(v) for v in check.values()):
