@@ -16,10 +16,12 @@ swau8n (its own recording) and the White House's obama_01 (a recording of its ow
 Each evaluation's figures, the minutes and steps it took and the command are written to
 bench/results/<name>.json; stills (source | swap, face close-ups) to docs/<name>-<direction>.png.
 
-With --redraw, each evaluation also draws the held-out clip as its *own* identity (s1 by s1's decoder) and
-measures that: what the decoder draws on faces of the person it learned, the swap's ceiling at that point
-of training. A swap less sharp than its redraw loses detail to the swap itself; a redraw below the bar
-says the decoder has not learned the detail yet, whatever the swap does.
+With --redraw, each evaluation also draws each direction's held-out clip as its *own* identity (swau8n by
+s1's decoder, obama_01 by Obama's) and measures that: what a decoder draws on faces of the person it learned.
+s1's decoder also draws the Obama -> s1 swap, and both are measured at GRID's face size, so its redraw is
+that swap's ceiling at that point of training: a swap less sharp than the redraw loses detail to the swap
+itself, a redraw below the bar says the decoder has not learned the detail yet. Obama's redraw is measured
+at obama_01's own size (a 128 px face upscaled about 2.5x), so it says little about the s1 -> Obama swap.
 """
 
 import argparse
