@@ -19,10 +19,23 @@ import numpy as np
 QUANTILES = np.linspace(0, 1, 33)
 
 
+def _inside(mask: np.ndarray) -> np.ndarray | None:
+    """The uint8 mask of the pixels to measure (`mask` > 0.5), or None (every pixel) if it is (nearly) empty."""
+    inside = (mask > 0.5).astype(np.uint8)
+    return inside if cv2.countNonZero(inside) >= 16 else None
+
+
 def _pixels(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """(N, 3) float32 pixels of `image` where `mask` > 0.5, or every pixel if the mask is (nearly) empty."""
-    inside = mask > 0.5
-    return image[inside] if inside.sum() >= 16 else image.reshape(-1, 3)
+    """(N, 3) float32 pixels of `image` inside `mask` (`_inside`)."""
+    inside = _inside(mask)
+    return image.reshape(-1, 3) if inside is None else image[inside > 0]
+
+
+def _mean_std(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    # OpenCV's masked statistics: on a 128 px face 20x faster than numpy's mean and std of the gathered
+    # pixels, which cost convert's compositing 4 ms a frame.
+    mean, std = cv2.meanStdDev(image, mask=_inside(mask))
+    return mean[:, 0].astype(np.float32), std[:, 0].astype(np.float32)
 
 
 def _lab(image: np.ndarray) -> np.ndarray:
@@ -30,7 +43,7 @@ def _lab(image: np.ndarray) -> np.ndarray:
 
 
 def mean_stats(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    return _pixels(image, mask).mean(0)
+    return _mean_std(image, mask)[0]
 
 
 def mean_apply(image: np.ndarray, stats: np.ndarray, wanted: np.ndarray) -> np.ndarray:
@@ -38,8 +51,7 @@ def mean_apply(image: np.ndarray, stats: np.ndarray, wanted: np.ndarray) -> np.n
 
 
 def lab_stats(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    pixels = _pixels(_lab(image), mask)
-    return np.concatenate([pixels.mean(0), pixels.std(0)])
+    return np.concatenate(_mean_std(_lab(image), mask))
 
 
 def lab_apply(image: np.ndarray, stats: np.ndarray, wanted: np.ndarray) -> np.ndarray:
