@@ -1,18 +1,46 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from dualface.align import MEAN_FACE
 from dualface.errors import DualfaceError
 from dualface.losses import LOSSES, ssim_map
 from dualface.masks import MASKS, extended_mask, hull_mask, region_weights
-from dualface.model import Autoencoder, ModelConfig, parameter_count, train_flops_per_example
+from dualface.model import DEEP, SMALL_MAP, Autoencoder, Conv2d, ModelConfig, parameter_count, train_flops_per_example
 
 
 def test_original_is_the_classic_model():
     model = Autoencoder(ModelConfig.from_preset("original"), ["a", "b"])
     assert parameter_count(model) == 82_062_470  # faceswap "Original": 82.06 M with two decoders
     assert train_flops_per_example(model.config) == pytest.approx(11.4e9, rel=0.01)
+
+
+@pytest.mark.parametrize(
+    "shape, kernel, stride",
+    [((3, 192, 8, 8), 5, 2), ((3, 512, 4, 4), 3, 1), ((3, 32, 16, 16), 3, 2), ((3, 64, 8, 8), 3, 2)],
+)
+def test_small_map_convolution_as_a_matmul_gives_the_convolutions_sums(shape, kernel, stride):
+    """The matmul path (small deep maps: SMALL_MAP, DEEP) and oneDNN's convolution agree, forward and in
+    every gradient, in fp32 and channels-last; other maps take oneDNN's path itself."""
+    torch.manual_seed(0)
+    ours = Conv2d(shape[1], 48, kernel, stride=stride, padding=kernel // 2)
+    x = torch.randn(shape).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    out = ours(x)
+    matmul = out.shape[2] * out.shape[3] <= SMALL_MAP and shape[1] * kernel * kernel >= DEEP
+    assert out.shape == F.conv2d(x, ours.weight, ours.bias, stride, kernel // 2).shape
+    (out * torch.linspace(-1, 1, out.numel()).view(out.shape)).sum().backward()
+    grads = [t.grad.clone() for t in (x, ours.weight, ours.bias)]
+    for t in (x, ours.weight, ours.bias):
+        t.grad = None
+    reference = F.conv2d(x, ours.weight, ours.bias, stride, kernel // 2)
+    (reference * torch.linspace(-1, 1, out.numel()).view(out.shape)).sum().backward()
+    assert torch.allclose(out, reference, atol=1e-5)
+    for ours_grad, t in zip(grads, (x, ours.weight, ours.bias), strict=True):
+        assert torch.allclose(ours_grad, t.grad, atol=1e-4)
+    assert matmul == (shape[1] >= 192)  # the parametrisation covers both paths
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert (ours(x).float() - reference).abs().max() < 0.05 * reference.abs().max()
 
 
 def test_lite_costs_at_most_an_eighth_of_original():

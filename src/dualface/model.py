@@ -63,10 +63,37 @@ class ModelConfig:
         return asdict(self)
 
 
+# A CPU convolution this small and this deep runs as one matrix product (`Conv2d`): at most SMALL_MAP output
+# positions per image, at least DEEP inputs per output (in channels x kernel area).
+SMALL_MAP, DEEP = 16, 4096
+
+
+class Conv2d(nn.Conv2d):
+    """nn.Conv2d that computes, on a CPU, a small deep map (SMALL_MAP, DEEP) as one matrix product (im2col).
+
+    `original`'s and `hd`'s last encoder convolution and their upscale work on 4x4 maps with 9,216-12,800
+    inputs per output, where oneDNN's CPU kernels run far below the machine's peak and the same work as a
+    matmul runs near it: forward and backward 1.5-1.8x faster in bf16 and 1.1-1.2x in fp32 on an
+    AVX-512-bf16 EPYC. On `lite`'s thin 4x4 layers (1,152-2,304 inputs) and on 8x8 maps oneDNN was the
+    faster (0.5-0.97x), so those stay with it. Same weights, same sums.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+        small_and_deep = oh * ow <= SMALL_MAP and c * kh * kw >= DEEP
+        if x.device.type != "cpu" or not small_and_deep or self.groups != 1 or self.dilation != (1, 1):
+            return super().forward(x)
+        cols = F.unfold(x, self.kernel_size, padding=self.padding, stride=self.stride)  # (B, C*kh*kw, oh*ow)
+        out = F.linear(cols.transpose(1, 2), self.weight.flatten(1), self.bias)  # (B, oh*ow, C')
+        return out.view(b, oh, ow, -1).permute(0, 3, 1, 2)  # (B, C', oh, ow), laid out channels-last
+
+
 class Upscale(nn.Module):
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels * 4, 3, padding=1)
+        self.conv = Conv2d(in_channels, out_channels * 4, 3, padding=1)
         self.shuffle = nn.PixelShuffle(2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -89,7 +116,7 @@ class Encoder(nn.Module):
         super().__init__()
         widths = (3, *cfg.encoder_widths)
         k = cfg.encoder_kernel
-        self.convs = nn.ModuleList(nn.Conv2d(a, b, k, stride=2, padding=k // 2) for a, b in pairwise(widths))
+        self.convs = nn.ModuleList(Conv2d(a, b, k, stride=2, padding=k // 2) for a, b in pairwise(widths))
         self.to_latent = nn.Linear(cfg.encoder_widths[-1] * 16, cfg.latent)
         self.from_latent = nn.Linear(cfg.latent, cfg.bottleneck_width * 16)
         self.upscale = Upscale(cfg.bottleneck_width, cfg.decoder_widths[0])
