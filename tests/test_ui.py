@@ -270,6 +270,10 @@ def test_browser_workflow(sync_playwright, live_server: str, workspace: Path, tm
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True)
         try:
             page = browser.new_page(viewport={"width": 1100, "height": 900})
+            # Playwright's 30 s per step is a speed limit, and this test checks behaviour: on a 2-core CI
+            # machine with another job busy, the first step once took longer (the server and the browser
+            # starting beside the suite). A step that never happens still fails, after two minutes.
+            page.set_default_timeout(120_000)
             errors: list[str] = []
             page.on("pageerror", lambda error: errors.append(str(error)))
             page.goto(live_server)

@@ -73,9 +73,9 @@ class Conv2d(nn.Conv2d):
 
     `original`'s and `hd`'s last encoder convolution and their upscale work on 4x4 maps with 9,216-12,800
     inputs per output, where oneDNN's CPU kernels run far below the machine's peak and the same work as a
-    matmul runs near it: forward and backward 1.5-1.8x faster in bf16 and 1.1-1.2x in fp32 on an
-    AVX-512-bf16 EPYC. On `lite`'s thin 4x4 layers (1,152-2,304 inputs) and on 8x8 maps oneDNN was the
-    faster (0.5-0.97x), so those stay with it. Same weights, same sums.
+    matmul runs near it: `original`'s, forward and backward, 1.5-1.8x faster in bf16 and 1.1-1.2x in fp32 on
+    an AVX-512-bf16 EPYC (`hd`'s not measured). On `lite`'s thin 4x4 layers (1,152-2,304 inputs) and on
+    8x8 maps oneDNN was the faster (0.5-0.97x), so those stay with it. Same weights, same sums.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
