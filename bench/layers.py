@@ -24,6 +24,7 @@ from dualface.config import TrainConfig
 from dualface.model import Autoencoder, ModelConfig
 from dualface.precision import hardware_bf16
 from dualface.train import compute_losses
+from train import peaks
 
 BATCH = 32  # 16 faces per identity, two identities: one encoder pass over both, as training does
 
@@ -115,19 +116,6 @@ def step_ab(preset: str, dtype: torch.dtype, steps: int, rounds: int = 3) -> dic
     return runs
 
 
-def bf16_peak(seconds: float = 1.0) -> float:
-    """GFLOP/s of a 2048^3 bf16 matmul, best of 3 windows (bench/train.py's peak, shorter)."""
-    a = torch.randn(2048, 2048, dtype=torch.bfloat16)
-    best = 0.0
-    for _ in range(3):
-        n, start = 0, time.perf_counter()
-        while time.perf_counter() - start < seconds:
-            a @ a
-            n += 1
-        best = max(best, n * 2 * 2048**3 / (time.perf_counter() - start) / 1e9)
-    return best
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--preset", default="original")
@@ -136,7 +124,7 @@ def main() -> None:
     args = parser.parse_args()
     if not hardware_bf16(torch.device("cpu")):
         raise SystemExit("this CPU emulates bf16: there is nothing to compare (bench/train.py says how slow)")
-    peak = bf16_peak()
+    peak = peaks(torch.bfloat16, native=True)["matmul_gflop_per_s"]  # bench/train.py's, same run
     rows = []
     print(f"{args.preset}, batch {BATCH}, {torch.get_num_threads()} threads; bf16 matmul peak {peak:.0f} GFLOP/s\n")
     print(f"{'layer':24s} {'input':>18s} {'GFLOP':>6s} {'fp32 f+b ms':>11s} {'bf16 f+b ms':>11s} "
