@@ -158,3 +158,27 @@ def test_shared_trunk_keeps_a_decoder_per_identity(shared):
     assert not torch.allclose(out["a"].rgb, out["b"].rgb)  # same faces, different decoders
     with pytest.raises(DualfaceError):
         ModelConfig.from_preset("lite", shared_upscales=3)
+
+
+def test_liae_swaps_into_its_identity_through_shared_layers_only():
+    """DeepFaceLab's LIAE: drawn as the swap identity ("b"), any face goes through the encoder, the shared
+    bottleneck and the one decoder, never through another identity's own bottleneck; drawn as "a", it does."""
+    torch.manual_seed(0)
+    model = Autoencoder(ModelConfig.from_preset("lite", liae="b"), ["a", "b"])
+    assert model.config.shared_upscales == 0 and set(model.inters) == {"a"} and not hasattr(model, "decoders")
+    faces = torch.rand(3, 3, 64, 64)
+    for name, uses_own in (("b", False), ("a", True)):
+        model.zero_grad()
+        out = model({name: faces})[name]
+        assert out.rgb.shape == (3, 3, 64, 64) and out.code.shape[1] == 2 * model.config.decoder_widths[0]
+        out.rgb.mean().backward()
+        own = [p.grad for p in model.inters["a"].parameters()]
+        assert all(g is not None and g.abs().sum() > 0 for g in own) == uses_own
+        assert all(p.grad is not None for p in model.decoder.parameters())
+    together = model({"a": faces, "b": faces[:1]})  # one pass over both identities' faces, split back
+    assert torch.allclose(together["b"].rgb, model({"b": faces[:1]})["b"].rgb, atol=1e-6)
+    assert not torch.allclose(together["a"].rgb[:1], together["b"].rgb)
+    with pytest.raises(DualfaceError, match="--liae c"):
+        Autoencoder(ModelConfig.from_preset("lite", liae="c"), ["a", "b"])
+    with pytest.raises(DualfaceError, match="single decoder"):
+        model({"a": faces, "b": faces}, cycle=True)

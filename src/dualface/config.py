@@ -162,6 +162,10 @@ class TrainConfig:
     shared_upscales: int | None = option(
         None, low=0, help="Decoder upscales shared by all identities (default: the preset's; 0: separate decoders)."
     )
+    liae: str | None = option(
+        None,
+        help="DeepFaceLab's LIAE: one decoder, and every other identity is swapped into NAME (a model per direction).",
+    )
     batch_size: int = option(16, low=1, high=TRAIN_MAX_BATCH, help="Faces per identity per step (per process).")
     lr: float | None = option(None, above=0, help="Adam learning rate (default: the preset's).")
     warmup: int = option(100, low=0, help="Steps of learning-rate warmup.")

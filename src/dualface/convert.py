@@ -82,6 +82,9 @@ def _identity_check(model: Autoencoder, cfg: ConvertConfig, meta: dict[str, Any]
     for flag, name in (("--to", cfg.to), ("--from", cfg.from_identity)):
         if name is not None and name not in known:
             raise DualfaceError(f"{flag} {name!r}: the model knows {', '.join(known)}")
+    if model.config.liae and cfg.to != model.config.liae:
+        # Drawing as another identity takes its own bottleneck, which has only seen that person's faces.
+        log.warning("this LIAE model swaps into %s; drawn as %s, faces keep their look", model.config.liae, cfg.to)
     if cfg.from_identity is None:
         return None
     if cfg.from_identity == cfg.to:

@@ -9,7 +9,7 @@ An "upscale" is conv 3x3 to 4x the filters, LeakyReLU 0.1, pixel shuffle x2 (W. 
 Single Image and Video Super-Resolution Using an Efficient Sub-Pixel Convolutional Neural Network", 2016).
 """
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from itertools import pairwise
 from typing import Any
 
@@ -36,6 +36,8 @@ class ModelConfig:
     residual: bool = False  # a residual block after each decoder upscale
     shared_upscales: int = 0  # decoder upscales shared by every identity (a trunk), before each decoder's own
     learn_mask: bool = False  # decoders also predict the face mask
+    # DeepFaceLab's LIAE: the identity every other is swapped into; "" keeps a decoder per identity (its DF).
+    liae: str = ""
     coverage: float = 0.75  # share of the model's crop the face spans, jaw to jaw
     centering: str = "face"
 
@@ -49,6 +51,8 @@ class ModelConfig:
             raise DualfaceError("decoder_widths must have one entry per encoder stage")
         if not 0 <= self.shared_upscales < len(self.decoder_widths) - 1:
             raise DualfaceError("shared_upscales must leave each identity at least one upscale of its own")
+        if self.liae:
+            self.shared_upscales = 0  # one decoder draws everyone: there is nothing left to share
         if not 0.2 <= self.coverage <= 1.0:
             raise DualfaceError(f"coverage must be between 0.2 and 1.0, not {self.coverage}")
 
@@ -111,31 +115,52 @@ class ResidualBlock(nn.Module):
         return F.leaky_relu(x + y, 0.2)
 
 
-class Encoder(nn.Module):
+class Inter(nn.Module):
+    """Latent bottleneck: flat conv features -> the dense code -> an 8x8 map for the decoders."""
+
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        widths = (3, *cfg.encoder_widths)
-        k = cfg.encoder_kernel
-        self.convs = nn.ModuleList(Conv2d(a, b, k, stride=2, padding=k // 2) for a, b in pairwise(widths))
         self.to_latent = nn.Linear(cfg.encoder_widths[-1] * 16, cfg.latent)
         self.from_latent = nn.Linear(cfg.latent, cfg.bottleneck_width * 16)
         self.upscale = Upscale(cfg.bottleneck_width, cfg.decoder_widths[0])
         self.bottleneck_width = cfg.bottleneck_width
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), 0.1)  # (B, 3, S, S) -> ... -> (B, C, 4, 4)
-        x = self.to_latent(x.flatten(1))  # (B, latent)
+    def bottleneck(self, features: torch.Tensor) -> torch.Tensor:
+        x = self.to_latent(features)  # (B, latent)
         x = self.from_latent(x).view(-1, self.bottleneck_width, 4, 4)
         return self.upscale(x)  # (B, decoder_widths[0], 8, 8)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.bottleneck(features)
+
+
+class Encoder(Inter):
+    """Stride-2 convs down to 4x4, then its own bottleneck (with LIAE, the one every identity shares)."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__(cfg)
+        widths = (3, *cfg.encoder_widths)
+        k = cfg.encoder_kernel
+        self.convs = nn.ModuleList(Conv2d(a, b, k, stride=2, padding=k // 2) for a, b in pairwise(widths))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        for conv in self.convs:
+            x = F.leaky_relu(conv(x), 0.1)  # (B, 3, S, S) -> ... -> (B, C, 4, 4)
+        return x.flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bottleneck(self.features(x))
 
 
 class Decoder(nn.Module):
     """Upscale stages `first` to `last` (all by default), then the RGB (and mask) heads."""
 
-    def __init__(self, cfg: ModelConfig, first: int = 0, last: int | None = None, heads: bool = True) -> None:
+    def __init__(
+        self, cfg: ModelConfig, first: int = 0, last: int | None = None, heads: bool = True, wide: int = 1
+    ) -> None:
         super().__init__()
         widths = cfg.decoder_widths[first : None if last is None else last + 1]
+        widths = (widths[0] * wide, *widths[1:])  # LIAE's decoder takes two codes side by side
         self.upscales = nn.ModuleList(Upscale(a, b) for a, b in pairwise(widths))
         self.residuals = nn.ModuleList(ResidualBlock(b) if cfg.residual else nn.Identity() for b in widths[1:])
         self.to_rgb = nn.Conv2d(widths[-1], 3, 5, padding=2) if heads else None
@@ -175,6 +200,15 @@ class Autoencoder(nn.Module):
         self.config = cfg
         self.identities = list(identities)
         self.encoder = Encoder(cfg)
+        if cfg.liae:
+            if cfg.liae not in identities:
+                raise DualfaceError(f"--liae {cfg.liae}: not one of the identities ({', '.join(identities)})")
+            # DeepFaceLab's LIAE: each face's code is two bottlenecks side by side, [its identity's own, the
+            # shared one], and the swap identity's own is the shared one. So a swap ([shared, shared] of
+            # another's face) goes only through layers that have seen both people, drawn by one decoder.
+            self.inters = nn.ModuleDict({name: Inter(cfg) for name in identities if name != cfg.liae})
+            self.decoder = Decoder(cfg, wide=2)
+            return
         shared = cfg.shared_upscales
         # The shared trunk, when there is one, is where every identity's mouth and eyes are first drawn:
         # the identity with few faces learns expressions from the one with many (cf. DeepFaceLab's LIAE).
@@ -189,10 +223,24 @@ class Autoencoder(nn.Module):
         source's code, an "average face" does not.
         """
         names = list(faces)
-        codes = self.encoder(torch.cat([faces[n] for n in names]))  # (sum B, C, 8, 8)
+        sizes = [len(faces[n]) for n in names]
+        batch = torch.cat([faces[n] for n in names])
+        if self.config.liae:
+            if cycle:
+                raise DualfaceError("--cycle-weight: an LIAE model has a single decoder to cycle through")
+            features = self.encoder.features(batch)
+            shared = self.encoder.bottleneck(features).split(sizes)
+            codes = []
+            for name, own, common in zip(names, features.split(sizes), shared, strict=True):
+                codes.append(torch.cat([self.inters[name](own) if name in self.inters else common, common], 1))
+            rgb, mask = self.decoder(torch.cat(codes))  # one decoder pass over every identity's faces
+            masks = mask.split(sizes) if mask is not None else [None] * len(names)
+            drawn = zip(names, rgb.split(sizes), masks, codes, strict=True)
+            return {n: Output(rgb, mask, code=code) for n, rgb, mask, code in drawn}
+        codes = self.encoder(batch)  # (sum B, C, 8, 8)
         if self.trunk is not None:
             codes = self.trunk.upscale(codes)  # (sum B, C', 8 * 2**shared, ...)
-        codes_by_name = dict(zip(names, codes.split([len(faces[n]) for n in names]), strict=True))
+        codes_by_name = dict(zip(names, codes.split(sizes), strict=True))
         outputs = {name: Output(*self.decoders[name](code), code=code) for name, code in codes_by_name.items()}
         if cycle:
             swaps = [self.decoders[names[(i + 1) % len(names)]](codes_by_name[n])[0] for i, n in enumerate(names)]
@@ -253,7 +301,7 @@ def train_flops_per_example(cfg: ModelConfig) -> float:
     by torch's FlopCounterMode on a real forward/backward pass."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    model = Autoencoder(cfg, ["a", "b"])
+    model = Autoencoder(replace(cfg, liae="b" if cfg.liae else ""), ["a", "b"])  # "a": LIAE's costlier path
     faces = torch.rand(2, 3, cfg.size, cfg.size)
     with FlopCounterMode(display=False) as counter:
         out = model({"a": faces})["a"]

@@ -40,13 +40,13 @@ def init_point(cfg: TrainConfig):
 
 
 def renamed(checkpoint, names: list[str]) -> dict:
-    """The checkpoint's weights (its average, where it has one) with its identities' decoders renamed, in
-    order, to this run's names."""
+    """The checkpoint's weights (its average, where it has one) with its identities' decoders (LIAE: their
+    bottlenecks) renamed, in order, to this run's names."""
     rename = dict(zip(checkpoint.meta["identities"], names, strict=True))
     weights = {}
     for key, value in (checkpoint.average or checkpoint.model).items():
         parts = key.split(".")
-        if parts[0] == "decoders":
+        if parts[0] in ("decoders", "inters"):
             parts[1] = rename[parts[1]]
         weights[".".join(parts)] = value.float()
     return weights

@@ -68,6 +68,10 @@ class TrainSummary:
     weights_sha256: str  # of the final weights: replicas under torchrun must agree
 
 
+# The parts that draw faces (`--no-init-decoders` leaves them fresh): decoders, or LIAE's decoder and bottlenecks.
+DRAWING = ("decoders.", "decoder.", "inters.")
+
+
 def learning_rate(step: int, base: float, warmup: int, progress: float = 0.0, decay: float = 0.0) -> float:
     """Linear warmup over `warmup` steps; then, over the last `decay` share of the run (`progress` in [0, 1]),
     a half cosine down to a tenth of `base`."""
@@ -197,8 +201,10 @@ def _train(
         model_cfg = ModelConfig(**resume_from.meta["model_config"])
     elif start_from:
         model_cfg = ModelConfig(**start_from.meta["model_config"])
+        if model_cfg.liae:  # the swap identity, by this run's name for it
+            model_cfg.liae = dict(zip(start_from.meta["identities"], cfg.names, strict=True))[model_cfg.liae]
     else:
-        overrides = {k: v for k in ("shared_upscales", "learn_mask") if (v := getattr(cfg, k)) is not None}
+        overrides = {k: v for k in ("shared_upscales", "learn_mask", "liae") if (v := getattr(cfg, k)) is not None}
         model_cfg = ModelConfig.from_preset(cfg.preset, **overrides)
     if resume_from and resume_from.meta["identities"] != cfg.names:
         raise DualfaceError(f"{cfg.model_dir} was trained on {resume_from.meta['identities']}, not {cfg.names}")
@@ -216,7 +222,8 @@ def _train(
     for part in cfg.freeze:
         module = getattr(model, part, None)
         if not isinstance(module, torch.nn.Module):
-            raise DualfaceError(f"--freeze {part}: the model's parts are encoder, trunk (lite) and decoders")
+            parts = ", ".join(name for name, _ in model.named_children())
+            raise DualfaceError(f"--freeze {part}: this model's parts are {parts}")
         module.requires_grad_(False)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(trainable, lr=cfg.lr, betas=(0.5, 0.999), **_fused(device))
@@ -225,9 +232,9 @@ def _train(
         weights = renamed(start_from, cfg.names)
         if not cfg.init_decoders:
             # A base model's decoders have drawn every face, not this pair's two.
-            weights = {k: v for k, v in weights.items() if not k.startswith("decoders.")}
+            weights = {k: v for k, v in weights.items() if not k.startswith(DRAWING)}
         missing, unexpected = model.load_state_dict(weights, strict=False)
-        if unexpected or any(not k.startswith("decoders.") or cfg.init_decoders for k in missing):
+        if unexpected or any(not k.startswith(DRAWING) or cfg.init_decoders for k in missing):
             raise DualfaceError(f"--init {cfg.init}: its weights do not fit this model ({(unexpected or missing)[0]})")
     if resume_from:
         model.load_state_dict(resume_from.model)
