@@ -326,8 +326,9 @@ def test_init_and_freeze_fine_tune_a_trained_model(face_dirs, tiny_model, tmp_pa
 
 def test_threads_fixed_or_left_to_the_idle_cores():
     """A fixed count is applied as given; auto leaves a core to a CPU-bound competitor (a real busy
-    process, not a mock) on a machine with more than one core, and a share of auto takes less."""
-    from dualface.threads import ThreadPolicy, cores
+    process, not a mock) on a machine with more than one core, and a share of auto takes less; auto
+    without the wait at the start sees the competitor at its first update."""
+    from dualface.threads import FIRST_CHECK_S, ThreadPolicy, cores
 
     before = torch.get_num_threads()
     try:
@@ -343,6 +344,11 @@ def test_threads_fixed_or_left_to_the_idle_cores():
                 assert ThreadPolicy(0).start(sample_s=1.0) <= cores() - 1
                 # conversion's model takes half of what is idle, never none
                 assert 1 <= ThreadPolicy(0, share=0.5).start(sample_s=1.0) <= max(1, cores() // 2)
+                # without the wait: every core at first, the competitor seen within FIRST_CHECK_S
+                quick = ThreadPolicy(0)
+                assert quick.start(sample_s=0) == cores()
+                time.sleep(FIRST_CHECK_S + 0.2)
+                assert quick.update() <= cores() - 1
             finally:
                 if saved is not None:
                     os.environ["OMP_NUM_THREADS"] = saved

@@ -285,7 +285,7 @@ def _drawn(found, model, cfg, summary) -> Iterator[tuple[int, Frame, list[Face]]
     threads = ThreadPolicy(share=0.5)
     device = torch.device(cfg.device)
     if device.type == "cpu":
-        threads.start()
+        threads.start(sample_s=0)  # every stage waits on the first batch: no time to sample the CPU first
     dtype = pick_dtype(cfg.precision, device)
     pending: list[tuple[int, Frame, list[Face]]] = []
     for item in itertools.chain(found, [None]):

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 log = logging.getLogger(__name__)
 
 RECHECK_S = 20.0
+FIRST_CHECK_S = 1.0
 
 
 def cores() -> int:
@@ -69,21 +70,28 @@ class ThreadPolicy:
     share: float = 1.0
     current: int = field(default=0, init=False)
     _last: tuple[float, float, float] | None = field(default=None, init=False)
+    _due: float = field(default=0.0, init=False)  # when auto measures next (time.monotonic)
 
     def start(self, sample_s: float = 0.2) -> int:
         """Set the count for the start of a run (auto samples the CPU for `sample_s` seconds; an
-        OMP_NUM_THREADS in the environment is a choice already made, and is kept)."""
+        OMP_NUM_THREADS in the environment is a choice already made, and is kept). With `sample_s` 0, auto
+        does not wait: it takes its share of every core for now and measures over the run's first
+        FIRST_CHECK_S, at the first `update()` after it (a conversion, whose stages all wait on the first
+        batch, would otherwise start that much later)."""
         if not self.threads and os.environ.get("OMP_NUM_THREADS", "").isdigit():
             self.threads = max(1, int(os.environ["OMP_NUM_THREADS"]))
         if self.threads:
             return self._apply(self.threads)
         self._mark()
+        if not sample_s:
+            self._due = time.monotonic() + FIRST_CHECK_S
+            return self._apply(max(1, round(cores() * self.share)))
         time.sleep(sample_s)
         return self._apply(self._auto())
 
     def update(self) -> int:
-        """With auto, re-measure when RECHECK_S has passed since the last time; returns the count in use."""
-        if self.threads or self._last is None or time.monotonic() - self._last[0] < RECHECK_S:
+        """With auto, re-measure when it is due (RECHECK_S after the last time); returns the count in use."""
+        if self.threads or self._last is None or time.monotonic() < self._due:
             return self.current
         return self._apply(self._auto())
 
@@ -91,8 +99,9 @@ class ThreadPolicy:
         return max(1, round(self._idle_cores() * self.share))
 
     def _mark(self) -> None:
-        sample = _cpu_seconds()
-        self._last = None if sample is None else (time.monotonic(), *sample)
+        sample, now = _cpu_seconds(), time.monotonic()
+        self._last = None if sample is None else (now, *sample)
+        self._due = now + RECHECK_S
 
     def _idle_cores(self) -> int:
         previous = self._last
