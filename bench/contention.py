@@ -237,8 +237,13 @@ def main() -> None:
                 f"{work:<9} {policy:<14} {r['idle']:>9.2f} {r['loaded']:>9.2f} {r['ratio']:>11.2f}x  {mark}"
                 f"   ({r['unit']}; competitor {r['competitor_per_s']}/s)"
             )
+    name = "contention" if args.competitor == "matmul" else f"contention-{args.competitor}"
+    previous = Path(__file__).resolve().parent / "results" / f"{name}.json"
+    if args.only and previous.exists():  # keep the other works' figures, from their own (earlier) run
+        kept = json.loads(previous.read_text())["results"]
+        results = {**{w: r for w, r in kept.items() if w != args.only}, **results}
     write_result(
-        "contention" if args.competitor == "matmul" else f"contention-{args.competitor}",
+        name,
         {
             "hardware": machine,
             "competitor": competitor_desc,
