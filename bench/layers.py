@@ -8,8 +8,9 @@ its share of this machine's bf16 peak measured in the same run.
 The question it answers (issue 14): when a preset's bf16 step sits far below the bf16 peak, is it
 dualface's overhead (casts, optimizer, the loop) or the convolutions themselves? The layers above are timed
 as oneDNN runs them (nn.Conv2d). Then whole training steps (`train.compute_losses`, backward, fused Adam, on
-random faces) with `model.Conv2d`'s matrix-product path for small deep maps on and off, interleaved in
-three rounds, so the machine's drift from minute to minute falls on both alike.
+random faces) with each of SWITCHES off and on (`model.Conv2d`'s matrix-product path for small deep maps;
+the decoders' face and mask heads as one convolution), interleaved in three rounds, so the machine's drift
+from minute to minute falls on both alike.
 """
 
 import argparse
@@ -84,8 +85,15 @@ def flops(module: torch.nn.Conv2d, shape: tuple) -> float:
     return 2.0 * shape[0] * out_h * out_w * module.out_channels * module.in_channels * kh * kw
 
 
-def step_ab(preset: str, dtype: torch.dtype, steps: int, rounds: int = 3) -> dict[str, list[float]]:
-    """EGs/s of whole training steps with the small-deep-map matmul path off and on, interleaved."""
+# What the whole-step comparison turns off and on: a setting of dualface.model, its value off and on.
+SWITCHES = {
+    "small deep maps as matmuls": ("DEEP", 2**62, dualface.model.DEEP),
+    "face and mask drawn by one convolution": ("MERGED_HEADS", False, True),
+}
+
+
+def step_ab(preset: str, dtype: torch.dtype, steps: int, switch: str, rounds: int = 3) -> dict[str, list[float]]:
+    """EGs/s of whole training steps with one of SWITCHES off and on, interleaved."""
     torch.manual_seed(0)
     cfg = ModelConfig.from_preset(preset)
     model = Autoencoder(cfg, ["a", "b"]).to(memory_format=torch.channels_last)
@@ -105,14 +113,15 @@ def step_ab(preset: str, dtype: torch.dtype, steps: int, rounds: int = 3) -> dic
         sum(losses.values()).backward()
         optimizer.step()
 
-    deep, runs = dualface.model.DEEP, {"oneDNN": [], "matmul": []}
+    setting, off, on = SWITCHES[switch]
+    kept, runs = getattr(dualface.model, setting), {"off": [], "on": []}
     try:
         for _ in range(rounds):
-            for name, threshold in (("oneDNN", 2**62), ("matmul", deep)):
-                dualface.model.DEEP = threshold
+            for name, value in (("off", off), ("on", on)):
+                setattr(dualface.model, setting, value)
                 runs[name].append(BATCH / timed(step, steps))
     finally:
-        dualface.model.DEEP = deep
+        setattr(dualface.model, setting, kept)
     return runs
 
 
@@ -152,14 +161,15 @@ def main() -> None:
     total = {d: sum(r[f"{d}_ms"]["forward_backward"] for r in rows) for d in ("fp32", "bf16")}
     print(f"\nall convolutions, forward + backward: fp32 {total['fp32']:.0f} ms, bf16 {total['bf16']:.0f} ms "
           f"({total['fp32'] / total['bf16']:.2f}x)")  # fmt: skip
-    steps = {}
-    print("\nwhole steps, EGs/s in three interleaved rounds: oneDNN for every convolution | small deep maps as matmuls")
-    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
-        runs = step_ab(args.preset, dtype, args.steps)
-        median = {k: sorted(v)[len(v) // 2] for k, v in runs.items()}
-        steps[name] = {**runs, "ratio_of_medians": round(median["matmul"] / median["oneDNN"], 3)}
-        print(f"  {name}: {' '.join(f'{v:.1f}' for v in runs['oneDNN'])} | "
-              f"{' '.join(f'{v:.1f}' for v in runs['matmul'])}  ({steps[name]['ratio_of_medians']:.2f}x)")  # fmt: skip
+    steps: dict = {}
+    for switch in SWITCHES:
+        print(f"\nwhole steps, EGs/s in three interleaved rounds, without | with {switch}")
+        for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+            runs = step_ab(args.preset, dtype, args.steps, switch)
+            median = {k: sorted(v)[len(v) // 2] for k, v in runs.items()}
+            steps.setdefault(switch, {})[name] = {**runs, "ratio_of_medians": round(median["on"] / median["off"], 3)}
+            print(f"  {name}: {' '.join(f'{v:.1f}' for v in runs['off'])} | "
+                  f"{' '.join(f'{v:.1f}' for v in runs['on'])}  ({median['on'] / median['off']:.2f}x)")  # fmt: skip
     write_result(
         f"layers_{args.preset}",
         {

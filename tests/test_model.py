@@ -182,3 +182,29 @@ def test_liae_swaps_into_its_identity_through_shared_layers_only():
         Autoencoder(ModelConfig.from_preset("lite", liae="c"), ["a", "b"])
     with pytest.raises(DualfaceError, match="single decoder"):
         model({"a": faces, "b": faces}, cycle=True)
+
+
+def test_face_and_mask_drawn_by_one_convolution_match_their_own_convolutions(monkeypatch):
+    """The decoders' merged heads (`MERGED_HEADS`) give the face and the mask, and every gradient, that
+    `to_rgb` and `to_mask` give run one by one, channels-last as training runs them."""
+    import dualface.model
+
+    torch.manual_seed(0)
+    model = Autoencoder(ModelConfig.from_preset("lite", learn_mask=True), ["a", "b"])
+    model = model.to(memory_format=torch.channels_last)
+    faces = torch.rand(2, 3, 64, 64).contiguous(memory_format=torch.channels_last)
+    results = []
+    for merged in (False, True):
+        monkeypatch.setattr(dualface.model, "MERGED_HEADS", merged)
+        model.zero_grad()
+        out = model({"a": faces})["a"]
+        (out.rgb * torch.linspace(0, 1, 64)).mean().backward(retain_graph=True)
+        out.mask.square().mean().backward()
+        grads = [p.grad.clone() for p in model.decoders["a"].parameters()]
+        results.append((out.rgb.detach(), out.mask.detach(), grads))
+    (rgb, mask, grads), (merged_rgb, merged_mask, merged_grads) = results
+    assert merged_rgb.shape == rgb.shape == (2, 3, 64, 64) and merged_mask.shape == mask.shape == (2, 1, 64, 64)
+    assert merged_rgb.is_contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(merged_rgb, rgb, atol=1e-6) and torch.allclose(merged_mask, mask, atol=1e-6)
+    for ours, theirs in zip(merged_grads, grads, strict=True):
+        assert torch.allclose(ours, theirs, atol=1e-6, rtol=1e-4)
