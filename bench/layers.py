@@ -9,8 +9,8 @@ The question it answers (issue 14): when a preset's bf16 step sits far below the
 dualface's overhead (casts, optimizer, the loop) or the convolutions themselves? The layers above are timed
 as oneDNN runs them (nn.Conv2d). Then whole training steps (`train.compute_losses`, backward, fused Adam, on
 random faces) with each of SWITCHES off and on (`model.Conv2d`'s matrix-product path for small deep maps;
-the decoders' face and mask heads as one convolution), interleaved in three rounds, so the machine's drift
-from minute to minute falls on both alike.
+the decoders' face and mask heads as one convolution; SSIM's blur over contiguous rows), interleaved in
+three rounds, so the machine's drift from minute to minute falls on both alike.
 """
 
 import argparse
@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+import dualface.losses
 import dualface.model
 from common import hardware, write_result
 from dualface.config import TrainConfig
@@ -85,10 +86,17 @@ def flops(module: torch.nn.Conv2d, shape: tuple) -> float:
     return 2.0 * shape[0] * out_h * out_w * module.out_channels * module.in_channels * kh * kw
 
 
-# What the whole-step comparison turns off and on: a setting of dualface.model, its value off and on.
+def _strided_blur(t: torch.Tensor) -> torch.Tensor:
+    """SSIM's blur as it was: the products taken over channels-last rows where they lie, strided."""
+    along_w = t @ dualface.losses._blur_matrix(t.shape[-1], t.device, t.dtype)
+    return (along_w.transpose(-1, -2) @ dualface.losses._blur_matrix(t.shape[-2], t.device, t.dtype)).transpose(-1, -2)
+
+
+# What the whole-step comparison turns off and on: a module's setting, its value off and on.
 SWITCHES = {
-    "small deep maps as matmuls": ("DEEP", 2**62, dualface.model.DEEP),
-    "face and mask drawn by one convolution": ("MERGED_HEADS", False, True),
+    "small deep maps as matmuls": (dualface.model, "DEEP", 2**62, dualface.model.DEEP),
+    "face and mask drawn by one convolution": (dualface.model, "MERGED_HEADS", False, True),
+    "SSIM's blur over contiguous rows": (dualface.losses, "_blur", _strided_blur, dualface.losses._blur),
 }
 
 
@@ -113,15 +121,15 @@ def step_ab(preset: str, dtype: torch.dtype, steps: int, switch: str, rounds: in
         sum(losses.values()).backward()
         optimizer.step()
 
-    setting, off, on = SWITCHES[switch]
-    kept, runs = getattr(dualface.model, setting), {"off": [], "on": []}
+    module, setting, off, on = SWITCHES[switch]
+    kept, runs = getattr(module, setting), {"off": [], "on": []}
     try:
         for _ in range(rounds):
             for name, value in (("off", off), ("on", on)):
-                setattr(dualface.model, setting, value)
+                setattr(module, setting, value)
                 runs[name].append(BATCH / timed(step, steps))
     finally:
-        setattr(dualface.model, setting, kept)
+        setattr(module, setting, kept)
     return runs
 
 

@@ -34,9 +34,13 @@ def _blur_matrix(n: int, device: torch.device, dtype: torch.dtype) -> torch.Tens
 
 
 def _blur(t: torch.Tensor) -> torch.Tensor:
-    """Separable Gaussian blur of (..., H, W), as two matmuls."""
-    along_w = t @ _blur_matrix(t.shape[-1], t.device, t.dtype)
-    return (along_w.transpose(-1, -2) @ _blur_matrix(t.shape[-2], t.device, t.dtype)).transpose(-1, -2)
+    """Separable Gaussian blur of (..., H, W), as two matmuls: one over every row of the batch at once, then
+    each image's columns."""
+    # Rows contiguous: a channels-last batch's are not, and the product over them ran as a strided bmm
+    # behind a copy (SSIM forward and backward 15% slower at 128 px).
+    t = t.contiguous()
+    along_w = (t.reshape(-1, t.shape[-1]) @ _blur_matrix(t.shape[-1], t.device, t.dtype)).view(t.shape)
+    return _blur_matrix(t.shape[-2], t.device, t.dtype).T @ along_w
 
 
 def ssim_map(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
