@@ -239,9 +239,11 @@ def main() -> None:
             )
     name = "contention" if args.competitor == "matmul" else f"contention-{args.competitor}"
     previous = Path(__file__).resolve().parent / "results" / f"{name}.json"
+    earlier: list[str] = []
     if args.only and previous.exists():  # keep the other works' figures, from their own (earlier) run
         kept = json.loads(previous.read_text())["results"]
-        results = {**{w: r for w, r in kept.items() if w != args.only}, **results}
+        earlier = [w for w in kept if w != args.only]
+        results = {**{w: kept[w] for w in earlier}, **results}
     write_result(
         name,
         {
@@ -252,6 +254,7 @@ def main() -> None:
             "convert": f"{CLIP.relative_to(ROOT)} with the starter lite weights, {args.repeats} timed runs",
             "extract": f"data/grid/s1 (375 frames), {args.repeats} timed runs",
             "results": results,
+            "from_an_earlier_run": earlier,  # their hardware and competitor may differ from the header's
         },
     )
 

@@ -44,10 +44,14 @@ def conv_shapes(preset: str) -> list[dict]:
         return record
 
     handles = [m.register_forward_pre_hook(hook(n)) for n, m in model.named_modules() if isinstance(m, torch.nn.Conv2d)]
-    with torch.no_grad():
-        model({"a": torch.rand(BATCH // 2, 3, size, size), "b": torch.rand(BATCH // 2, 3, size, size)})
-    for h in handles:
-        h.remove()
+    merged, dualface.model.MERGED_HEADS = dualface.model.MERGED_HEADS, False  # each head as its own module
+    try:
+        with torch.no_grad():
+            model({"a": torch.rand(BATCH // 2, 3, size, size), "b": torch.rand(BATCH // 2, 3, size, size)})
+    finally:
+        dualface.model.MERGED_HEADS = merged
+        for h in handles:
+            h.remove()
     return seen
 
 

@@ -174,8 +174,7 @@ def test_liae_swaps_into_its_identity_through_shared_layers_only():
         out = model({name: faces})[name]
         assert out.rgb.shape == (3, 3, 64, 64) and out.code.shape[1] == 2 * model.config.decoder_widths[0]
         out.rgb.mean().backward()
-        own = [p.grad for p in model.inters["a"].parameters()]
-        assert all(g is not None and g.abs().sum() > 0 for g in own) == uses_own
+        assert all((p.grad is not None and p.grad.abs().sum() > 0) == uses_own for p in model.inters["a"].parameters())
         assert all(p.grad is not None for p in model.decoder.parameters())
     together = model({"a": faces, "b": faces[:1]})  # one pass over both identities' faces, split back
     assert torch.allclose(together["b"].rgb, model({"b": faces[:1]})["b"].rgb, atol=1e-6)
@@ -186,15 +185,16 @@ def test_liae_swaps_into_its_identity_through_shared_layers_only():
         model({"a": faces, "b": faces}, cycle=True)
 
 
-def test_face_and_mask_drawn_by_one_convolution_match_their_own_convolutions(monkeypatch):
+@pytest.mark.parametrize("layout", [torch.channels_last, torch.contiguous_format])
+def test_face_and_mask_drawn_by_one_convolution_match_their_own_convolutions(monkeypatch, layout):
     """The decoders' merged heads (`MERGED_HEADS`) give the face and the mask, and every gradient, that
-    `to_rgb` and `to_mask` give run one by one, channels-last as training runs them."""
+    `to_rgb` and `to_mask` give run one by one, in either layout training runs in."""
     import dualface.model
 
     torch.manual_seed(0)
     model = Autoencoder(ModelConfig.from_preset("lite", learn_mask=True), ["a", "b"])
-    model = model.to(memory_format=torch.channels_last)
-    faces = torch.rand(2, 3, 64, 64).contiguous(memory_format=torch.channels_last)
+    model = model.to(memory_format=layout)
+    faces = torch.rand(2, 3, 64, 64).contiguous(memory_format=layout)
     results = []
     for merged in (False, True):
         monkeypatch.setattr(dualface.model, "MERGED_HEADS", merged)
@@ -206,7 +206,16 @@ def test_face_and_mask_drawn_by_one_convolution_match_their_own_convolutions(mon
         results.append((out.rgb.detach(), out.mask.detach(), grads))
     (rgb, mask, grads), (merged_rgb, merged_mask, merged_grads) = results
     assert merged_rgb.shape == rgb.shape == (2, 3, 64, 64) and merged_mask.shape == mask.shape == (2, 1, 64, 64)
-    assert merged_rgb.is_contiguous(memory_format=torch.channels_last)
+    assert merged_rgb.is_contiguous(memory_format=layout) and merged_mask.is_contiguous(memory_format=layout)
     assert torch.allclose(merged_rgb, rgb, atol=1e-6) and torch.allclose(merged_mask, mask, atol=1e-6)
     for ours, theirs in zip(merged_grads, grads, strict=True):
         assert torch.allclose(ours, theirs, atol=1e-6, rtol=1e-4)
+
+
+def test_parameters_keep_the_order_checkpoints_store_adams_moments_in():
+    """Checkpoints keep the optimizer's moments by parameter index: the encoder's convolutions come before
+    its bottleneck, as in every model saved so far, or `--resume` hands moments to the wrong weights."""
+    names = [n for n, _ in Autoencoder(ModelConfig.from_preset("lite128"), ["a", "b"]).named_parameters()]
+    encoder = [n.split(".")[1] for n in names if n.startswith("encoder.")]
+    assert encoder == ["convs"] * 10 + ["to_latent"] * 2 + ["from_latent"] * 2 + ["upscale"] * 2
+    assert names.index("encoder.upscale.conv.bias") < names.index("trunk.upscales.0.conv.weight")

@@ -222,13 +222,16 @@ class TrainConfig:
         "loss", help="What best.safetensors is best at: loss, or a held-out figure such as 'a->b/mouth'."
     )
     freeze: tuple[str, ...] = option(
-        factory=tuple, parse=tuple, cli_type=list[str], help="Leave this part untrained (encoder, trunk, decoders)."
+        factory=tuple,
+        parse=tuple,
+        cli_type=list[str],
+        help="Leave this part untrained (encoder, trunk, decoders; LIAE: encoder, inters, decoder).",
     )
     init: Path | None = option(None, help="Start from these weights (a checkpoint) instead of random ones.")
     init_decoders: bool = option(
         True,
         help="With --init, the decoders start from it too; off: only the encoder and the shared trunk (faceswap's "
-        "--load-weights), for a base model whose decoders draw anyone.",
+        "--load-weights; LIAE: the encoder and its shared bottleneck), for a base model whose decoders draw anyone.",
     )
     # The last step's weights swing from step to step, their average does not.
     average: float = option(

@@ -70,6 +70,7 @@ class ModelConfig:
 # A CPU convolution this small and this deep runs as one matrix product (`Conv2d`): at most SMALL_MAP output
 # positions per image, at least DEEP inputs per output (in channels x kernel area).
 SMALL_MAP, DEEP = 16, 4096
+# The decoders' face and mask heads as one convolution (`Decoder.forward`); off only to compare (bench/layers.py).
 MERGED_HEADS = True
 
 
@@ -121,6 +122,9 @@ class Inter(nn.Module):
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
+        self._build(cfg)
+
+    def _build(self, cfg: ModelConfig) -> None:
         self.to_latent = nn.Linear(cfg.encoder_widths[-1] * 16, cfg.latent)
         self.from_latent = nn.Linear(cfg.latent, cfg.bottleneck_width * 16)
         self.upscale = Upscale(cfg.bottleneck_width, cfg.decoder_widths[0])
@@ -139,10 +143,13 @@ class Encoder(Inter):
     """Stride-2 convs down to 4x4, then its own bottleneck (with LIAE, the one every identity shares)."""
 
     def __init__(self, cfg: ModelConfig) -> None:
-        super().__init__(cfg)
+        nn.Module.__init__(self)
         widths = (3, *cfg.encoder_widths)
         k = cfg.encoder_kernel
+        # The convolutions first: checkpoints keep Adam's moments by parameter order, so `--resume` of a
+        # model saved before this class had a bottleneck of its own depends on it.
         self.convs = nn.ModuleList(Conv2d(a, b, k, stride=2, padding=k // 2) for a, b in pairwise(widths))
+        self._build(cfg)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         for conv in self.convs:

@@ -208,6 +208,13 @@ def _train(
         model_cfg = ModelConfig.from_preset(cfg.preset, **overrides)
     if resume_from and resume_from.meta["identities"] != cfg.names:
         raise DualfaceError(f"{cfg.model_dir} was trained on {resume_from.meta['identities']}, not {cfg.names}")
+    if model_cfg.liae and model_cfg.liae not in cfg.names:  # before the faces load: a typo costs nothing
+        raise DualfaceError(f"--liae {model_cfg.liae}: not one of the identities ({', '.join(cfg.names)})")
+    if model_cfg.liae and cfg.cycle_weight > 0:
+        raise DualfaceError("--cycle-weight: an LIAE model has a single decoder to cycle through")
+    if cfg.liae is not None and cfg.liae != model_cfg.liae:  # the shape came from the checkpoint
+        built = f"as LIAE into {model_cfg.liae}" if model_cfg.liae else "with a decoder per identity"
+        raise DualfaceError(f"--liae {cfg.liae}: the model it continues was built {built}")
 
     sets = [
         load_face_set(folder, model_cfg, name, cfg.max_faces, progress=cfg.progress and ctx.main)
