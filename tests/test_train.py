@@ -372,3 +372,20 @@ def _wait_until_spinning(pid: int, deadline_s: float = 30) -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"the competitor {pid} did not start within {deadline_s} s")
+
+
+def test_liae_trains_and_carries_its_swap_identity_through_init(face_dirs, tmp_path):
+    """`--liae`: the model is built so, its checkpoint says so, and a run that starts from it under other
+    names swaps into the same face set's new name; a different --liae for a model that exists is refused."""
+    train(quick(face_dirs, tmp_path / "liae", iterations=2, liae="brbk7n"))
+    model = load_model(tmp_path / "liae")
+    assert model.config.liae == "brbk7n" and set(model.inters) == {"s1"}
+    start = latest_checkpoint(tmp_path / "liae")
+    renamed = quick(face_dirs, tmp_path / "again", iterations=1, init=start, names=["alice", "bob"])
+    train(renamed)
+    again = load_model(tmp_path / "again")
+    assert again.config.liae == "bob" and set(again.inters) == {"alice"}
+    with pytest.raises(DualfaceError, match="built as LIAE into brbk7n"):
+        train(quick(face_dirs, tmp_path / "other", iterations=1, init=start, liae="s1"))
+    with pytest.raises(DualfaceError, match="not one of the identities"):
+        train(quick(face_dirs, tmp_path / "typo", iterations=1, liae="brbk7"))

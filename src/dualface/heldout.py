@@ -93,6 +93,8 @@ def held_out_figures(
         for other in model.identities:
             if other == name or other not in embeddings or name not in embeddings:
                 continue
+            if model.config.liae and other != model.config.liae:
+                continue  # an LIAE model swaps into one identity only; drawn as another, a face keeps its look
             swaps = as_uint8(draw(model, faces, other, _device(model))[0])
             scale = MEASURE_SIZE / swaps.shape[1]
             closer, to_target = [], []
