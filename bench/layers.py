@@ -9,12 +9,20 @@ The question it answers (issue 14): when a preset's bf16 step sits far below the
 dualface's overhead (casts, optimizer, the loop) or the convolutions themselves? The layers above are timed
 as oneDNN runs them (nn.Conv2d). Then whole training steps (`train.compute_losses`, backward, fused Adam, on
 random faces) with each of SWITCHES off and on (`model.Conv2d`'s matrix-product path for small deep maps;
-the decoders' face and mask heads as one convolution; SSIM's blur over contiguous rows), interleaved in
-three rounds, so the machine's drift from minute to minute falls on both alike.
+that path's weights left contiguous by `model.to_channels_last`; the decoders' face and mask heads as one
+convolution; SSIM's blur as banded products), interleaved in three rounds, so the machine's drift from
+minute to minute falls on both alike; and with glibc's allocator as it comes and as `allocator` sets it
+(each side a fresh process). Last, a bf16 step taken apart: the model's forward and backward alone, the
+optimizer alone, and the rest (the losses), with the share of the peak the step could reach if the model
+ran at the peak and the rest took what it takes.
 """
 
 import argparse
+import os
+import subprocess
+import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -22,8 +30,9 @@ import torch
 import dualface.losses
 import dualface.model
 from common import hardware, write_result
+from dualface.allocator import keep_freed_memory
 from dualface.config import TrainConfig
-from dualface.model import Autoencoder, ModelConfig
+from dualface.model import Autoencoder, ModelConfig, train_flops_per_example
 from dualface.precision import hardware_bf16
 from dualface.train import compute_losses
 from train import peaks
@@ -90,34 +99,116 @@ def flops(module: torch.nn.Conv2d, shape: tuple) -> float:
     return 2.0 * shape[0] * out_h * out_w * module.out_channels * module.in_channels * kh * kw
 
 
-def _strided_blur(t: torch.Tensor) -> torch.Tensor:
-    """SSIM's blur as it was: the products taken over channels-last rows where they lie, strided."""
-    along_w = t @ dualface.losses._blur_matrix(t.shape[-1], t.device, t.dtype)
-    return (along_w.transpose(-1, -2) @ dualface.losses._blur_matrix(t.shape[-2], t.device, t.dtype)).transpose(-1, -2)
+def _dense_blur(t: torch.Tensor) -> torch.Tensor:
+    """SSIM's blur as it was: dense (n, n) products, every row of the batch, then each image's columns."""
+    t = t.contiguous()
+    along_w = (t.reshape(-1, t.shape[-1]) @ dualface.losses._blur_matrix(t.shape[-1], t.device, t.dtype)).view(t.shape)
+    return dualface.losses._blur_matrix(t.shape[-2], t.device, t.dtype).T @ along_w
 
 
 # What the whole-step comparison turns off and on: a module's setting, its value off and on.
+def _all_channels_last(model: torch.nn.Module) -> torch.nn.Module:
+    return model.to(memory_format=torch.channels_last)
+
+
 SWITCHES = {
     "small deep maps as matmuls": (dualface.model, "DEEP", 2**62, dualface.model.DEEP),
+    "matmul weights kept contiguous": (
+        dualface.model,
+        "to_channels_last",
+        _all_channels_last,
+        dualface.model.to_channels_last,
+    ),
     "face and mask drawn by one convolution": (dualface.model, "MERGED_HEADS", False, True),
-    "SSIM's blur over contiguous rows": (dualface.losses, "_blur", _strided_blur, dualface.losses._blur),
+    "SSIM's blur as banded products": (dualface.losses, "_blur", _dense_blur, dualface.losses._blur),
 }
 
 
 def step_ab(preset: str, dtype: torch.dtype, steps: int, switch: str, rounds: int = 3) -> dict[str, list[float]]:
-    """EGs/s of whole training steps with one of SWITCHES off and on, interleaved."""
-    torch.manual_seed(0)
+    """EGs/s of whole training steps with one of SWITCHES off and on, interleaved: one model for each,
+    built with the switch in place (the layout of its weights can depend on it), from the same seed."""
+    cfg, train_cfg, tensors = _setup(preset)
+
+    def build() -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+        torch.manual_seed(0)
+        model = dualface.model.to_channels_last(Autoencoder(cfg, ["a", "b"]))
+        return model, torch.optim.Adam(model.parameters(), lr=1e-5, fused=True)
+
+    def step(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        losses, _ = compute_losses(model, tensors, train_cfg, dtype, torch.device("cpu"))
+        optimizer.zero_grad(set_to_none=True)
+        sum(losses.values()).backward()
+        optimizer.step()
+
+    module, setting, off, on = SWITCHES[switch]
+    kept, runs, built = getattr(module, setting), {"off": [], "on": []}, {}
+    try:
+        for _ in range(rounds):
+            for name, value in (("off", off), ("on", on)):
+                setattr(module, setting, value)
+                if name not in built:
+                    built[name] = build()
+                model, optimizer = built[name]
+                runs[name].append(BATCH / timed(partial(step, model, optimizer), steps))
+    finally:
+        setattr(module, setting, kept)
+    return runs
+
+
+def _setup(preset: str) -> tuple[ModelConfig, TrainConfig, dict]:
     cfg = ModelConfig.from_preset(preset)
-    model = Autoencoder(cfg, ["a", "b"]).to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-5, fused=True)
     train_cfg = TrainConfig(faces=[Path("a"), Path("b")], model_dir=Path("unused"), preset=preset)
-    size, half = cfg.size, BATCH // 2
+    half = BATCH // 2
 
     def image() -> torch.Tensor:
-        return torch.rand(half, 3, size, size).contiguous(memory_format=torch.channels_last)
+        return torch.rand(half, 3, cfg.size, cfg.size).contiguous(memory_format=torch.channels_last)
 
-    ones = torch.ones(half, 1, size, size)
-    tensors = {n: {"inputs": image(), "targets": image(), "masks": ones, "weights": ones} for n in "ab"}
+    ones = torch.ones(half, 1, cfg.size, cfg.size)
+    return cfg, train_cfg, {n: {"inputs": image(), "targets": image(), "masks": ones, "weights": ones} for n in "ab"}
+
+
+def step_parts(preset: str, dtype: torch.dtype, steps: int) -> dict[str, float]:
+    """Seconds of a whole training step and of its parts: the model's forward and backward alone (its
+    outputs summed), and fused Adam's update alone; the rest is the losses and their backward."""
+    cfg, train_cfg, tensors = _setup(preset)
+    torch.manual_seed(0)
+    model = dualface.model.to_channels_last(Autoencoder(cfg, ["a", "b"]))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-5, fused=True)
+
+    def whole() -> None:
+        losses, _ = compute_losses(model, tensors, train_cfg, dtype, torch.device("cpu"))
+        optimizer.zero_grad(set_to_none=True)
+        sum(losses.values()).backward()
+        optimizer.step()
+
+    def model_only() -> None:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+            outputs = model({n: t["inputs"] for n, t in tensors.items()})
+        model.zero_grad(set_to_none=True)
+        sum(
+            o.rgb.float().sum() + (o.mask.float().sum() if o.mask is not None else 0) for o in outputs.values()
+        ).backward()
+
+    step_s = timed(whole, steps)
+    model_s = timed(model_only, steps)
+    whole()  # gradients for the optimizer alone
+    optimizer_s = timed(optimizer.step, steps)
+    return {
+        "step": step_s,
+        "model": model_s,
+        "optimizer": optimizer_s,
+        "losses_and_rest": step_s - model_s - optimizer_s,
+    }
+
+
+def _steps_child(preset: str, dtype: torch.dtype, steps: int, keep: bool) -> None:
+    """One side of allocator_ab, in a process of its own: glibc's settings cannot be taken back."""
+    if keep:
+        keep_freed_memory()
+    cfg, train_cfg, tensors = _setup(preset)
+    torch.manual_seed(0)
+    model = dualface.model.to_channels_last(Autoencoder(cfg, ["a", "b"]))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-5, fused=True)
 
     def step() -> None:
         losses, _ = compute_losses(model, tensors, train_cfg, dtype, torch.device("cpu"))
@@ -125,15 +216,19 @@ def step_ab(preset: str, dtype: torch.dtype, steps: int, switch: str, rounds: in
         sum(losses.values()).backward()
         optimizer.step()
 
-    module, setting, off, on = SWITCHES[switch]
-    kept, runs = getattr(module, setting), {"off": [], "on": []}
-    try:
-        for _ in range(rounds):
-            for name, value in (("off", off), ("on", on)):
-                setattr(module, setting, value)
-                runs[name].append(BATCH / timed(step, steps))
-    finally:
-        setattr(module, setting, kept)
+    step()
+    print(BATCH / timed(step, steps))
+
+
+def allocator_ab(preset: str, dtype: str, steps: int, rounds: int = 3) -> dict[str, list[float]]:
+    """EGs/s of whole steps with glibc's default allocator settings and with `allocator.keep_freed_memory`,
+    each side a fresh process, interleaved."""
+    runs: dict[str, list[float]] = {"off": [], "on": []}
+    for _ in range(rounds):
+        for name, mode in (("off", "default"), ("on", "keep")):
+            command = [sys.executable, __file__, "--preset", preset, "--steps", str(steps), "--child", mode, dtype]
+            out = subprocess.run(command, capture_output=True, text=True, check=True, env=dict(os.environ))
+            runs[name].append(float(out.stdout.split()[-1]))
     return runs
 
 
@@ -142,7 +237,12 @@ def main() -> None:
     parser.add_argument("--preset", default="original")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--steps", type=int, default=5, help="timed training steps per round and path")
+    parser.add_argument("--child", nargs=2, metavar=("ALLOCATOR", "DTYPE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        dtype = torch.bfloat16 if args.child[1] == "bf16" else torch.float32
+        return _steps_child(args.preset, dtype, args.steps, args.child[0] == "keep")
+    keep_freed_memory()  # as training does
     if not hardware_bf16(torch.device("cpu")):
         raise SystemExit("this CPU emulates bf16: there is nothing to compare (bench/train.py says how slow)")
     peak = peaks(torch.bfloat16, native=True)["matmul_gflop_per_s"]  # bench/train.py's, same run
@@ -182,6 +282,32 @@ def main() -> None:
             steps.setdefault(switch, {})[name] = {**runs, "ratio_of_medians": round(median["on"] / median["off"], 3)}
             print(f"  {name}: {' '.join(f'{v:.1f}' for v in runs['off'])} | "
                   f"{' '.join(f'{v:.1f}' for v in runs['on'])}  ({median['on'] / median['off']:.2f}x)")  # fmt: skip
+    print("\nwhole steps, EGs/s in three interleaved rounds (a fresh process each), without | with freed memory kept")
+    for name in ("fp32", "bf16"):
+        runs = allocator_ab(args.preset, name, args.steps)
+        median = {k: sorted(v)[len(v) // 2] for k, v in runs.items()}
+        steps.setdefault("freed memory kept", {})[name] = {
+            **runs,
+            "ratio_of_medians": round(median["on"] / median["off"], 3),
+        }
+        print(f"  {name}: {' '.join(f'{v:.1f}' for v in runs['off'])} | "
+              f"{' '.join(f'{v:.1f}' for v in runs['on'])}  ({median['on'] / median['off']:.2f}x)")  # fmt: skip
+    work = BATCH * train_flops_per_example(ModelConfig.from_preset(args.preset))
+    parts = step_parts(args.preset, torch.bfloat16, args.steps)
+    at_peak = work / (peak * 1e9)
+    breakdown = {
+        "ms": {k: round(v * 1e3, 1) for k, v in parts.items()},
+        "step_share_of_peak": round(at_peak / parts["step"], 3),
+        "model_share_of_peak": round(at_peak / parts["model"], 3),
+        # the step's share if the model ran at the peak and its losses and optimizer took what they take
+        "ceiling_share_of_peak": round(at_peak / (at_peak + parts["step"] - parts["model"]), 3),
+    }
+    print(
+        f"\nbf16 step, {work / 1e9:.0f} GFLOP of model: " + ", ".join(f"{k} {v} ms" for k, v in breakdown["ms"].items())
+    )
+    print(f"  share of the bf16 peak: the step {breakdown['step_share_of_peak']:.0%}, the model alone "
+          f"{breakdown['model_share_of_peak']:.0%}; with the model at the peak, the step would reach "
+          f"{breakdown['ceiling_share_of_peak']:.0%}")  # fmt: skip
     write_result(
         f"layers_{args.preset}",
         {
@@ -193,6 +319,7 @@ def main() -> None:
             "layers": rows,
             "total_ms": total,
             "steps_egs_per_s": steps,
+            "bf16_step_breakdown": breakdown,
             "hardware": hardware(),
         },
     )

@@ -3,11 +3,21 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from dualface import losses
 from dualface.align import MEAN_FACE
 from dualface.errors import DualfaceError
 from dualface.losses import LOSSES, ssim_map
 from dualface.masks import MASKS, extended_mask, hull_mask, region_weights
-from dualface.model import DEEP, SMALL_MAP, Autoencoder, Conv2d, ModelConfig, parameter_count, train_flops_per_example
+from dualface.model import (
+    DEEP,
+    SMALL_MAP,
+    Autoencoder,
+    Conv2d,
+    ModelConfig,
+    parameter_count,
+    to_channels_last,
+    train_flops_per_example,
+)
 
 
 def test_original_is_the_classic_model():
@@ -20,14 +30,17 @@ def test_original_is_the_classic_model():
     "shape, kernel, stride",
     [((3, 192, 8, 8), 5, 2), ((3, 512, 4, 4), 3, 1), ((3, 32, 16, 16), 3, 2), ((3, 64, 8, 8), 3, 2)],
 )
-def test_small_map_convolution_as_a_matmul_gives_the_convolutions_sums(shape, kernel, stride):
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_small_map_convolution_as_a_matmul_gives_the_convolutions_sums(shape, kernel, stride, layout):
     """The matmul path (small deep maps: SMALL_MAP, DEEP) and oneDNN's convolution agree, forward and in
-    every gradient, in fp32 and channels-last; other maps take oneDNN's path itself."""
+    every gradient, in fp32 and channels-last, with the weight in either layout (training moves it to
+    channels-last on AVX-512, where the path takes it as a view); other maps take oneDNN's path itself."""
     torch.manual_seed(0)
-    ours = Conv2d(shape[1], 48, kernel, stride=stride, padding=kernel // 2)
+    ours = Conv2d(shape[1], 48, kernel, stride=stride, padding=kernel // 2, small_map=True).to(memory_format=layout)
     x = torch.randn(shape).contiguous(memory_format=torch.channels_last).requires_grad_(True)
     out = ours(x)
     matmul = out.shape[2] * out.shape[3] <= SMALL_MAP and shape[1] * kernel * kernel >= DEEP
+    assert ours.as_matmul == (shape[1] * kernel * kernel >= DEEP)
     assert out.shape == F.conv2d(x, ours.weight, ours.bias, stride, kernel // 2).shape
     (out * torch.linspace(-1, 1, out.numel()).view(out.shape)).sum().backward()
     grads = [t.grad.clone() for t in (x, ours.weight, ours.bias)]
@@ -38,6 +51,7 @@ def test_small_map_convolution_as_a_matmul_gives_the_convolutions_sums(shape, ke
     assert torch.allclose(out, reference, atol=1e-5)
     for ours_grad, t in zip(grads, (x, ours.weight, ours.bias), strict=True):
         assert torch.allclose(ours_grad, t.grad, atol=1e-4)
+    assert grads[1].stride() == ours.weight.stride()  # the gradient in the weight's own layout
     assert matmul == (shape[1] >= 192)  # the parametrisation covers both paths
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         assert (ours(x).float() - reference).abs().max() < 0.05 * reference.abs().max()
@@ -116,6 +130,24 @@ def test_ssim_is_one_for_identical_and_lower_for_noise():
     x = torch.rand(1, 3, 32, 32)
     assert ssim_map(x, x).mean().item() == pytest.approx(1, abs=1e-4)
     assert ssim_map(x, (x + 0.3 * torch.randn_like(x)).clamp(0, 1)).mean() < 0.8
+
+
+def test_banded_blur_gives_the_dense_products_value_and_gradient():
+    """SSIM's blur, taken a band of blocks at a time (several here, and a ragged last one), against the
+    plain dense products Mh.T @ t @ Mw, forward and backward, on a channels-last batch."""
+    t = torch.rand(2, 3, 70, 100, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    grad_out = torch.rand(2, 3, 70, 100, dtype=torch.float64)
+    results = []
+    for blur in (
+        losses._blur,
+        lambda x: losses._blur_matrix(70, x.device, x.dtype).T @ x @ losses._blur_matrix(100, x.device, x.dtype),
+    ):
+        x = t.clone().requires_grad_(True)
+        out = blur(x)
+        (out * grad_out).sum().backward()
+        results.append((out.detach(), x.grad))
+    assert torch.allclose(results[0][0], results[1][0], atol=1e-12)
+    assert torch.allclose(results[0][1], results[1][1], atol=1e-12)
 
 
 @pytest.mark.parametrize("shape", [(2, 3, 64, 64), (1, 3, 40, 72)])
@@ -219,3 +251,30 @@ def test_parameters_keep_the_order_checkpoints_store_adams_moments_in():
     encoder = [n.split(".")[1] for n in names if n.startswith("encoder.")]
     assert encoder == ["convs"] * 10 + ["to_latent"] * 2 + ["from_latent"] * 2 + ["upscale"] * 2
     assert names.index("encoder.upscale.conv.bias") < names.index("trunk.upscales.0.conv.weight")
+
+
+def test_channels_last_model_keeps_matmul_weights_contiguous_and_trains_like_the_plain_one():
+    """`to_channels_last` leaves exactly the matmul path's weights contiguous (fused Adam copies any other
+    layout every step), and a step of it gives the plain model's outputs, gradients and Adam update."""
+    cfg = ModelConfig(size=32, encoder_widths=(8, 176, 16), latent=32, bottleneck_width=460, decoder_widths=(16, 8, 8))
+    torch.manual_seed(0)
+    plain = Autoencoder(cfg, ["a", "b"])
+    fast = to_channels_last(Autoencoder(cfg, ["a", "b"]))
+    fast.load_state_dict(plain.state_dict())
+    matmul = {n for n, m in fast.named_modules() if isinstance(m, Conv2d) and m.as_matmul}
+    assert matmul == {"encoder.convs.2", "encoder.upscale.conv"}  # 176 x 25 and 460 x 9 inputs: deep, 4x4
+    for name, module in fast.named_modules():
+        if isinstance(module, torch.nn.Conv2d):
+            layout = torch.contiguous_format if name in matmul else torch.channels_last
+            assert module.weight.is_contiguous(memory_format=layout), name
+    x = torch.rand(4, 3, 32, 32)
+    updated = []
+    for model, batch in ((plain, x), (fast, x.contiguous(memory_format=torch.channels_last))):
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-2, fused=True)
+        out = model({"a": batch})["a"].rgb
+        (out * torch.linspace(0, 1, out.numel()).view(out.shape)).sum().backward()
+        optimizer.step()
+        updated.append((out.detach(), {n: p.detach().clone() for n, p in model.named_parameters()}))
+    assert torch.allclose(updated[0][0], updated[1][0], atol=1e-5)
+    for name, weight in updated[0][1].items():
+        assert torch.allclose(weight, updated[1][1][name], atol=1e-5), name

@@ -23,13 +23,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from dualface.allocator import keep_freed_memory
 from dualface.composite import Face, TrackState, composite, model_input
 from dualface.config import ConvertConfig
 from dualface.errors import DamagedMediaError, DualfaceError
 from dualface.faces import recorded, tracked
 from dualface.files import ensure_writable_dir
 from dualface.identity import distance
-from dualface.model import Autoencoder, draw
+from dualface.model import Autoencoder, draw, to_channels_last
 from dualface.precision import pick_dtype, wants_channels_last
 from dualface.prefetch import prefetch
 from dualface.threads import ThreadPolicy
@@ -120,6 +121,7 @@ def convert(cfg: ConvertConfig) -> ConvertSummary:
     if len(sources) != 1:
         raise DualfaceError(f"{cfg.input}: convert takes one video, one image or one folder of images at a time")
     source = sources[0]
+    keep_freed_memory()
     summary = ConvertSummary(cfg.output)
     model, meta = _load(cfg, summary)
     source_embedding = _identity_check(model, cfg, meta)
@@ -212,7 +214,7 @@ def _load(cfg: ConvertConfig, summary: ConvertSummary) -> tuple[Autoencoder, dic
     log.info("using %s (step %d)", summary.checkpoint, checkpoint.step)
     model = model_from(checkpoint, cfg.device)
     if wants_channels_last(torch.device(cfg.device)):
-        model = model.to(memory_format=torch.channels_last)
+        model = to_channels_last(model)
     return model, checkpoint.meta
 
 

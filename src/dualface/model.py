@@ -67,39 +67,69 @@ class ModelConfig:
         return asdict(self)
 
 
-# A CPU convolution this small and this deep runs as one matrix product (`Conv2d`): at most SMALL_MAP output
-# positions per image, at least DEEP inputs per output (in channels x kernel area).
+# A CPU convolution on a small map (at most SMALL_MAP output positions per image, `Conv2d(small_map=True)`)
+# with at least DEEP inputs per output (in channels x kernel area) runs as one matrix product.
 SMALL_MAP, DEEP = 16, 4096
 # The decoders' face and mask heads as one convolution (`Decoder.forward`); off only to compare (bench/layers.py).
 MERGED_HEADS = True
 
 
 class Conv2d(nn.Conv2d):
-    """nn.Conv2d that computes, on a CPU, a small deep map (SMALL_MAP, DEEP) as one matrix product (im2col).
+    """nn.Conv2d that computes, on a CPU, a small deep map as one matrix product (im2col).
 
     `original`'s and `hd`'s last encoder convolution and their upscale work on 4x4 maps with 9,216-12,800
     inputs per output, where oneDNN's CPU kernels run far below the machine's peak and the same work as a
-    matmul runs near it: `original`'s, forward and backward, 1.5-1.8x faster in bf16 and 1.1-1.2x in fp32 on
-    an AVX-512-bf16 EPYC (`hd`'s not measured). On `lite`'s thin 4x4 layers (1,152-2,304 inputs) and on
-    8x8 maps oneDNN was the faster (0.5-0.97x), so those stay with it. Same weights, same sums.
+    matmul runs near it: `original`'s, forward and backward, 1.5-1.9x faster in bf16 and 1.1-1.2x in fp32 on
+    an AVX-512-bf16 EPYC (`hd`'s not measured). On `lite`'s thin 4x4 layers (1,152-3,200 inputs) and on
+    8x8 maps oneDNN was as fast or faster (0.6-1.0x), so those stay with it. Same weights, same sums.
     """
 
+    def __init__(self, *args: Any, small_map: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.small_map = small_map  # its output is at most 4x4: the encoder's last convolution, an upscale's
+
+    @property
+    def as_matmul(self) -> bool:
+        deep = self.in_channels * self.kernel_size[0] * self.kernel_size[1] >= DEEP
+        return self.small_map and deep and self.groups == 1 and self.dilation == (1, 1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, c, h, w = x.shape
+        b, _, h, w = x.shape
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
         oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
-        small_and_deep = oh * ow <= SMALL_MAP and c * kh * kw >= DEEP
-        if x.device.type != "cpu" or not small_and_deep or self.groups != 1 or self.dilation != (1, 1):
+        if x.device.type != "cpu" or not self.as_matmul or oh * ow > SMALL_MAP:
             return super().forward(x)
-        cols = F.unfold(x, self.kernel_size, padding=self.padding, stride=self.stride)  # (B, C*kh*kw, oh*ow)
-        out = F.linear(cols.transpose(1, 2), self.weight.flatten(1), self.bias)  # (B, oh*ow, C')
+        # Columns are cut from the channels-last input in the order the weight has in memory (channel-major
+        # for a contiguous weight, channel-minor for a channels-last one), so the weight and its gradient are
+        # views: `F.unfold`'s columns made each step copy a channels-last weight (19M numbers in
+        # `original`'s upscale) and its gradient back (these layers 1.3x faster without).
+        padded = F.pad(x.permute(0, 2, 3, 1), (0, 0, pw, pw, ph, ph))  # (B, H + 2ph, W + 2pw, C)
+        windows = padded.unfold(1, kh, sh).unfold(2, kw, sw)  # (B, oh, ow, C, kh, kw), a view
+        if self.weight.is_contiguous():
+            cols, weight = windows.reshape(b * oh * ow, -1), self.weight.flatten(1)
+        else:
+            cols = windows.permute(0, 1, 2, 4, 5, 3).reshape(b * oh * ow, -1)
+            weight = self.weight.permute(0, 2, 3, 1).reshape(self.out_channels, -1)
+        out = F.linear(cols, weight, self.bias)  # (B * oh * ow, C')
         return out.view(b, oh, ow, -1).permute(0, 3, 1, 2)  # (B, C', oh, ow), laid out channels-last
 
 
+def to_channels_last(model: nn.Module) -> nn.Module:
+    """`model` in the channels-last layout (oneDNN's fast path on CUDA and AVX-512 CPUs), except the weights
+    of convolutions that run as matmuls: fused Adam steps each parameter in contiguous memory, so a
+    channels-last weight cost a copy of itself and its gradient every step, and a contiguous one costs
+    nothing on that path (`original` bf16 steps about 1.2x faster, bench/layers.py)."""
+    model = model.to(memory_format=torch.channels_last)
+    for module in model.modules():
+        if isinstance(module, Conv2d) and module.as_matmul:
+            module.weight.data = module.weight.data.contiguous()
+    return model
+
+
 class Upscale(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int, small_map: bool = False) -> None:
         super().__init__()
-        self.conv = Conv2d(in_channels, out_channels * 4, 3, padding=1)
+        self.conv = Conv2d(in_channels, out_channels * 4, 3, padding=1, small_map=small_map)
         self.shuffle = nn.PixelShuffle(2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -127,7 +157,7 @@ class Inter(nn.Module):
     def _build(self, cfg: ModelConfig) -> None:
         self.to_latent = nn.Linear(cfg.encoder_widths[-1] * 16, cfg.latent)
         self.from_latent = nn.Linear(cfg.latent, cfg.bottleneck_width * 16)
-        self.upscale = Upscale(cfg.bottleneck_width, cfg.decoder_widths[0])
+        self.upscale = Upscale(cfg.bottleneck_width, cfg.decoder_widths[0], small_map=True)  # 4x4 in
         self.bottleneck_width = cfg.bottleneck_width
 
     def bottleneck(self, features: torch.Tensor) -> torch.Tensor:
@@ -148,7 +178,10 @@ class Encoder(Inter):
         k = cfg.encoder_kernel
         # The convolutions first: checkpoints keep Adam's moments by parameter order, so `--resume` of a
         # model saved before this class had a bottleneck of its own depends on it.
-        self.convs = nn.ModuleList(Conv2d(a, b, k, stride=2, padding=k // 2) for a, b in pairwise(widths))
+        last = len(widths) - 2  # its output is the 4x4 map
+        self.convs = nn.ModuleList(
+            Conv2d(a, b, k, stride=2, padding=k // 2, small_map=i == last) for i, (a, b) in enumerate(pairwise(widths))
+        )
         self._build(cfg)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:

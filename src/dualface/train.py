@@ -22,6 +22,7 @@ import torch
 from tqdm import tqdm
 
 from dualface import gan
+from dualface.allocator import keep_freed_memory
 from dualface.augment import Batch, sample_batch
 from dualface.checkpoint import (
     digest,
@@ -38,7 +39,7 @@ from dualface.files import TRAINING_LOG, FolderLock, ensure_writable_dir, remove
 from dualface.heldout import clip_of, held_out_clips, held_out_figures
 from dualface.losses import LOSSES
 from dualface.metrics import rank
-from dualface.model import Autoencoder, ModelConfig
+from dualface.model import Autoencoder, ModelConfig, to_channels_last
 from dualface.precision import pick_dtype, wants_channels_last
 from dualface.prefetch import prefetch
 from dualface.preview import plot_loss_curve, preview_grid, save_png
@@ -192,6 +193,7 @@ def train(cfg: TrainConfig) -> TrainSummary:
 def _train(
     cfg: TrainConfig, device: torch.device, ctx: Distributed, dtype: torch.dtype, channels_last: bool
 ) -> TrainSummary:
+    keep_freed_memory()
     threads = ThreadPolicy(cfg.threads)
     if device.type == "cpu":
         threads.start()
@@ -225,7 +227,7 @@ def _train(
     torch.manual_seed(cfg.seed)
     model = Autoencoder(model_cfg, cfg.names).to(device)
     if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        model = to_channels_last(model)
     for part in cfg.freeze:
         module = getattr(model, part, None)
         if not isinstance(module, torch.nn.Module):
