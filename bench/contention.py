@@ -1,5 +1,6 @@
 """Speed on a shared CPU: training and conversion idle, then beside a competing CPU-bound process that
-this bench starts itself, under dualface's thread policy (auto) and under torch's defaults.
+this bench starts itself, under dualface's thread policy (auto), under torch's defaults, and (training)
+as one single-threaded process per core.
 
     python bench/contention.py                      # writes bench/results/contention.json
     python bench/contention.py --competitor busy    # a one-thread Python busy loop instead
@@ -18,7 +19,9 @@ Each measurement runs in a fresh process, so no thread setting carries over:
 - extract: data/grid/s1 (5 clips, 375 frames), `--repeats` times after one untimed run; frames/s.
 Policies: `auto` is `--threads 0`, dualface's default (src/dualface/threads.py: the cores other processes
 leave idle, re-measured every 20 s); `torch default` is a fixed count of one thread per core, what torch
-and OpenCV pick by themselves. The target: loaded / idle >= 0.4 (a fair share of two cores is 0.5).
+and OpenCV pick by themselves; `processes` (training only) is `train --processes` with one process per
+core: single-threaded workers, data-parallel, the batch split between them (README, "CPU threads"). The target: loaded /
+idle >= 0.4 (a fair share of two cores is 0.5).
 """
 
 import argparse
@@ -40,7 +43,7 @@ CLIP = DATA / "s1-held-out" / "swau8n.mpg"
 STARTER = ROOT / "models" / "starter-lite-grid.safetensors"
 WARM_STEPS = 3
 TARGET = 0.4
-POLICIES = ("auto", "torch default")
+POLICIES = ("auto", "torch default", "processes")  # "processes": training only
 WORKS = ("train", "convert", "extract")
 
 
@@ -88,7 +91,7 @@ def stop_competitor(process: subprocess.Popen) -> float:
 # the measured work, each in its own process
 
 
-def work_train(faces: list[Path], threads: int, seconds: float) -> dict:
+def work_train(faces: list[Path], threads: int, seconds: float, processes: int = 1) -> dict:
     from dualface.config import TrainConfig
     from dualface.train import train
 
@@ -106,14 +109,17 @@ def work_train(faces: list[Path], threads: int, seconds: float) -> dict:
             tensorboard=False,
             progress=False,
             threads=threads,
+            processes=processes,
         )
         train(cfg)
+        if int(os.environ.get("RANK", "0")):
+            return {}  # torchrun's other workers: rank 0 reports for all
         with open(cfg.model_dir / "training_log.csv") as f:
             stamps = {int(row["step"]): float(row["seconds"]) for row in csv.DictReader(f)}
     last = max(stamps)
     if last < WARM_STEPS + 2:
         raise SystemExit(f"only {last} steps in {seconds} s: give more --seconds")
-    egs = 16 * 2 * (last - WARM_STEPS) / (stamps[last] - stamps[WARM_STEPS])
+    egs = 16 * 2 * (last - WARM_STEPS) / (stamps[last] - stamps[WARM_STEPS])  # with --processes, 16 in all
     return {"egs_per_s": round(egs, 2), "timed_steps": last - WARM_STEPS}
 
 
@@ -152,7 +158,13 @@ def measure(work: str, policy: str, args, faces: list[Path], model_dir: Path) ->
     """Run one measurement in a fresh process; its last output line is the result."""
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     command = [sys.executable, __file__, "--work", work, "--seconds", str(args.seconds), "--repeats", str(args.repeats)]
-    if work == "train":
+    if work == "train" and policy == "processes":
+        # `train --processes`: one single-threaded worker per core, data-parallel, the batch split between
+        # them (README, "CPU threads"); started here by torchrun, as the command starts them itself.
+        cores = os.cpu_count() or 1
+        launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={cores}"]
+        command = [*launch, *command[1:], "--processes", str(cores), "--faces", *map(str, faces)]
+    elif work == "train":
         # torch default: a fixed count, one per core (what torch.get_num_threads() starts at here).
         command += ["--threads", "0" if policy == "auto" else str(os.cpu_count()), "--faces", *map(str, faces)]
     else:
@@ -174,6 +186,7 @@ def main() -> None:
     parser.add_argument("--compete", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--processes", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--faces", type=Path, nargs="*", help=argparse.SUPPRESS)
     parser.add_argument("--model", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -181,7 +194,9 @@ def main() -> None:
         return compete(args.compete)
     if args.work:
         if args.work == "train":
-            result = work_train(args.faces, args.threads, args.seconds)
+            result = work_train(args.faces, args.threads, args.seconds, args.processes)
+            if not result:
+                return
         elif args.work == "convert":
             result = work_convert(args.model, args.repeats)
         else:
@@ -205,7 +220,7 @@ def main() -> None:
         (model_dir / "best.safetensors").symlink_to(STARTER)
         for work in works:
             key = "egs_per_s" if work == "train" else "fps"
-            for policy in POLICIES:
+            for policy in POLICIES if work == "train" else POLICIES[:2]:
                 print(f"{time.strftime('%H:%M:%S')} {work}, {policy}: idle", flush=True)
                 idle = measure(work, policy, args, faces, model_dir)
                 print(f"{time.strftime('%H:%M:%S')} {work}, {policy}: with the competitor", flush=True)

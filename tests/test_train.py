@@ -293,6 +293,32 @@ def test_distributed_training_on_two_cpu_processes(face_dirs, tmp_path):
     assert weights_digest(single) == rank0
 
 
+def test_processes_option_trains_as_single_threaded_workers_with_the_batch_split(face_dirs, tmp_path):
+    """`dualface train --processes 2` starts two workers under torchrun: they train one model together,
+    each on half the batch and one thread; called as a library function, the option says who starts them."""
+    model = tmp_path / "m"
+    faces = [str(d) for d in face_dirs]
+    args = ["train", *faces, "-m", str(model), "--processes", "2", "--batch-size", "4", "--iterations", "3"]
+    result = subprocess.run(
+        [sys.executable, "-m", "dualface", *args, "--no-progress"], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    checkpoint = load_checkpoint(checkpoints_in(model)[-1])
+    assert checkpoint.step == 3 and checkpoint.meta["train"]["batch_size"] == 2  # 4 split between 2
+    with open(model / "training_log.csv", newline="") as f:
+        assert [int(r["step"]) for r in csv.DictReader(f)][-1] == 3
+    with pytest.raises(DualfaceError, match="--processes 2: the `dualface train` command starts them"):
+        train(quick(face_dirs, tmp_path / "n", processes=2, iterations=1))
+    missing = ["train", str(tmp_path / "missing"), faces[1], "-m", str(tmp_path / "b"), "--processes", "2"]
+    bad = subprocess.run(
+        [sys.executable, "-m", "dualface", *missing, "--iterations", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode == 1 and bad.stderr.count("error:") == 1 and "no such face folder" in bad.stderr
+
+
 def test_init_and_freeze_fine_tune_a_trained_model(face_dirs, tiny_model, tmp_path):
     """--init starts from another model's (averaged) weights, its identities renamed in order; --freeze
     leaves parts of it exactly as they were."""

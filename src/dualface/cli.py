@@ -6,7 +6,11 @@ so `--help`, `verify` and `ui` never load torch.
 import dataclasses
 import inspect
 import logging
+import os
+import socket
+import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -147,6 +151,34 @@ def extract_command(config: ExtractConfig) -> None:
         raise typer.Exit(1)
 
 
+def _launch_workers(processes: int) -> int:
+    """This same command again as `processes` workers of one thread each, data-parallel over gloo (started
+    as torchrun would start them); their highest exit code. A Ctrl-C reaches the workers too (one process
+    group) and they stop and save, so the launcher waits for them; when one fails, the others, which would
+    wait for it at their next step, are stopped."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+    command = [sys.executable, "-m", "dualface", *sys.argv[1:]]
+    workers = [
+        subprocess.Popen(command, env={**env, "RANK": str(r), "LOCAL_RANK": str(r), "WORLD_SIZE": str(processes)})
+        for r in range(processes)
+    ]
+    while True:
+        try:
+            codes = [w.poll() for w in workers]
+            if all(code is not None for code in codes):
+                return max(codes)
+            if any(codes):
+                for worker in workers:
+                    if worker.poll() is None:
+                        worker.terminate()
+            time.sleep(0.2)
+        except KeyboardInterrupt:
+            continue
+
+
 @stage_command("train", TrainConfig)
 def train_command(config: TrainConfig) -> None:
     """Train the shared encoder and one decoder per identity. Ctrl-C stops cleanly and saves."""
@@ -154,6 +186,11 @@ def train_command(config: TrainConfig) -> None:
 
     from dualface.train import train
 
+    if config.processes > 1 and "RANK" not in os.environ:  # the launcher, not yet a worker
+        raise typer.Exit(_launch_workers(config.processes))
+    if os.environ.get("RANK", "0") != "0":  # another worker: the first one speaks for all
+        train(config)
+        return
     if not any([config.iterations, config.epochs, config.target_loss, config.time_limit]):
         print("no stop rule given: training until Ctrl-C (see --iterations, --epochs, --target-loss, --time)")
     with logging_redirect_tqdm():
@@ -301,7 +338,8 @@ def main() -> None:
     try:
         app()
     except DualfaceError as error:
-        print(f"error: {error}", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":  # `train --processes`: every worker meets the same error
+            print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
         print("interrupted: run the same command again to continue where it stopped", file=sys.stderr)

@@ -13,7 +13,7 @@ import logging
 import math
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -176,6 +176,10 @@ def compute_losses(
 def train(cfg: TrainConfig) -> TrainSummary:
     device = pick_device(cfg.device)
     ctx = setup_distributed(device)
+    if cfg.processes > 1:
+        if ctx.world != cfg.processes:
+            raise DualfaceError(f"--processes {cfg.processes}: the `dualface train` command starts them; here is one")
+        cfg = replace(cfg, batch_size=max(1, cfg.batch_size // cfg.processes), threads=1)  # a step's faces as one's
     if device.type == "cuda" and ctx.world > 1:
         device = torch.device("cuda", ctx.local_rank)
         torch.cuda.set_device(device)  # NCCL's communicators work on the current device
