@@ -309,6 +309,8 @@ def test_processes_option_trains_as_single_threaded_workers_with_the_batch_split
         assert [int(r["step"]) for r in csv.DictReader(f)][-1] == 3
     with pytest.raises(DualfaceError, match="--processes 2: the `dualface train` command starts them"):
         train(quick(face_dirs, tmp_path / "n", processes=2, iterations=1))
+    with pytest.raises(DualfaceError, match="--batch-size 5 must be a multiple of --processes 2"):
+        train(quick(face_dirs, tmp_path / "n", processes=2, batch_size=5, iterations=1))
     missing = ["train", str(tmp_path / "missing"), faces[1], "-m", str(tmp_path / "b"), "--processes", "2"]
     bad = subprocess.run(
         [sys.executable, "-m", "dualface", *missing, "--iterations", "1"],

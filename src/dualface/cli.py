@@ -154,8 +154,8 @@ def extract_command(config: ExtractConfig) -> None:
 def _launch_workers(processes: int) -> int:
     """This same command again as `processes` workers of one thread each, data-parallel over gloo (started
     as torchrun would start them); their highest exit code. A Ctrl-C reaches the workers too (one process
-    group) and they stop and save, so the launcher waits for them; when one fails, the others, which would
-    wait for it at their next step, are stopped."""
+    group) and they stop and save, so the launcher waits for them (a second Ctrl-C stops them); when one
+    fails, the others, which would wait for it at their next step, are stopped."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -165,30 +165,37 @@ def _launch_workers(processes: int) -> int:
         subprocess.Popen(command, env={**env, "RANK": str(r), "LOCAL_RANK": str(r), "WORLD_SIZE": str(processes)})
         for r in range(processes)
     ]
+    interrupts = 0
     while True:
         try:
             codes = [w.poll() for w in workers]
             if all(code is not None for code in codes):
-                return max(codes)
-            if any(codes):
+                failed = [c if c > 0 else 128 - c for c in codes if c]  # killed by signal s: -s -> 128 + s
+                return failed[0] if failed else 0
+            if any(codes) or interrupts > 1:  # one failed, or a second Ctrl-C: stop the rest
                 for worker in workers:
                     if worker.poll() is None:
                         worker.terminate()
             time.sleep(0.2)
         except KeyboardInterrupt:
-            continue
+            interrupts += 1
+
+
+def _rank() -> int:
+    """This process's rank among `train --processes` workers (or torchrun's); 0 in a single process."""
+    return int(os.environ.get("RANK", "0")) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else 0
 
 
 @stage_command("train", TrainConfig)
 def train_command(config: TrainConfig) -> None:
     """Train the shared encoder and one decoder per identity. Ctrl-C stops cleanly and saves."""
+    if config.processes > 1 and "WORLD_SIZE" not in os.environ:  # the launcher, not yet a worker
+        raise typer.Exit(_launch_workers(config.processes))
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     from dualface.train import train
 
-    if config.processes > 1 and "RANK" not in os.environ:  # the launcher, not yet a worker
-        raise typer.Exit(_launch_workers(config.processes))
-    if os.environ.get("RANK", "0") != "0":  # another worker: the first one speaks for all
+    if _rank():  # another worker: the first one speaks for all
         train(config)
         return
     if not any([config.iterations, config.epochs, config.target_loss, config.time_limit]):
@@ -338,7 +345,7 @@ def main() -> None:
     try:
         app()
     except DualfaceError as error:
-        if os.environ.get("RANK", "0") == "0":  # `train --processes`: every worker meets the same error
+        if not _rank():  # `train --processes`: every worker meets the same error
             print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:

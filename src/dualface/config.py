@@ -166,7 +166,12 @@ class TrainConfig:
         None,
         help="DeepFaceLab's LIAE: one decoder, and every other identity is swapped into NAME (a model per direction).",
     )
-    batch_size: int = option(16, low=1, high=TRAIN_MAX_BATCH, help="Faces per identity per step (per process).")
+    batch_size: int = option(
+        16,
+        low=1,
+        high=TRAIN_MAX_BATCH,
+        help="Faces per identity per step (per torchrun process; --processes splits it).",
+    )
     lr: float | None = option(None, above=0, help="Adam learning rate (default: the preset's).")
     warmup: int = option(100, low=0, help="Steps of learning-rate warmup.")
     # Annealing: a constant rate leaves the weights jittering around the minimum at the rate's scale; a

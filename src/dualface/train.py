@@ -175,11 +175,15 @@ def compute_losses(
 
 def train(cfg: TrainConfig) -> TrainSummary:
     device = pick_device(cfg.device)
+    if cfg.processes > 1 and device.type != "cpu":
+        raise DualfaceError(f"--processes is for CPUs (device {device}): on GPUs, torchrun one process per GPU")
+    if cfg.batch_size % cfg.processes:
+        raise DualfaceError(f"--batch-size {cfg.batch_size} must be a multiple of --processes {cfg.processes}")
     ctx = setup_distributed(device)
     if cfg.processes > 1:
         if ctx.world != cfg.processes:
             raise DualfaceError(f"--processes {cfg.processes}: the `dualface train` command starts them; here is one")
-        cfg = replace(cfg, batch_size=max(1, cfg.batch_size // cfg.processes), threads=1)  # a step's faces as one's
+        cfg = replace(cfg, batch_size=cfg.batch_size // cfg.processes, threads=1)  # a step's faces as one's
     if device.type == "cuda" and ctx.world > 1:
         device = torch.device("cuda", ctx.local_rank)
         torch.cuda.set_device(device)  # NCCL's communicators work on the current device
@@ -276,7 +280,9 @@ def _train(
         "init_decoders": cfg.init_decoders,
         # For `convert --from`: which faces in a frame are this identity's.
         "embeddings": {s.name: np.round(s.embedding, 5).tolist() for s in sets if s.embedding is not None},
-        "train": {k: v for k, v in asdict(cfg).items() if k in ("preset", "batch_size", "lr", "loss", "seed")},
+        "train": {
+            k: v for k, v in asdict(cfg).items() if k in ("preset", "batch_size", "lr", "loss", "seed", "processes")
+        },  # batch_size: a worker's, with --processes
         # For `evaluate`: the target's own faces, the reference for sharpness and the identity gap.
         "faces": {name: str(Path(folder).resolve()) for name, folder in zip(cfg.names, cfg.faces, strict=True)},
     }
