@@ -18,11 +18,10 @@ ran at the peak and the rest took what it takes.
 """
 
 import argparse
-import os
 import subprocess
 import sys
 import time
-from functools import partial
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -127,19 +126,6 @@ SWITCHES = {
 def step_ab(preset: str, dtype: torch.dtype, steps: int, switch: str, rounds: int = 3) -> dict[str, list[float]]:
     """EGs/s of whole training steps with one of SWITCHES off and on, interleaved: one model for each,
     built with the switch in place (the layout of its weights can depend on it), from the same seed."""
-    cfg, train_cfg, tensors = _setup(preset)
-
-    def build() -> tuple[torch.nn.Module, torch.optim.Optimizer]:
-        torch.manual_seed(0)
-        model = dualface.model.to_channels_last(Autoencoder(cfg, ["a", "b"]))
-        return model, torch.optim.Adam(model.parameters(), lr=1e-5, fused=True)
-
-    def step(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
-        losses, _ = compute_losses(model, tensors, train_cfg, dtype, torch.device("cpu"))
-        optimizer.zero_grad(set_to_none=True)
-        sum(losses.values()).backward()
-        optimizer.step()
-
     module, setting, off, on = SWITCHES[switch]
     kept, runs, built = getattr(module, setting), {"off": [], "on": []}, {}
     try:
@@ -147,15 +133,18 @@ def step_ab(preset: str, dtype: torch.dtype, steps: int, switch: str, rounds: in
             for name, value in (("off", off), ("on", on)):
                 setattr(module, setting, value)
                 if name not in built:
-                    built[name] = build()
-                model, optimizer = built[name]
-                runs[name].append(BATCH / timed(partial(step, model, optimizer), steps))
+                    built[name] = _trainer(preset, dtype)[0]
+                runs[name].append(BATCH / timed(built[name], steps))
     finally:
         setattr(module, setting, kept)
     return runs
 
 
-def _setup(preset: str) -> tuple[ModelConfig, TrainConfig, dict]:
+def _trainer(
+    preset: str, dtype: torch.dtype
+) -> tuple[Callable[[], None], torch.nn.Module, torch.optim.Optimizer, dict]:
+    """One training step of `preset` as `train()` takes it (`compute_losses`, backward, fused Adam) on
+    random faces, channels-last; with its model, optimizer and faces."""
     cfg = ModelConfig.from_preset(preset)
     train_cfg = TrainConfig(faces=[Path("a"), Path("b")], model_dir=Path("unused"), preset=preset)
     half = BATCH // 2
@@ -164,22 +153,24 @@ def _setup(preset: str) -> tuple[ModelConfig, TrainConfig, dict]:
         return torch.rand(half, 3, cfg.size, cfg.size).contiguous(memory_format=torch.channels_last)
 
     ones = torch.ones(half, 1, cfg.size, cfg.size)
-    return cfg, train_cfg, {n: {"inputs": image(), "targets": image(), "masks": ones, "weights": ones} for n in "ab"}
+    tensors = {n: {"inputs": image(), "targets": image(), "masks": ones, "weights": ones} for n in "ab"}
+    torch.manual_seed(0)
+    model = dualface.model.to_channels_last(Autoencoder(cfg, ["a", "b"]))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-5, fused=True)
+
+    def step() -> None:
+        losses, _ = compute_losses(model, tensors, train_cfg, dtype, torch.device("cpu"))
+        optimizer.zero_grad(set_to_none=True)
+        sum(losses.values()).backward()
+        optimizer.step()
+
+    return step, model, optimizer, tensors
 
 
 def step_parts(preset: str, dtype: torch.dtype, steps: int) -> dict[str, float]:
     """Seconds of a whole training step and of its parts: the model's forward and backward alone (its
     outputs summed), and fused Adam's update alone; the rest is the losses and their backward."""
-    cfg, train_cfg, tensors = _setup(preset)
-    torch.manual_seed(0)
-    model = dualface.model.to_channels_last(Autoencoder(cfg, ["a", "b"]))
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-5, fused=True)
-
-    def whole() -> None:
-        losses, _ = compute_losses(model, tensors, train_cfg, dtype, torch.device("cpu"))
-        optimizer.zero_grad(set_to_none=True)
-        sum(losses.values()).backward()
-        optimizer.step()
+    whole, model, optimizer, tensors = _trainer(preset, dtype)
 
     def model_only() -> None:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
@@ -205,17 +196,7 @@ def _steps_child(preset: str, dtype: torch.dtype, steps: int, keep: bool) -> Non
     """One side of allocator_ab, in a process of its own: glibc's settings cannot be taken back."""
     if keep:
         keep_freed_memory()
-    cfg, train_cfg, tensors = _setup(preset)
-    torch.manual_seed(0)
-    model = dualface.model.to_channels_last(Autoencoder(cfg, ["a", "b"]))
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-5, fused=True)
-
-    def step() -> None:
-        losses, _ = compute_losses(model, tensors, train_cfg, dtype, torch.device("cpu"))
-        optimizer.zero_grad(set_to_none=True)
-        sum(losses.values()).backward()
-        optimizer.step()
-
+    step = _trainer(preset, dtype)[0]
     step()
     print(BATCH / timed(step, steps))
 
@@ -227,7 +208,7 @@ def allocator_ab(preset: str, dtype: str, steps: int, rounds: int = 3) -> dict[s
     for _ in range(rounds):
         for name, mode in (("off", "default"), ("on", "keep")):
             command = [sys.executable, __file__, "--preset", preset, "--steps", str(steps), "--child", mode, dtype]
-            out = subprocess.run(command, capture_output=True, text=True, check=True, env=dict(os.environ))
+            out = subprocess.run(command, capture_output=True, text=True, check=True)
             runs[name].append(float(out.stdout.split()[-1]))
     return runs
 

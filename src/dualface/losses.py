@@ -38,22 +38,24 @@ def _blur_matrix(n: int, device: torch.device, dtype: torch.dtype) -> torch.Tens
 BAND, REACH = 32, 5
 
 
+def _spans(n: int) -> list[tuple[int, int, int, int]]:
+    """Each block of n pixels' outputs [a, b) and the inputs [lo, hi) the window reaches from it."""
+    return [(a, min(a + BAND, n), max(a - REACH, 0), min(a + BAND + REACH, n)) for a in range(0, n, BAND)]
+
+
 def _band_rows(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
     """x (R, n) @ m (n, n), m zero beyond REACH of its diagonal, a block of output columns at a time."""
     import torch
 
-    n = x.shape[-1]
-    spans = [(a, min(a + BAND, n), max(a - REACH, 0), min(a + BAND + REACH, n)) for a in range(0, n, BAND)]
-    return torch.cat([x[:, lo:hi] @ m[lo:hi, a:b] for a, b, lo, hi in spans], 1)
+    return torch.cat([x[:, lo:hi] @ m[lo:hi, a:b] for a, b, lo, hi in _spans(x.shape[-1])], 1)
 
 
 def _band_columns(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
     """m (n, n).T @ each (n, W) image of x (..., n, W), a block of output rows at a time."""
     import torch
 
-    n, mt = x.shape[-2], m.T
-    spans = [(a, min(a + BAND, n), max(a - REACH, 0), min(a + BAND + REACH, n)) for a in range(0, n, BAND)]
-    return torch.cat([mt[a:b, lo:hi] @ x[..., lo:hi, :] for a, b, lo, hi in spans], -2)
+    mt = m.T
+    return torch.cat([mt[a:b, lo:hi] @ x[..., lo:hi, :] for a, b, lo, hi in _spans(x.shape[-2])], -2)
 
 
 def _blur_forward(t: torch.Tensor, transpose: bool = False) -> torch.Tensor:
