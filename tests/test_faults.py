@@ -44,7 +44,8 @@ pytestmark = pytest.mark.faults
 
 HEADERS = {"X-Dualface": "1"}  # what the UI's own pages send (the server refuses cross-site requests)
 # The training every test here uses, in the CLI's words and as a config.
-STEPS = {"batch_size": 4, "iterations": 6, "save_every": 2, "preview_every": 100}
+# A fixed thread count: auto picks per run (lanes on a busy CPU), and another count sums in another order.
+STEPS = {"batch_size": 4, "iterations": 6, "save_every": 2, "preview_every": 100, "threads": 2}
 TRAIN_FLAGS = [arg for key, value in STEPS.items() for arg in (f"--{key.replace('_', '-')}", str(value))]
 
 

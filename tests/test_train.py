@@ -358,7 +358,8 @@ def test_init_and_freeze_fine_tune_a_trained_model(face_dirs, tiny_model, tmp_pa
 def test_threads_fixed_or_left_to_the_idle_cores():
     """A fixed count is applied as given; auto leaves a core to a CPU-bound competitor (a real busy
     process, not a mock) on a machine with more than one core, and a share of auto takes less; auto
-    without the wait at the start sees the competitor at its first update."""
+    without the wait at the start sees the competitor at its first update; training's auto runs in lanes
+    beside it."""
     from dualface.threads import FIRST_CHECK_S, ThreadPolicy, cores
 
     before = torch.get_num_threads()
@@ -380,6 +381,12 @@ def test_threads_fixed_or_left_to_the_idle_cores():
                 assert quick.start(sample_s=0) == cores()
                 time.sleep(FIRST_CHECK_S + 0.2)
                 assert quick.update() <= cores() - 1
+                # training, whose batch can be cut: every core, in lanes (lanes.py); a fixed count never is
+                shared = ThreadPolicy(0, split=4)
+                shared.start(sample_s=1.0)
+                assert shared.lanes == min(cores(), 4) and shared.current == max(1, cores() // shared.lanes)
+                fixed = ThreadPolicy(1, split=4)
+                assert fixed.start() == 1 and fixed.lanes == 1
             finally:
                 if saved is not None:
                     os.environ["OMP_NUM_THREADS"] = saved
@@ -388,6 +395,32 @@ def test_threads_fixed_or_left_to_the_idle_cores():
             competitor.wait()
     finally:
         torch.set_num_threads(before)
+
+
+def test_training_beside_a_busy_process_runs_in_lanes_with_the_critic(face_dirs, tmp_path, caplog):
+    """On a CPU a real busy process shares, auto training splits its steps into lanes (lanes.py), and the
+    whole step works there: losses, the critic's turn on the lanes' drawn faces, checkpoints."""
+    from dualface.threads import cores
+
+    if cores() < 2:
+        pytest.skip("one core: no lanes")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    competitor = subprocess.Popen([sys.executable, "-c", "while True: pass"], env=env)
+    saved = os.environ.pop("OMP_NUM_THREADS", None)
+    try:
+        _wait_until_spinning(competitor.pid)
+        with caplog.at_level(logging.INFO, logger="dualface.train"):
+            summary = train(quick(face_dirs, tmp_path / "m", iterations=3, gan_power=0.1, gan_after=1, learn_mask=True))
+    finally:
+        if saved is not None:
+            os.environ["OMP_NUM_THREADS"] = saved
+        competitor.kill()
+        competitor.wait()
+    assert f"training in {min(cores(), 2)} lanes" in caplog.text  # batch 4: lanes of at least 2 faces
+    assert summary.step == 3 and all(np.isfinite(v) for v in summary.losses.values())
+    assert [s for s, _ in losses_in(tmp_path / "m")] == [1, 2, 3]
+    assert load_checkpoint(tmp_path / "m" / "step-00000003.safetensors").step == 3
+    assert load_checkpoint(tmp_path / "m" / "critic.safetensors").step == 3
 
 
 def _wait_until_spinning(pid: int, deadline_s: float = 30) -> None:

@@ -247,14 +247,18 @@ class TrainConfig:
     timelapse: bool = option(False, help="Keep every preview, for a timelapse.")
     tensorboard: bool = option(True, cli=False, help="Also log to TensorBoard where it is installed.")
     threads: int = option(
-        0, low=0, high=1024, help="CPU threads (0: the cores other processes leave idle, re-measured while training)."
+        0,
+        low=0,
+        high=1024,
+        help="CPU threads (0: every core when idle; beside a busy process, one lane of the batch per core, "
+        "re-measured while training).",
     )
     processes: int = option(
         1,
         low=1,
         high=1024,
         help="Train as this many single-threaded processes, data-parallel, the batch split between them: on a CPU "
-        "another busy job shares, one per core keeps far more speed than threads (README, CPU threads).",
+        "another busy job shares, one per core keeps the most speed (README, CPU threads).",
     )
     progress: bool = option(True, help=PROGRESS)
 

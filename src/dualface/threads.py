@@ -7,6 +7,9 @@ the cores that other processes leave idle, measured from /proc/stat (the machine
 process's own), and measures again every `RECHECK_S` seconds during long runs, since a competitor can
 start or stop at any time. A number (or OMP_NUM_THREADS) fixes the count.
 
+Where another process is busy, training runs its step in lanes instead (src/dualface/lanes.py): parts of
+the batch on threads of their own, one torch thread each, meeting once a step rather than at every layer.
+
 Used by training (`--threads`), conversion (the model stage, which also re-measures between batches) and
 extraction (OpenCV's threads only: it never loads torch). bench/contention.py measures what it buys.
 """
@@ -64,11 +67,17 @@ class ThreadPolicy:
     with its own decoding, tracking, compositing and x264 threads: with every idle core, OpenMP's workers
     spin between the model's layers on the cores those stages need (720p on 2 cores: 0.42x a plain
     transcode with 2 threads, 0.46-0.50x with 1).
+
+    `split`: the most lanes the caller can cut its work into (training: its batch). With auto, on a CPU
+    that other processes share, `lanes` becomes that many (at most one per core) and `current` the torch
+    threads of each (one, until cores outnumber lanes); idle, `lanes` is 1 and `current` every core.
     """
 
     threads: int = 0
     share: float = 1.0
+    split: int = 1
     current: int = field(default=0, init=False)
+    lanes: int = field(default=1, init=False)
     _last: tuple[float, float, float] | None = field(default=None, init=False)
     _due: float = field(default=0.0, init=False)  # when auto measures next (time.monotonic)
 
@@ -113,15 +122,20 @@ class ThreadPolicy:
         return max(1, min(cores(), round(cores() - others)))
 
     def _apply(self, count: int) -> int:
+        idle, lanes = count, 1
+        if self.split > 1 and not self.threads and idle < cores():  # shared: every core, in lanes
+            lanes = min(cores(), self.split)
+            count = max(1, cores() // lanes)
         if count != self.current:
             import cv2
 
-            # torch's count is per calling thread: apply it in the thread that runs the model. Stages that
-            # never load torch (extraction) are not made to import it.
+            # torch's count is per calling thread: apply it in the thread that runs the model (lanes set
+            # their own). Stages that never load torch (extraction) are not made to import it.
             if "torch" in sys.modules:
                 sys.modules["torch"].set_num_threads(count)
             cv2.setNumThreads(count)
-            if self.current:
-                log.info("CPU threads: %d (other processes now use about %d cores)", count, cores() - count)
-            self.current = count
+        if self.current and (count, lanes) != (self.current, self.lanes):
+            shape = f"{lanes} lanes of {count}" if lanes > 1 else str(count)
+            log.info("CPU threads: %s (other processes now use about %d cores)", shape, cores() - idle)
+        self.current, self.lanes = count, lanes
         return count

@@ -9,6 +9,7 @@ and under `torchrun` every process draws different faces (distributed sampling).
 
 import contextlib
 import csv
+import functools
 import logging
 import math
 import time
@@ -37,6 +38,7 @@ from dualface.distributed import Distributed, any_rank, highest, setup_distribut
 from dualface.errors import DualfaceError
 from dualface.files import TRAINING_LOG, FolderLock, ensure_writable_dir, remove_stale_temps
 from dualface.heldout import clip_of, held_out_clips, held_out_figures
+from dualface.lanes import Lanes
 from dualface.losses import LOSSES
 from dualface.metrics import rank
 from dualface.model import Autoencoder, ModelConfig, to_channels_last
@@ -127,7 +129,7 @@ def _ahead(stream: Iterator[T], device: torch.device, threads: ThreadPolicy) -> 
     """The batch stream, augmented ahead in a thread on a GPU or where a core is spare. Where torch's threads
     fill the CPU, that thread takes a core and the GIL from them in the middle of each step: `lite128`
     trained at 76 EGs/s with it and 86 without, on 2 cores."""
-    return prefetch(stream, depth=3) if device.type == "cuda" or threads.current < cores() else stream
+    return prefetch(stream, depth=3) if device.type == "cuda" or threads.current * threads.lanes < cores() else stream
 
 
 def to_tensors(batches: dict[str, Batch], device: torch.device, channels_last: bool) -> dict[str, dict]:
@@ -169,6 +171,26 @@ def compute_losses(
     return losses, outputs
 
 
+def step_loss(
+    faces: dict[str, dict],
+    model: torch.nn.Module,
+    cfg: TrainConfig,
+    dtype: torch.dtype,
+    device: torch.device,
+    critic: torch.nn.Module | None = None,
+) -> tuple[torch.Tensor, dict]:
+    """What a step minimises on `faces`: the reconstruction losses, plus the critic's verdict once it
+    judges; with the losses by identity and the drawn faces (for the critic's own step)."""
+    losses, outputs = compute_losses(model, faces, cfg, dtype, device)
+    total = sum(losses.values())
+    drawn = {name: outputs[name].rgb.float() for name in faces} if critic is not None else {}
+    if critic is not None:  # the reconstruction losses stay what is logged and what picks the best weights
+        total = total + cfg.gan_power * sum(
+            gan.generator_loss(critic, drawn[name], t["masks"]) for name, t in faces.items()
+        )
+    return total, {"losses": losses, "drawn": drawn}
+
+
 # ---------------------------------------------------------------------------------------------------------
 # the loop
 
@@ -202,7 +224,8 @@ def _train(
     cfg: TrainConfig, device: torch.device, ctx: Distributed, dtype: torch.dtype, channels_last: bool
 ) -> TrainSummary:
     keep_freed_memory()
-    threads = ThreadPolicy(cfg.threads)
+    # Lanes of at least 2 faces; under torchrun or --processes, each process is a lane already.
+    threads = ThreadPolicy(cfg.threads, split=cfg.batch_size // 2 if ctx.world == 1 else 1)
     if device.type == "cpu":
         threads.start()
     resume_from = resume_point(cfg)
@@ -326,7 +349,7 @@ def _train(
         dynamic_ncols=True,
         desc="training",
     )
-    rollbacks = 0
+    rollbacks, lanes = 0, None
     try:
         while True:
             data_step, batches = next(stream)
@@ -338,14 +361,23 @@ def _train(
             for group in optimizer.param_groups:
                 group["lr"] = lr
             tensors = to_tensors(batches, device, channels_last)
-            losses, outputs = compute_losses(train_model, tensors, cfg, dtype, device)
-            total = sum(losses.values())
             adversarial = critic is not None and step >= cfg.gan_after
-            if adversarial:  # the reconstruction losses stay what is logged and what picks the best weights
-                drawn = {name: outputs[name].rgb.float() for name in tensors}
-                total = total + cfg.gan_power * sum(
-                    gan.generator_loss(critic, drawn[name], t["masks"]) for name, t in tensors.items()
-                )
+            judge = critic if adversarial else None
+            part_loss = functools.partial(step_loss, model=train_model, cfg=cfg, dtype=dtype, device=device)
+            part_loss = functools.partial(part_loss, critic=judge)
+            if lanes is not None and (lanes.count, lanes.threads) != (threads.lanes, threads.current):
+                lanes.close()
+                lanes = None
+            if threads.lanes > 1:  # a shared CPU: the batch in parts, each on a core (lanes.py)
+                if lanes is None:
+                    lanes = Lanes(threads.lanes, threads.current)
+                    log.info("the CPU is shared: training in %d lanes of %d thread(s)", lanes.count, lanes.threads)
+                total, parts = lanes.gradients(tensors, part_loss, trainable)
+            else:
+                total, extras = part_loss(tensors)
+                parts = [(1.0, extras)]
+            losses = {name: sum(share * e["losses"][name].detach() for share, e in parts) for name in tensors}
+            drawn = {name: torch.cat([e["drawn"][name].detach() for _, e in parts]) for name in tensors if adversarial}
             if any_rank(not torch.isfinite(total), ctx):
                 rollbacks += 1
                 if rollbacks > 5:
@@ -363,8 +395,9 @@ def _train(
                 )
                 bar.n = step
                 continue
-            optimizer.zero_grad(set_to_none=True)
-            total.backward()
+            if lanes is None:  # lanes set the gradients themselves
+                optimizer.zero_grad(set_to_none=True)
+                total.backward()
             torch.nn.utils.clip_grad_norm_(trainable, cfg.clip)
             optimizer.step()
             if adversarial:
@@ -427,6 +460,8 @@ def _train(
     finally:
         bar.close()
         stream.close()
+        if lanes is not None:
+            lanes.close()
         if writer is not None:
             writer.close()
     if ctx.main:
