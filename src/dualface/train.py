@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import torch
@@ -57,7 +57,6 @@ from dualface.runstate import (
 from dualface.threads import ThreadPolicy, cores
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 @dataclass
@@ -125,11 +124,12 @@ def batch_stream(
         step += 1
 
 
-def _ahead(stream: Iterator[T], device: torch.device, threads: ThreadPolicy) -> Iterator[T]:
-    """The batch stream, augmented ahead in a thread on a GPU or where a core is spare. Where torch's threads
-    fill the CPU, that thread takes a core and the GIL from them in the middle of each step: `lite128`
-    trained at 76 EGs/s with it and 86 without, on 2 cores."""
-    return prefetch(stream, depth=3) if device.type == "cuda" or threads.current * threads.lanes < cores() else stream
+def _prefetching(device: torch.device, threads: ThreadPolicy) -> bool:
+    """Whether batches are augmented ahead in a thread: on a GPU, where a core is spare, or beside lanes
+    (a shared CPU, where each lane has a core's share and the main thread would leave them idle while it
+    augments). Where torch's threads fill an idle CPU, that thread takes a core and the GIL from them in
+    the middle of each step: `lite128` trained at 76 EGs/s with it and 86 without, on 2 cores."""
+    return device.type == "cuda" or threads.lanes > 1 or threads.current < cores()
 
 
 def to_tensors(batches: dict[str, Batch], device: torch.device, channels_last: bool) -> dict[str, dict]:
@@ -310,9 +310,12 @@ def _train(
         "faces": {name: str(Path(folder).resolve()) for name, folder in zip(cfg.names, cfg.faces, strict=True)},
     }
     preview_faces = _preview_faces(sets, model_cfg, device, cfg)
-    stream = _ahead(
-        batch_stream(sets, model_cfg.size, cfg.batch_size, cfg.augment, cfg.seed, ctx.rank, step), device, threads
-    )
+
+    def batches_from(step: int) -> Iterator[tuple[int, dict[str, Batch]]]:
+        batches = batch_stream(sets, model_cfg.size, cfg.batch_size, cfg.augment, cfg.seed, ctx.rank, step)
+        return prefetch(batches, depth=3) if _prefetching(device, threads) else batches
+
+    stream, ahead = batches_from(step), _prefetching(device, threads)
 
     # Sanity check: two small batches through forward and loss before committing to the loop.
     probe_rng = np.random.default_rng(cfg.seed)
@@ -388,11 +391,7 @@ def _train(
                     average.load_state_dict(model.state_dict())
                 log.warning("non-finite loss: rolled back to step %d, learning rate x%.3g", step, lr_scale)
                 stream.close()
-                stream = _ahead(
-                    batch_stream(sets, model_cfg.size, cfg.batch_size, cfg.augment, cfg.seed, ctx.rank, step),
-                    device,
-                    threads,
-                )
+                stream = batches_from(step)
                 bar.n = step
                 continue
             if lanes is None:  # lanes set the gradients themselves
@@ -415,6 +414,9 @@ def _train(
             values = {name: v.item() for name, v in losses.items()}
             if device.type == "cpu":
                 threads.update()
+                if _prefetching(device, threads) != ahead:  # the same batches either way: each is the step's own
+                    stream.close()
+                    stream, ahead = batches_from(step), not ahead
             for name, v in values.items():
                 ema[name] = v if name not in ema else 0.98 * ema[name] + 0.02 * v
             elapsed = time.perf_counter() - started
