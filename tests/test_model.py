@@ -120,6 +120,27 @@ def test_gradient_difference_charges_blur_that_pixel_losses_forgive():
     assert gradient_difference(blurred, x, weight).item() > LOSSES["l1"](blurred, x, weight).item()
 
 
+def test_multiscale_dssim_charges_a_wrong_shape_that_one_window_misses():
+    """A face part moved by more than the 11-pixel window reaches is only structure at the coarser sizes:
+    the multi-scale loss charges it more, relative to a small local change, than full-size DSSIM does."""
+    from dualface.losses import dssim, multiscale_dssim
+
+    torch.manual_seed(0)
+    base = torch.nn.functional.avg_pool2d(torch.rand(1, 3, 64, 64), 5, stride=1, padding=2)
+    x = base.clone()
+    x[..., 24:40, 16:32] = 0.9  # a bright patch ("an eye")
+    moved = base.clone()
+    moved[..., 24:40, 36:52] = 0.9  # the same patch 20 px to the side
+    noisy = (x + 0.1 * torch.randn_like(x)).clamp(0, 1)  # fine-grain difference, shape kept
+    weight = torch.ones(1, 1, 64, 64)
+    assert multiscale_dssim(x, x, weight).item() == pytest.approx(0, abs=1e-5)
+
+    def shape_over_grain(loss) -> float:
+        return loss(moved, x, weight).item() / loss(noisy, x, weight).item()
+
+    assert shape_over_grain(multiscale_dssim) > 1.2 * shape_over_grain(dssim)
+
+
 def test_zero_weight_pixels_do_not_count():
     x, y = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
     weight = torch.zeros(1, 1, 32, 32)
