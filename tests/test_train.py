@@ -384,7 +384,7 @@ def test_threads_fixed_or_left_to_the_idle_cores():
                 # training, whose batch can be cut: every core, in lanes (lanes.py); a fixed count never is
                 shared = ThreadPolicy(0, split=4)
                 shared.start(sample_s=1.0)
-                assert shared.lanes == min(cores(), 4) and shared.current == max(1, cores() // shared.lanes)
+                assert shared.lanes == min(cores(), 4) and 1 <= shared.current <= max(1, cores() // shared.lanes)
                 fixed = ThreadPolicy(1, split=4)
                 assert fixed.start() == 1 and fixed.lanes == 1
             finally:
@@ -419,8 +419,12 @@ def test_training_beside_a_busy_process_runs_in_lanes_with_the_critic(face_dirs,
     assert f"training in {min(cores(), 2)} lanes" in caplog.text  # batch 4: lanes of at least 2 faces
     assert summary.step == 3 and all(np.isfinite(v) for v in summary.losses.values())
     assert [s for s, _ in losses_in(tmp_path / "m")] == [1, 2, 3]
-    assert load_checkpoint(tmp_path / "m" / "step-00000003.safetensors").step == 3
-    assert load_checkpoint(tmp_path / "m" / "critic.safetensors").step == 3
+    trained = load_checkpoint(tmp_path / "m" / "step-00000003.safetensors")
+    assert trained.step == 3 and load_checkpoint(tmp_path / "m" / "critic.safetensors").step == 3
+    torch.manual_seed(0)  # the weights train() started from: the lanes' gradients reached every part
+    start = Autoencoder(ModelConfig(**trained.meta["model_config"]), trained.meta["identities"]).state_dict()
+    for part in ("encoder.", "trunk.", "decoders.s1.", "decoders.brbk7n."):
+        assert any(not torch.equal(v, start[k]) for k, v in trained.model.items() if k.startswith(part)), part
 
 
 def _wait_until_spinning(pid: int, deadline_s: float = 30) -> None:

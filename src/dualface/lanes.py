@@ -4,9 +4,10 @@ thread of its own with one torch thread, and the parts' gradients summed, weight
 Why: torch's threads meet at a barrier after every layer. On a CPU another busy process shares, one of them
 is descheduled and the others wait for it at every layer, and the kernel shares the CPU per thread, so one
 thread beside a two-thread job gets a third of two cores. Lanes meet once a step, so each keeps its core's
-share: beside a two-thread numpy job on 2 cores, `lite128` kept 0.7x of its idle speed in lanes against
-0.37x on one thread (bench/results/contention.json). Idle, one process's threads are 5-10% faster, so
-training runs in lanes only while `threads.ThreadPolicy` finds the CPU shared.
+share: beside a two-thread numpy job on 2 cores, `lite` kept 0.47-0.53x of its idle speed in lanes against
+0.35-0.41x on one thread, and 0.68x beside a one-thread loop (bench/results/contention*.json). Idle, one
+process's threads are 5-10% faster, so training runs in lanes only while `threads.ThreadPolicy` finds the
+CPU shared.
 
 A step minimises what data-parallel training (DDP, `--processes`) does: each part's loss, a weighted mean
 over its own faces, weighted by the part's size; where every face weighs the same (no mask weighting) that
@@ -34,15 +35,19 @@ def split_batch(tensors: Tensors, parts: int) -> list[tuple[float, Tensors]]:
     ]
 
 
+def _set_threads(count: int) -> None:
+    """A lane's torch (OpenMP) thread count: per calling thread. torch's lazy start-up of a thread re-applies
+    the count last set by any thread, at its first parallel op: let it run first, then set this lane's."""
+    torch.get_num_threads()
+    torch.set_num_threads(count)
+
+
 class Lanes:
     """`count` threads that run one part of a step each, with `threads` torch (OpenMP) threads apiece."""
 
     def __init__(self, count: int, threads: int = 1):
         self.count, self.threads = count, threads
-        # torch's thread count is per calling thread: each lane sets its own, once
-        self._pool = ThreadPoolExecutor(
-            count, thread_name_prefix="lane", initializer=torch.set_num_threads, initargs=(threads,)
-        )
+        self._pool = ThreadPoolExecutor(count, thread_name_prefix="lane", initializer=_set_threads, initargs=(threads,))
 
     def gradients(
         self,
@@ -64,11 +69,13 @@ class Lanes:
         for i, p in enumerate(params):
             grad = None
             for _, grads, _ in done:  # in lane order, in place: the first lane's layout is the weight's
-                if grads[i] is not None:
-                    grad = grads[i] if grad is None else grad.add_(grads[i])
+                g = grads[i]
+                if g is not None:
+                    # summed into the first lane's own buffer, unless autograd handed back a view of another
+                    grad = (g if g._base is None else g.clone()) if grad is None else grad.add_(g)
             p.grad = grad
         total = sum(loss for loss, _, _ in done)
         return total, [(share, extras) for (share, _), (_, _, extras) in zip(parts, done, strict=True)]
 
     def close(self) -> None:
-        self._pool.shutdown()
+        self._pool.shutdown(cancel_futures=True)

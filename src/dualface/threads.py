@@ -70,7 +70,7 @@ class ThreadPolicy:
 
     `split`: the most lanes the caller can cut its work into (training: its batch). With auto, on a CPU
     that other processes share, `lanes` becomes that many (at most one per core) and `current` the torch
-    threads of each (one, until cores outnumber lanes); idle, `lanes` is 1 and `current` every core.
+    threads of each (one, unless idle cores outnumber lanes); idle, `lanes` is 1 and `current` every core.
     """
 
     threads: int = 0
@@ -125,7 +125,7 @@ class ThreadPolicy:
         idle, lanes = count, 1
         if self.split > 1 and not self.threads and idle < cores():  # shared: every core, in lanes
             lanes = min(cores(), self.split)
-            count = max(1, cores() // lanes)
+            count = max(1, idle // lanes)  # where cores outnumber lanes: threads that meet only on idle cores
         if count != self.current:
             import cv2
 
@@ -134,8 +134,7 @@ class ThreadPolicy:
             if "torch" in sys.modules:
                 sys.modules["torch"].set_num_threads(count)
             cv2.setNumThreads(count)
-        if self.current and (count, lanes) != (self.current, self.lanes):
-            shape = f"{lanes} lanes of {count}" if lanes > 1 else str(count)
-            log.info("CPU threads: %s (other processes now use about %d cores)", shape, cores() - idle)
+        if self.current and (count, lanes) != (self.current, self.lanes) and self.split <= 1:  # training says its own
+            log.info("CPU threads: %d (other processes now use about %d cores)", count, cores() - idle)
         self.current, self.lanes = count, lanes
         return count

@@ -365,12 +365,19 @@ def _train(
                 group["lr"] = lr
             tensors = to_tensors(batches, device, channels_last)
             adversarial = critic is not None and step >= cfg.gan_after
-            judge = critic if adversarial else None
-            part_loss = functools.partial(step_loss, model=train_model, cfg=cfg, dtype=dtype, device=device)
-            part_loss = functools.partial(part_loss, critic=judge)
+            part_loss = functools.partial(
+                step_loss,
+                model=train_model,
+                cfg=cfg,
+                dtype=dtype,
+                device=device,
+                critic=critic if adversarial else None,
+            )
             if lanes is not None and (lanes.count, lanes.threads) != (threads.lanes, threads.current):
                 lanes.close()
                 lanes = None
+                if threads.lanes == 1:
+                    log.info("the CPU is idle again: training on %d threads", threads.current)
             if threads.lanes > 1:  # a shared CPU: the batch in parts, each on a core (lanes.py)
                 if lanes is None:
                     lanes = Lanes(threads.lanes, threads.current)
@@ -460,10 +467,10 @@ def _train(
             if critic is not None:
                 gan.save_critic(cfg.model_dir, critic, critic_optimizer, step)
     finally:
-        bar.close()
-        stream.close()
         if lanes is not None:
             lanes.close()
+        bar.close()
+        stream.close()
         if writer is not None:
             writer.close()
     if ctx.main:
