@@ -294,7 +294,7 @@ def test_distributed_training_on_two_cpu_processes(face_dirs, tmp_path):
 
 
 def test_processes_option_trains_as_single_threaded_workers_with_the_batch_split(face_dirs, tmp_path):
-    """`dualface train --processes 2` starts two workers under torchrun: they train one model together,
+    """`dualface train --processes 2` starts two workers (meeting at a file): they train one model together,
     each on half the batch and one thread; called as a library function, the option says who starts them."""
     model = tmp_path / "m"
     faces = [str(d) for d in face_dirs]

@@ -7,9 +7,9 @@ import dataclasses
 import inspect
 import logging
 import os
-import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +19,7 @@ import typer
 
 from dualface import __version__
 from dualface.config import ConvertConfig, DemoConfig, EvaluateConfig, ExtractConfig, TrainConfig
+from dualface.distributed import DIST_FILE
 from dualface.errors import DualfaceError
 from dualface.options import Option
 
@@ -156,15 +157,19 @@ def _launch_workers(processes: int) -> int:
     as torchrun would start them); their highest exit code. A Ctrl-C reaches the workers too (one process
     group) and they stop and save, so the launcher waits for them (a second Ctrl-C stops them); when one
     fails, the others, which would wait for it at their next step, are stopped."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
-    command = [sys.executable, "-m", "dualface", *sys.argv[1:]]
-    workers = [
-        subprocess.Popen(command, env={**env, "RANK": str(r), "LOCAL_RANK": str(r), "WORLD_SIZE": str(processes)})
-        for r in range(processes)
-    ]
+    with tempfile.TemporaryDirectory(prefix="dualface-workers-") as meeting:
+        # The workers meet at a file, not a port: a free port found here could be taken before they bind it.
+        env = {**os.environ, "OMP_NUM_THREADS": "1", DIST_FILE: str(Path(meeting) / "store")}
+        command = [sys.executable, "-m", "dualface", *sys.argv[1:]]
+        workers = [
+            subprocess.Popen(command, env={**env, "RANK": str(r), "LOCAL_RANK": str(r), "WORLD_SIZE": str(processes)})
+            for r in range(processes)
+        ]
+        return _wait_for(workers)
+
+
+def _wait_for(workers: list[subprocess.Popen]) -> int:
+    """The workers' highest exit code, once all have ended (see `_launch_workers`)."""
     interrupts = 0
     while True:
         try:
