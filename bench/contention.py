@@ -19,10 +19,10 @@ Each measurement runs in a fresh process, so no thread setting carries over:
 - extract: data/grid/s1 (5 clips, 375 frames), `--repeats` times after one untimed run; frames/s.
 Policies: `auto` is `--threads 0`, dualface's default (src/dualface/threads.py: the cores other processes
 leave idle, re-measured every 20 s; training runs in lanes, src/dualface/lanes.py, while another process is
-busy); `torch default` is a fixed count of one thread per core, what torch
-and OpenCV pick by themselves; `processes` (training only) is `train --processes` with one process per
-core: single-threaded workers, data-parallel, the batch split between them (README, "CPU threads"). The target: loaded /
-idle >= 0.4 (a fair share of two cores is 0.5).
+busy); `torch default` is a fixed count of one thread per core, what torch and OpenCV pick by themselves;
+`processes` (training only) is `train --processes` with one process per core: single-threaded workers,
+data-parallel, the batch split between them (README, "CPU threads"). The target: loaded / idle >= 0.4 (a
+fair share of two cores is 0.5).
 """
 
 import argparse

@@ -28,7 +28,8 @@ Tensors = dict[str, dict[str, torch.Tensor]]  # identity -> "inputs", "targets",
 def split_batch(tensors: Tensors, parts: int) -> list[tuple[float, Tensors]]:
     """(share of the batch, its faces) for up to `parts` parts, cut along the batch of every identity alike."""
     batch = len(next(iter(tensors.values()))["inputs"])
-    bounds = [round(batch * i / min(parts, batch)) for i in range(min(parts, batch) + 1)]
+    parts = min(parts, batch)  # never an empty part
+    bounds = [round(batch * i / parts) for i in range(parts + 1)]
     return [
         ((end - start) / batch, {name: {k: v[start:end] for k, v in t.items()} for name, t in tensors.items()})
         for start, end in itertools.pairwise(bounds)

@@ -134,7 +134,7 @@ class ThreadPolicy:
             if "torch" in sys.modules:
                 sys.modules["torch"].set_num_threads(count)
             cv2.setNumThreads(count)
-        if self.current and (count, lanes) != (self.current, self.lanes) and self.split <= 1:  # training says its own
-            log.info("CPU threads: %d (other processes now use about %d cores)", count, cores() - idle)
+            if self.current and self.split <= 1:  # training says its own, lanes and all
+                log.info("CPU threads: %d (other processes now use about %d cores)", count, cores() - idle)
         self.current, self.lanes = count, lanes
         return count

@@ -313,9 +313,10 @@ def _train(
 
     def batches_from(step: int) -> Iterator[tuple[int, dict[str, Batch]]]:
         batches = batch_stream(sets, model_cfg.size, cfg.batch_size, cfg.augment, cfg.seed, ctx.rank, step)
-        return prefetch(batches, depth=3) if _prefetching(device, threads) else batches
+        return prefetch(batches, depth=3) if ahead else batches
 
-    stream, ahead = batches_from(step), _prefetching(device, threads)
+    ahead = _prefetching(device, threads)
+    stream = batches_from(step)
 
     # Sanity check: two small batches through forward and loss before committing to the loop.
     probe_rng = np.random.default_rng(cfg.seed)
@@ -422,8 +423,9 @@ def _train(
             if device.type == "cpu":
                 threads.update()
                 if _prefetching(device, threads) != ahead:  # the same batches either way: each is the step's own
+                    ahead = not ahead
                     stream.close()
-                    stream, ahead = batches_from(step), not ahead
+                    stream = batches_from(step)
             for name, v in values.items():
                 ema[name] = v if name not in ema else 0.98 * ema[name] + 0.02 * v
             elapsed = time.perf_counter() - started
