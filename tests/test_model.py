@@ -120,6 +120,24 @@ def test_gradient_difference_charges_blur_that_pixel_losses_forgive():
     assert gradient_difference(blurred, x, weight).item() > LOSSES["l1"](blurred, x, weight).item()
 
 
+def test_spectrum_l1_charges_a_blur_that_l1_rates_like_a_brightness_change():
+    """Blur and a brightness shift of equal pixel error: the amplitude spectrum loses its high-frequency
+    bins to the blur only; a face with no detail at all (zeros) gets a finite gradient, not NaN."""
+    from dualface.losses import spectrum_l1
+
+    torch.manual_seed(0)
+    x = torch.nn.functional.avg_pool2d(torch.rand(2, 3, 64, 64), 3, stride=1, padding=1)  # some grain
+    blurred = torch.nn.functional.avg_pool2d(x, 5, stride=1, padding=2, count_include_pad=False)
+    weight = torch.ones(2, 1, 64, 64)
+    shift = LOSSES["l1"](blurred, x, weight).item()
+    brighter = x + shift
+    assert LOSSES["l1"](brighter, x, weight).item() == pytest.approx(shift, rel=1e-3)
+    assert spectrum_l1(blurred, x, weight).item() > 5 * spectrum_l1(brighter, x, weight).item()
+    empty = torch.zeros(1, 3, 16, 16, requires_grad=True)
+    spectrum_l1(empty, torch.rand(1, 3, 16, 16), torch.ones(1, 1, 16, 16)).backward()
+    assert torch.isfinite(empty.grad).all()
+
+
 def test_multiscale_dssim_charges_a_wrong_shape_that_one_window_misses():
     """A face part moved by more than the 11-pixel window reaches is only structure at the coarser sizes:
     the multi-scale loss charges it more, relative to a small local change, than full-size DSSIM does."""
