@@ -9,6 +9,7 @@ whose verdict is usable.
     python bench/quality.py --minutes 20 --name quality_lite_20m -- --preset lite
     python bench/quality.py --summary                        # every run's last figures -> quality.json
     python bench/quality.py --redraw-only MODEL --name NAME  # a trained model's redraws (below), no training
+    python bench/quality.py --minutes 120 --every 60 --name NAME --resume-from RUN -- ...  # RUN, trained on
 
 Arguments after `--` go to `dualface train` as they are (e.g. `--preset`, `--init`, `--lr`). Faces come
 from ../shared/data (extracted once into --cache); the held-out recordings are never trained on: GRID's
@@ -150,6 +151,11 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=CACHE)
     parser.add_argument("--redraw", action="store_true", help="also draw each held-out clip as its own identity")
     parser.add_argument("--redraw-only", type=Path, metavar="MODEL", help="only the redraws of a trained model")
+    parser.add_argument(
+        "--resume-from",
+        metavar="RUN",
+        help="go on training an earlier run's model (same arguments after --): its evaluations open the table",
+    )
     argv = sys.argv[1:]
     cut = argv.index("--") if "--" in argv else len(argv)
     args, extra = parser.parse_args(argv[:cut]), argv[cut + 1 :]  # after --: more `dualface train` options
@@ -179,6 +185,20 @@ def main() -> None:
     rows: dict[str, list] = {d: [] for d in args.directions}
     usable_at: dict[str, dict | None] = {d: None for d in args.directions}
     trained, swaps, reports = 0.0, {}, {}
+    if args.resume_from:
+        for direction in args.directions:
+            earlier = json.loads((ROOT / "bench/results" / f"{args.resume_from}-{direction}.json").read_text())
+            if earlier["train_args"] != extra:
+                parser.error(
+                    f"{args.resume_from} trained with {shlex.join(earlier['train_args'])}: give the same after --"
+                )
+            rows[direction] = earlier["evaluations"]
+            usable_at[direction] = earlier["usable_at"]
+            trained = rows[direction][-1]["minutes"]
+        if trained >= args.minutes:
+            parser.error(f"{args.resume_from} has trained {trained:.0f} minutes already: give more --minutes")
+        # a copy: the earlier run's model stays as its figures describe it
+        subprocess.run(["cp", "-r", str(args.cache / args.resume_from), str(model)], check=True)
     started = time.perf_counter()
     while trained < args.minutes - 1e-6:
         chunk = min(args.every, args.minutes - trained)
