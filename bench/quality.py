@@ -9,7 +9,7 @@ whose verdict is usable.
     python bench/quality.py --minutes 20 --name quality_lite_20m -- --preset lite
     python bench/quality.py --summary                        # every run's last figures -> quality.json
     python bench/quality.py --redraw-only MODEL --name NAME  # a trained model's redraws (below), no training
-    python bench/quality.py --minutes 120 --every 60 --name NAME --resume-from RUN -- ...  # RUN, trained on
+    python bench/quality.py --minutes 120 --every 60 --name NAME --resume-from RUN -- ...  # RUN, on to 120
 
 Arguments after `--` go to `dualface train` as they are (e.g. `--preset`, `--init`, `--lr`). Faces come
 from ../shared/data (extracted once into --cache); the held-out recordings are never trained on: GRID's
@@ -140,6 +140,28 @@ def summary() -> None:
               + f" | {'usable' if r['usable'] else 'not usable'} |")  # fmt: skip
 
 
+def resumed(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: list[str]) -> dict[str, dict]:
+    """The earlier run `--resume-from` names, by direction, checked before anything is deleted or copied."""
+    if args.resume_from == args.name:
+        parser.error("--resume-from names the run itself: give this run a --name of its own")
+    if not (args.cache / args.resume_from).is_dir():
+        parser.error(f"{args.cache / args.resume_from}: no such model (its cache was cleared?)")
+    earlier = {}
+    for direction in args.directions:
+        path = ROOT / "bench/results" / f"{args.resume_from}-{direction}.json"
+        if not path.is_file():
+            parser.error(f"{path}: no such result ({args.resume_from} did not evaluate {direction}?)")
+        earlier[direction] = json.loads(path.read_text())
+        if (before := earlier[direction]["train_args"]) != extra:
+            parser.error(f"{args.resume_from} trained with {shlex.join(before)}: give the same after --")
+    minutes = {e["evaluations"][-1]["minutes"] for e in earlier.values()}
+    if len(minutes) > 1:
+        parser.error(f"{args.resume_from}: its directions end at different minutes {sorted(minutes)}")
+    if (done := minutes.pop()) >= args.minutes - 1e-6:
+        parser.error(f"{args.resume_from} has trained {done:.0f} minutes already: give more --minutes")
+    return earlier
+
+
 def main() -> None:
     if sys.argv[1:] == ["--summary"]:
         return summary()
@@ -180,24 +202,13 @@ def main() -> None:
         write_result(args.name, result)
         return None
     model = args.cache / args.name
+    earlier = resumed(parser, args, extra) if args.resume_from else {}
     if model.exists():
         subprocess.run(["rm", "-rf", str(model)], check=True)
-    rows: dict[str, list] = {d: [] for d in args.directions}
-    usable_at: dict[str, dict | None] = {d: None for d in args.directions}
-    trained, swaps, reports = 0.0, {}, {}
-    if args.resume_from:
-        for direction in args.directions:
-            earlier = json.loads((ROOT / "bench/results" / f"{args.resume_from}-{direction}.json").read_text())
-            if earlier["train_args"] != extra:
-                parser.error(
-                    f"{args.resume_from} trained with {shlex.join(earlier['train_args'])}: give the same after --"
-                )
-            rows[direction] = earlier["evaluations"]
-            usable_at[direction] = earlier["usable_at"]
-            trained = rows[direction][-1]["minutes"]
-        if trained >= args.minutes:
-            parser.error(f"{args.resume_from} has trained {trained:.0f} minutes already: give more --minutes")
-        # a copy: the earlier run's model stays as its figures describe it
+    rows: dict[str, list] = {d: list(earlier[d]["evaluations"]) if earlier else [] for d in args.directions}
+    usable_at: dict[str, dict | None] = {d: earlier[d]["usable_at"] if earlier else None for d in args.directions}
+    trained, swaps, reports = (rows[args.directions[0]][-1]["minutes"] if earlier else 0.0), {}, {}
+    if earlier:  # a copy: the earlier run's model stays as its figures describe it
         subprocess.run(["cp", "-r", str(args.cache / args.resume_from), str(model)], check=True)
     started = time.perf_counter()
     while trained < args.minutes - 1e-6:
@@ -222,7 +233,7 @@ def main() -> None:
             data = reports[direction] = json.loads((report / "report.json").read_text())
             row = {
                 "minutes": round(trained, 1),
-                "wall_minutes": round((time.perf_counter() - started) / 60, 1),
+                "wall_minutes": round((time.perf_counter() - started) / 60, 1),  # since this command started
                 "train_wall_minutes": round(train_wall, 1),
                 "evaluate_wall_minutes": round((time.perf_counter() - t) / 60, 1),
                 "step": data["step"],
@@ -246,6 +257,9 @@ def main() -> None:
             "trained_on": {source: source_clips, target: target_clips},
             "held_out": str(held_out.relative_to(ROOT.parent) if held_out.is_relative_to(ROOT.parent) else held_out),
             "train_args": extra,
+            **(
+                {"resumed_from": {"run": args.resume_from, "command": earlier[direction]["command"]}} if earlier else {}
+            ),
             "usable_at": usable_at[direction],
             "evaluations": rows[direction],
             "stills": str(docs.relative_to(ROOT)),

@@ -173,13 +173,17 @@ def spectrum_l1(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) 
     amplitude loss of Fuoli, Van Gool and Timofte, "Fourier space losses for efficient perceptual image
     super-resolution", ICCV 2021. A blur keeps the pixels' mean error small but empties the many
     high-frequency bins, and each bin is charged what it lost; the phase (where the detail sits) is left to
-    the pixel losses, so the decoder is not pushed to the average of the plausible details, which is none."""
+    the pixel losses, so the decoder is not pushed to the average of the plausible details, which is none.
+
+    The weights multiply both images, not their difference (a spectrum has no pixels to weigh): their steps
+    (the mask's edge, the eyes and mouth) are in both spectra alike. Each map is scaled to peak at 1 so that
+    the loss's size does not follow `--mouth-weight`."""
     import torch
 
     w = weight / weight.amax((2, 3), keepdim=True).clamp_min(1e-8)
 
     def amplitude(x: torch.Tensor) -> torch.Tensor:
-        f = torch.fft.rfft2((x * w).float(), norm="ortho")
+        f = torch.fft.rfft2((x * w).float(), norm="ortho")  # float: no bf16 FFT on CUDA or CPU
         return (f.real**2 + f.imag**2 + 1e-12).sqrt()  # the epsilon: a finite gradient at an empty bin
 
     return (amplitude(pred) - amplitude(target)).abs().mean()
