@@ -213,6 +213,27 @@ def test_default_color_transfer_keeps_a_darker_skins_shadows():
     assert shadow_error("avg") > shadow_error("none")  # the mean shift: worse than no transfer at all
 
 
+def test_skin_transfer_keeps_grey_grey():
+    """Recoloured to a warmer, redder skin, a face's grey parts (an eye's white, a dark brow) must stay grey
+    under `skin`, while its skin takes the new colour; `rct` paints them with the skins' difference."""
+    image = frames(S1)[0][40:200, 100:260].astype(np.float32) / 255
+    image[60:72, 40:60], image[40:46, 30:70] = 0.8, 0.15  # a white of an eye, a brow, both neutral
+    lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB)
+    lab[..., 1:] += (8, 6)
+    warmer = np.clip(cv2.cvtColor(lab, cv2.COLOR_LAB2RGB), 0, 1)
+    mask = np.ones(image.shape[:2], np.float32)
+
+    def chroma(name: str) -> tuple[float, float]:
+        out = cv2.cvtColor(transfer_color(name, image, warmer, mask), cv2.COLOR_RGB2LAB)
+        grey = np.concatenate([out[60:72, 40:60].reshape(-1, 3), out[40:46, 30:70].reshape(-1, 3)])
+        moved = np.linalg.norm(out[..., 1:].mean((0, 1)) - cv2.cvtColor(image, cv2.COLOR_RGB2LAB)[..., 1:].mean((0, 1)))
+        return float(np.hypot(grey[:, 1], grey[:, 2]).mean()), float(moved)
+
+    grey, moved = chroma("skin")
+    assert grey < 1.5 and moved > 8, (grey, moved)  # greys kept; the face moved most of the 10 it was asked
+    assert chroma("rct")[0] > 6  # the shift tints them
+
+
 def test_flicker_counts_changes_between_frames_that_both_show_a_face(s1_landmarks):
     source = frames(S1)[:20]
     regions = [hull_in_frame(s1_landmarks[i], source[i].shape) for i in range(20)]

@@ -6,6 +6,11 @@ the statistics over neighbouring frames, so the colour of the face does not pump
 
 - `avg`: shift the mean of each RGB channel.
 - `rct`: Reinhard et al., "Color Transfer between Images" (2001): mean and spread of each channel in Lab.
+- `skin`: `rct`'s lightness, and its a/b shift weighted by each pixel's chroma (full on skin, none on
+  grey): `rct` moves every pixel by the same a/b, which paints what is grey (hair, brows, the whites of the
+  eyes, deep shadows) with the difference between two skins: the purple hair and eye sockets of a pale
+  face recoloured to a darker one, the green brows of the reverse. Scaling chroma instead keeps grey grey
+  but makes lips, already the reddest, redder still.
 - `hist`: match each RGB channel's histogram (through 33 quantiles, so it can be smoothed and is robust to
   a few stray pixels).
 """
@@ -62,6 +67,16 @@ def lab_apply(image: np.ndarray, stats: np.ndarray, wanted: np.ndarray) -> np.nd
     return np.clip(cv2.cvtColor(lab.astype(np.float32), cv2.COLOR_LAB2RGB), 0, 1)
 
 
+def skin_apply(image: np.ndarray, stats: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    lab = _lab(image)
+    gain = np.clip(wanted[3] / max(stats[3], 1e-3), 0.5, 2.0)
+    lab[..., 0] = (lab[..., 0] - stats[0]) * gain + wanted[0]
+    chroma = np.hypot(lab[..., 1], lab[..., 2])
+    share = np.clip(chroma / max(float(np.hypot(stats[1], stats[2])), 1e-3), 0, 1)
+    lab[..., 1:] += share[..., None] * (wanted[1:3] - stats[1:3])
+    return np.clip(cv2.cvtColor(lab.astype(np.float32), cv2.COLOR_LAB2RGB), 0, 1)
+
+
 def quantile_stats(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.quantile(_pixels(image, mask), QUANTILES, axis=0).T  # (3, 33)
 
@@ -85,6 +100,7 @@ COLOR_TRANSFERS: dict[str, ColorTransfer | None] = {
     "none": None,
     "avg": ColorTransfer(mean_stats, mean_apply),
     "rct": ColorTransfer(lab_stats, lab_apply),
+    "skin": ColorTransfer(lab_stats, skin_apply),
     "hist": ColorTransfer(quantile_stats, quantile_apply),
 }
 
