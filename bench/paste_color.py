@@ -57,6 +57,24 @@ def dark_tint(pairs: list[tuple[np.ndarray, np.ndarray]]) -> float:
     return float(np.mean(distances))
 
 
+def transfer_stills(colors: list[str], out: Path) -> None:
+    """One training face of each person recoloured to the other's with each transfer, no model involved:
+    rows s1 -> Obama's colours and the reverse; columns the face, each transfer, the reference."""
+    from dualface.color import transfer_color
+
+    def face(name: str, index: int) -> np.ndarray:
+        path = sorted((CACHE / "faces" / name).glob("*.png"))[index]
+        return np.asarray(Image.open(path).convert("RGB")).astype(np.float32) / 255
+
+    rows = []
+    for image, reference in ((face("s1", 500), face("obama", 300)), (face("obama", 300), face("s1", 500))):
+        mask = np.zeros(image.shape[:2], np.float32)
+        h, w = mask.shape
+        mask[h // 4 : 3 * h // 4, w // 4 : 3 * w // 4] = 1  # the middle of the face: its skin, as the paste measures it
+        rows.append(np.hstack([image, *(transfer_color(c, image, reference, mask) for c in colors), reference]))
+    Image.fromarray((np.vstack(rows) * 255).round().astype(np.uint8)).save(out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, required=True, help="a model folder bench/quality.py trained")
@@ -68,6 +86,7 @@ def main() -> None:
         parser.error(f"{args.model}: not a model folder")
     out = CACHE / args.name
     out.mkdir(parents=True, exist_ok=True)
+    transfer_stills(args.colors, ROOT / "docs" / f"{args.name}-transfers.png")
     figures: dict[str, dict] = {}
     for direction, (src, _, tgt, _, held_out) in DIRECTIONS.items():
         figures[direction], rows = {}, []
@@ -99,7 +118,8 @@ def main() -> None:
         "command": "python bench/paste_color.py " + shlex.join(sys.argv[1:]),
         "dark_tint": f"a/b distance (CIE76) between the mean colours of the darkest {DARKEST:.0%} of the inner face, "
                      "swap against source, averaged over frames",
-        "stills": [f"docs/{args.name}-{d}.png (rows: source, then {', '.join(args.colors)})" for d in figures],
+        "stills": [f"docs/{args.name}-{d}.png (rows: source, then {', '.join(args.colors)})" for d in figures]
+        + [f"docs/{args.name}-transfers.png (s1 and Obama: the face, {', '.join(args.colors)}, the other)"],
         "directions": figures,
         "hardware": hardware(),
     })  # fmt: skip
