@@ -90,23 +90,31 @@ def redraw(model: Path, direction: str, face: dict[str, Path], tag: str) -> dict
     return {k: scores[k] for k in REDRAW_FIELDS}
 
 
-def stills(source: Path, swap: Path, report: dict, out: Path, count: int = 5) -> None:
-    """source | swap, face close-ups, at `count` frames spread over the clip (from the report's frames)."""
+def close_ups(source: Path, swaps: list[Path], frames: int, count: int) -> list[list[np.ndarray]]:
+    """192 px face close-ups of `source` and of each of `swaps` (conversions of it), aligned on the source's
+    own landmarks, at `count` frames spread over its `frames`: a list per frame, the source's first."""
     from dualface.align import crop_matrix, to_mean_face
     from dualface.faces import largest, tracked
     from dualface.metrics import aligned_crop
     from dualface.track import TrackerConfig
-    from dualface.video import read_video
+    from dualface.video import probe_video, read_video
 
-    wanted = set(np.linspace(0, report["frames"] - 1, count + 2).round().astype(int)[1:-1].tolist())
-    tiles = []
-    crop = crop_matrix(192, 0.8, "face")
-    faces = tracked(read_video(source), TrackerConfig(embed_every=0), 25)
-    for (index, frame, found), (_, swapped) in zip(faces, read_video(swap), strict=False):
+    wanted = set(np.linspace(0, frames - 1, count + 2).round().astype(int)[1:-1].tolist())
+    crop, tiles = crop_matrix(192, 0.8, "face"), []
+    faces = tracked(read_video(source), TrackerConfig(embed_every=0), probe_video(source).fps)
+    for (index, frame, found), *swapped in zip(faces, *map(read_video, swaps), strict=False):
         if index in wanted and (face := largest(found)):
-            to_mean = to_mean_face(face.landmarks)
-            tiles.append(np.vstack([aligned_crop(f, to_mean, crop, 192) for f in (frame, swapped)]))
-    Image.fromarray(np.hstack(tiles)).save(out)
+            to_mean = to_mean_face(face.raw)
+            tiles.append([aligned_crop(f, to_mean, crop, 192) for f in (frame, *(s for _, s in swapped))])
+    if not tiles:
+        raise SystemExit(f"{source}: no face at any of the {count} frames the close-ups take")
+    return tiles
+
+
+def stills(source: Path, swap: Path, report: dict, out: Path, count: int = 5) -> None:
+    """source | swap, face close-ups, at `count` frames spread over the clip (from the report's frames)."""
+    tiles = close_ups(source, [swap], report["frames"], count)
+    Image.fromarray(np.hstack([np.vstack(t) for t in tiles])).save(out)
 
 
 def summary() -> None:

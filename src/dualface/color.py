@@ -6,11 +6,11 @@ the statistics over neighbouring frames, so the colour of the face does not pump
 
 - `avg`: shift the mean of each RGB channel.
 - `rct`: Reinhard et al., "Color Transfer between Images" (2001): mean and spread of each channel in Lab.
-- `skin`: `rct`'s lightness, and its a/b shift weighted by each pixel's chroma (full on skin, none on
-  grey): `rct` moves every pixel by the same a/b, which paints what is grey (hair, brows, the whites of the
-  eyes, deep shadows) with the difference between two skins: the purple hair and eye sockets of a pale
-  face recoloured to a darker one, the green brows of the reverse. Scaling chroma instead keeps grey grey
-  but makes lips, already the reddest, redder still.
+- `skin`: `rct`'s lightness; a/b take the mean shift only (no spread matching), each pixel in proportion to
+  its chroma against the face's mean chroma: skin all of it, grey (hair, brows, the whites of the eyes,
+  deep shadows) none. `rct` moves every pixel by the same a/b, which paints what is grey with the
+  difference between two skins: the purple hair of a pale face recoloured to a darker one, the green brows
+  of the reverse. Scaling chroma instead keeps grey grey but makes lips, already the reddest, redder still.
 - `hist`: match each RGB channel's histogram (through 33 quantiles, so it can be smoothed and is robust to
   a few stray pixels).
 """
@@ -67,12 +67,20 @@ def lab_apply(image: np.ndarray, stats: np.ndarray, wanted: np.ndarray) -> np.nd
     return np.clip(cv2.cvtColor(lab.astype(np.float32), cv2.COLOR_LAB2RGB), 0, 1)
 
 
+def skin_stats(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """`lab_stats` and the mean chroma inside `mask` (7 numbers)."""
+    lab = _lab(image)
+    chroma = np.hypot(lab[..., 1], lab[..., 2])
+    return np.append(np.concatenate(_mean_std(lab, mask)), np.float32(cv2.mean(chroma, mask=_inside(mask))[0]))
+
+
 def skin_apply(image: np.ndarray, stats: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     lab = _lab(image)
-    gain = np.clip(wanted[3] / max(stats[3], 1e-3), 0.5, 2.0)
+    gain = np.clip(wanted[3] / max(stats[3], 1e-3), 0.5, 2.0)  # bounded, as in `lab_apply`
     lab[..., 0] = (lab[..., 0] - stats[0]) * gain + wanted[0]
-    chroma = np.hypot(lab[..., 1], lab[..., 2])
-    share = np.clip(chroma / max(float(np.hypot(stats[1], stats[2])), 1e-3), 0, 1)
+    # The mean chroma, not the length of the mean a/b: a mask that mixes hues (a blue light, a teal shirt)
+    # shortens the mean vector, and every pixel but an exact grey would take the whole shift.
+    share = np.clip(np.hypot(lab[..., 1], lab[..., 2]) / max(float(stats[6]), 1e-3), 0, 1)
     lab[..., 1:] += share[..., None] * (wanted[1:3] - stats[1:3])
     return np.clip(cv2.cvtColor(lab.astype(np.float32), cv2.COLOR_LAB2RGB), 0, 1)
 
@@ -100,7 +108,7 @@ COLOR_TRANSFERS: dict[str, ColorTransfer | None] = {
     "none": None,
     "avg": ColorTransfer(mean_stats, mean_apply),
     "rct": ColorTransfer(lab_stats, lab_apply),
-    "skin": ColorTransfer(lab_stats, skin_apply),
+    "skin": ColorTransfer(skin_stats, skin_apply),
     "hist": ColorTransfer(quantile_stats, quantile_apply),
 }
 
