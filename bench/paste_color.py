@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from common import hardware, write_result
-from quality import CACHE, DIRECTIONS, FIELDS, ROOT, close_ups, dualface
+from quality import CACHE, DIRECTIONS, FIELDS, ROOT, close_ups, dualface, headline
 
 GREY = 6.0  # chroma (a/b length) under which a pixel of the drawn face counts as grey; skin is 20-35
 INNER = np.s_[48:172, 38:154]  # of a 192 px close-up: brows to chin, cheek to cheek
@@ -88,9 +88,7 @@ def main() -> None:
                      "--no-progress")  # fmt: skip
             data = json.loads((report / "report.json").read_text())
             frames = data["frames"]
-            scores = {k: v["normalised"] if k in ("mouth", "eyes") else v["value"] for k, v in data["scores"].items()
-                      if k in FIELDS}  # fmt: skip
-            figures[direction][color] = {"step": data["step"], **scores}
+            figures[direction][color] = {"step": data["step"], **headline(data["scores"])}
         tiles = close_ups(held_out, swaps, frames, args.frames)
         for i, color in enumerate(args.colors, start=2):
             tint, share = grey_tint([t[1] for t in tiles], [t[i] for t in tiles])

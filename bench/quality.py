@@ -59,6 +59,11 @@ REDRAW_FIELDS = ("identity_gap", "mouth", "eyes", "landmark_error", "sharpness")
 FIELDS = ("identity_transfer", "identity_gap", "mouth", "eyes", "landmark_error", "sharpness", "flicker_ratio")
 
 
+def headline(scores: dict) -> dict[str, float | None]:
+    """The figure of each of FIELDS that the bar reads: mouth and eyes normalised (floor 0, ceiling 1)."""
+    return {k: scores[k]["normalised"] if k in ("mouth", "eyes") else scores[k]["value"] for k in FIELDS}
+
+
 def dualface(*args: str, check: bool = True) -> None:
     command = [sys.executable, "-m", "dualface", *args]
     print("$", shlex.join(command[2:]), flush=True)
@@ -124,7 +129,7 @@ def summary() -> None:
     for path in sorted((ROOT / "bench" / "results").glob("quality_*.json")):
         run = json.loads(path.read_text())
         last = run["evaluations"][-1]
-        value = {k: last[k]["normalised"] if k in ("mouth", "eyes") else last[k]["value"] for k in FIELDS}
+        value = headline(last)
         rows.append(
             {
                 "run": path.stem,
@@ -276,11 +281,7 @@ def main() -> None:
         write_result(f"{args.name}-{direction}", result)
         print(f"\n{direction}\n{'min':>5s} {'step':>6s} " + " ".join(f"{k[:12]:>12s}" for k in FIELDS) + "  verdict")
         for r in rows[direction]:
-            cells = []
-            for k in FIELDS:
-                s = r[k]
-                v = s["normalised"] if k == "mouth" or k == "eyes" else s["value"]
-                cells.append("-" if v is None else f"{v:.3f}")
+            cells = ["-" if v is None else f"{v:.3f}" for v in headline(r).values()]
             print(
                 f"{r['minutes']:5.0f} {r['step']:6d} "
                 + " ".join(f"{c:>12s}" for c in cells)
