@@ -24,6 +24,7 @@ from dualface.checkpoint import (
     model_from,
     save_checkpoint,
 )
+from dualface.cli import _wait_for
 from dualface.config import AugmentConfig, ExtractConfig, TrainConfig, parse_duration
 from dualface.data import FaceSet, load_face_set
 from dualface.errors import DualfaceError
@@ -335,6 +336,20 @@ def test_processes_option_trains_as_single_threaded_workers_with_the_batch_split
         timeout=120,
     )
     assert bad.returncode == 1 and bad.stderr.count("error:") == 1 and "no such face folder" in bad.stderr
+
+
+def test_a_failed_workers_exit_code_is_the_launchers():
+    # Real processes: rank 1 fails at once, rank 0 meets the same error later (under load, seen: the launcher
+    # stopped it and exited 143); a worker that never ends is stopped after the grace, and its stop's code
+    # does not hide the failure's.
+    def worker(code: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-c", code])
+
+    assert _wait_for([worker("import time, sys; time.sleep(1.5); sys.exit(1)"), worker("raise SystemExit(1)")]) == 1
+    started = time.monotonic()
+    assert _wait_for([worker("import time; time.sleep(60)"), worker("raise SystemExit(3)")], grace=1) == 3
+    assert time.monotonic() - started < 30
+    assert _wait_for([worker("pass"), worker("pass")]) == 0
 
 
 def test_init_and_freeze_fine_tune_a_trained_model(face_dirs, tiny_model, tmp_path):

@@ -156,7 +156,7 @@ def _launch_workers(processes: int) -> int:
     """This same command again as `processes` workers of one thread each, data-parallel over gloo (started
     as torchrun would start them); their highest exit code. A Ctrl-C reaches the workers too (one process
     group) and they stop and save, so the launcher waits for them (a second Ctrl-C stops them); when one
-    fails, the others, which would wait for it at their next step, are stopped."""
+    fails, the others, which would wait for it at their next step, are stopped if they do not end by `GRACE`."""
     with tempfile.TemporaryDirectory(prefix="dualface-workers-") as meeting:
         # The workers meet at a file, not a port: a free port found here could be taken before they bind it.
         env = {**os.environ, "OMP_NUM_THREADS": "1", DIST_FILE: str(Path(meeting) / "store")}
@@ -168,19 +168,28 @@ def _launch_workers(processes: int) -> int:
         return _wait_for(workers)
 
 
-def _wait_for(workers: list[subprocess.Popen]) -> int:
-    """The workers' highest exit code, once all have ended (see `_launch_workers`)."""
-    interrupts = 0
+# A failed worker's peers usually meet the same error a moment later and end on their own, rank 0 saying
+# why; stopped at once, rank 0 could die before it says it, and the exit code would be the stop's (143).
+GRACE = 10.0
+
+
+def _wait_for(workers: list[subprocess.Popen], grace: float = GRACE) -> int:
+    """The workers' highest exit code, once all have ended, counting those this launcher stopped only if no
+    other failed (see `_launch_workers`)."""
+    interrupts, failed_at, stopped = 0, None, set()
     while True:
         try:
             codes = [w.poll() for w in workers]
             if all(code is not None for code in codes):
-                failed = [c if c > 0 else 128 - c for c in codes if c]  # killed by signal s: -s -> 128 + s
-                return failed[0] if failed else 0
-            if any(codes) or interrupts > 1:  # one failed, or a second Ctrl-C: stop the rest
-                for worker in workers:
+                own = [c for i, c in enumerate(codes) if c and i not in stopped] or [c for c in codes if c]
+                return max((c if c > 0 else 128 - c for c in own), default=0)  # killed by signal s: -s -> 128 + s
+            if failed_at is None and any(codes):
+                failed_at = time.monotonic()
+            if interrupts > 1 or (failed_at is not None and time.monotonic() - failed_at > grace):
+                for i, worker in enumerate(workers):  # a second Ctrl-C, or one failed and the rest did not end
                     if worker.poll() is None:
                         worker.terminate()
+                        stopped.add(i)
             time.sleep(0.2)
         except KeyboardInterrupt:
             interrupts += 1
