@@ -18,7 +18,7 @@ import numpy as np
 from common import hardware, write_result
 from dualface.augment import affine
 from dualface.config import AugmentConfig
-from dualface.data import load_face_set
+from dualface.data import center_crop, load_face_set
 from dualface.masks import MASKS
 from dualface.model import ModelConfig
 
@@ -35,11 +35,10 @@ def kept(folder: Path, preset: str, faces: int) -> dict[str, float]:
     cfg = ModelConfig.from_preset(preset)
     face_set = load_face_set(folder, cfg, folder.name, limit=faces)
     work, size = face_set.faces.shape[1], cfg.size
-    plain = np.float32([[1, 0, (size - work) / 2], [0, 1, (size - work) / 2]])
+    crops, points = center_crop(face_set.faces, face_set.landmarks, size)
     rng, ratios = np.random.default_rng(0), {name: [] for name in FILTERS}
-    for image, points in zip(face_set.faces, face_set.landmarks, strict=True):
-        crop = cv2.warpAffine(image, plain, (size, size))  # an integer shift: the pixels themselves
-        inside = MASKS["hull"](points @ plain[:, :2].T + plain[:, 2], size) > 0.5
+    for image, crop, crop_points in zip(face_set.faces, crops, points, strict=True):
+        inside = MASKS["hull"](crop_points, size) > 0.5
         matrix, _ = affine(rng, AugmentConfig(), work, size)
         for name, flag in FILTERS.items():
             moved = cv2.warpAffine(image, matrix, (size, size), flags=flag, borderMode=cv2.BORDER_REPLICATE)
