@@ -195,9 +195,10 @@ def main() -> None:
     cut = argv.index("--") if "--" in argv else len(argv)
     args, extra = parser.parse_args(argv[:cut]), argv[cut + 1 :]  # after --: more `dualface train` options
     args.directions = args.directions or list(DIRECTIONS)
-    if "--decay" in extra and args.every < args.minutes:
-        # each evaluation resumes a fresh `dualface train --time`, whose decay would anneal every segment
-        parser.error("--decay anneals towards the end of one training: give --every equal to --minutes")
+    for share in ("--decay", "--warp-off"):
+        if share in extra and args.every < args.minutes:
+            # each evaluation resumes a fresh `dualface train --time`, whose share would recur every segment
+            parser.error(f"{share} counts a share of one training: give --every equal to --minutes")
     if unknown := set(args.directions) - set(DIRECTIONS):
         parser.error(f"no direction {', '.join(sorted(unknown))}: choose from {', '.join(DIRECTIONS)}")
 

@@ -55,6 +55,8 @@ def affine(rng: np.random.Generator, cfg: AugmentConfig, work: int, size: int) -
 
 def random_warp(image: Frame, rng: np.random.Generator, strength: float) -> Frame:
     """Displace a 5x5 grid of control points by Gaussian noise and interpolate a smooth warp from it."""
+    if strength == 0:  # the identity warp, without its draws or its resampling
+        return image
     size = image.shape[0]
     offsets = rng.normal(0, strength * size, (2, 5, 5)).astype(np.float32)
     flow = [cv2.resize(o, (size, size), interpolation=cv2.INTER_CUBIC) for o in offsets]

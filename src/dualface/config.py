@@ -183,6 +183,16 @@ class TrainConfig:
         help="Share of the run (by --time, --iterations or --epochs) over which the "
         "learning rate falls to a tenth (0: constant).",
     )
+    # The random warp teaches a decoder to draw a face from a code, but it also leaves the target's fine
+    # detail a pixel or two from where the input put it, which the decoder hedges against with a blur.
+    # DeepFaceLab and faceswap switch it off for training's last stretch.
+    warp_off: float = option(
+        0.0,
+        low=0,
+        high=1,
+        help="Share of the run (by --time, --iterations or --epochs), at its end, trained without the random "
+        "warp, for detail (1: all of it, as faceswap's --no-warp on a resumed model; 0: never).",
+    )
     clip: float = option(1.0, above=0, cli=False, help="Gradient norm clip.")
     loss: str = option("ssim_l1", choices=keys_of("dualface.losses", "LOSSES"), help="Reconstruction loss.")
     mask_loss_weight: float = option(1.0, low=0, cli=False, help="With a learned mask: weight of its L1 loss.")
@@ -271,6 +281,8 @@ class TrainConfig:
             raise DualfaceError("give two or more face folders, one per identity")
         if self.decay and self.time_limit is None and self.iterations is None and self.epochs is None:
             raise DualfaceError("--decay needs an end to decay towards: --time, --iterations or --epochs")
+        if 0 < self.warp_off < 1 and self.time_limit is None and self.iterations is None and self.epochs is None:
+            raise DualfaceError("--warp-off needs an end to count its share from: --time, --iterations or --epochs")
         if self.best_by != "loss" and not self.eval_every:
             raise DualfaceError(f"--best-by {self.best_by} needs --eval-every (the held-out figures it is chosen by)")
         if not self.names:

@@ -12,6 +12,7 @@ import csv
 import functools
 import logging
 import math
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
@@ -114,13 +115,23 @@ def _others(sets: list[FaceSet], one: FaceSet) -> list[FaceSet]:
 
 
 def batch_stream(
-    sets: list[FaceSet], size: int, batch: int, cfg: AugmentConfig, seed: int, rank: int, start: int
+    sets: list[FaceSet],
+    size: int,
+    batch: int,
+    cfg: AugmentConfig,
+    seed: int,
+    rank: int,
+    start: int,
+    unwarped: threading.Event | None = None,
 ) -> Iterator[tuple[int, dict[str, Batch]]]:
-    """Batches for step `start` onwards; each step's draw depends only on (seed, rank, step)."""
+    """Batches for step `start` onwards; each step's draw depends only on (seed, rank, step) and, once
+    `unwarped` is set (`--warp-off`; a prefetched batch or three still carry the warp), on that moment."""
     step = start
+    plain = replace(cfg, warp=0.0)
     while True:
         rng = np.random.default_rng([seed, rank, step])
-        yield step, {s.name: sample_batch(s, size, batch, rng, cfg, _others(sets, s)) for s in sets}
+        now = plain if unwarped is not None and unwarped.is_set() else cfg
+        yield step, {s.name: sample_batch(s, size, batch, rng, now, _others(sets, s)) for s in sets}
         step += 1
 
 
@@ -312,10 +323,13 @@ def _train(
     preview_faces = _preview_faces(sets, model_cfg, device, cfg)
 
     def batches_from(step: int) -> Iterator[tuple[int, dict[str, Batch]]]:
-        batches = batch_stream(sets, model_cfg.size, cfg.batch_size, cfg.augment, cfg.seed, ctx.rank, step)
+        batches = batch_stream(sets, model_cfg.size, cfg.batch_size, cfg.augment, cfg.seed, ctx.rank, step, unwarped)
         return prefetch(batches, depth=3) if ahead else batches
 
     ahead = _prefetching(device, threads)
+    unwarped = threading.Event()  # set by the loop at --warp-off's share, read by the batch thread
+    if cfg.warp_off >= 1:
+        unwarped.set()
     stream = batches_from(step)
 
     # Sanity check: two small batches through forward and loss before committing to the loop.
@@ -362,6 +376,8 @@ def _train(
             if cfg.decay and ctx.world > 1:  # each process's clock differs: one rate for all
                 progress = highest(progress, ctx)
             lr = learning_rate(step, cfg.lr, cfg.warmup, progress, cfg.decay) * lr_scale
+            if cfg.warp_off and progress >= 1 - cfg.warp_off:
+                unwarped.set()
             for group in optimizer.param_groups:
                 group["lr"] = lr
             tensors = to_tensors(batches, device, channels_last)
