@@ -196,7 +196,7 @@ def main() -> None:
     args, extra = parser.parse_args(argv[:cut]), argv[cut + 1 :]  # after --: more `dualface train` options
     args.directions = args.directions or list(DIRECTIONS)
     for share in ("--decay", "--warp-off"):
-        if share in extra and args.every < args.minutes:
+        if any(a == share or a.startswith(f"{share}=") for a in extra) and args.every < args.minutes:
             # each evaluation resumes a fresh `dualface train --time`, whose share would recur every segment
             parser.error(f"{share} counts a share of one training: give --every equal to --minutes")
     if unknown := set(args.directions) - set(DIRECTIONS):

@@ -7,12 +7,12 @@ from dualface.align import (
     box_from_landmarks,
     compose,
     crop_matrix,
+    cut,
     invert,
     matrix_scale,
     to_mean_face,
     transform_points,
     umeyama,
-    warp_face,
 )
 from dualface.detect import detect_faces
 from dualface.landmarks import predict_landmarks
@@ -76,7 +76,7 @@ def test_aligned_face_matches_landmarks_predicted_in_the_crop(s1_frames):
     frame = s1_frames[10]
     landmarks = predict_landmarks(frame, detect_faces(frame)[0].box)
     matrix = align_matrix(landmarks, 256, 0.6, "face")
-    face = warp_face(frame, matrix, 256)
+    face = cut(frame, matrix, 256)
     expected = transform_points(landmarks, matrix)
     found = predict_landmarks(face, box_from_landmarks(expected))
     assert np.median(np.linalg.norm(found - expected, axis=1)) < 3.0  # pixels of a 256 px crop

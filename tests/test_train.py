@@ -31,7 +31,7 @@ from dualface.errors import DualfaceError
 from dualface.extract import extract
 from dualface.landmarks import mouth_opening
 from dualface.model import Autoencoder, ModelConfig
-from dualface.train import learning_rate, train, weights_digest
+from dualface.train import batch_stream, learning_rate, train, weights_digest
 
 LITE = ModelConfig.from_preset("lite")
 
@@ -278,6 +278,24 @@ def test_decay_anneals_the_learning_rate_to_a_tenth_over_the_runs_last_share(fac
     assert logged[4] == pytest.approx(2e-4, rel=0.01) and logged[12] == pytest.approx(2e-5, rel=0.01)
     with pytest.raises(DualfaceError, match="--decay needs"):
         quick(face_dirs, tmp_path / "n", decay=0.5)
+
+
+def test_warp_off_trains_the_runs_last_share_unwarped_and_resumes_exactly(face_dirs, tmp_path, caplog):
+    sets = [load_face_set(d, LITE) for d in face_dirs]
+    _, plain = next(batch_stream(sets, 64, 4, AugmentConfig(warp=0.0), seed=0, rank=0, start=0))
+    assert all(np.array_equal(b.inputs, b.targets) for b in plain.values())
+    fixed = dict(threads=2)  # one thread count for all: another sums in another order
+    with caplog.at_level(logging.INFO, logger="dualface.train"):
+        straight = train(quick(face_dirs, tmp_path / "one", iterations=6, warp_off=0.5, **fixed))
+    assert "random warp off from step 3 " in caplog.text
+    assert train(quick(face_dirs, tmp_path / "warped", iterations=6, **fixed)).weights_sha256 != straight.weights_sha256
+    # Resumed past the share, the run is unwarped from its first step, so it ends where the straight one did.
+    train(quick(face_dirs, tmp_path / "two", iterations=3, **fixed))
+    resumed = train(quick(face_dirs, tmp_path / "two", iterations=6, warp_off=0.5, resume=True, **fixed))
+    assert resumed.weights_sha256 == straight.weights_sha256
+    with pytest.raises(DualfaceError, match="--warp-off needs"):
+        quick(face_dirs, tmp_path / "n", warp_off=0.5)
+    quick(face_dirs, tmp_path / "n", warp_off=1.0)  # the whole run: no end needed
 
 
 def test_distributed_training_on_two_cpu_processes(face_dirs, tmp_path):

@@ -181,25 +181,20 @@ def cut(image: Frame, matrix: Matrix, size: int) -> Frame:
     """The (size, size) crop that `matrix` (image pixels -> crop pixels) maps out of `image`.
 
     Where the crop shrinks the image, it is warped at an integer multiple k of its size and area-averaged
-    down: cv2.warpAffine samples bilinearly (its INTER_AREA flag included), which aliases a downscale.
-    Training, conversion and evaluation all cut the model's crop with this, so the model is shown the same
-    pixels for the same face on every path.
+    down: cv2.warpAffine samples bilinearly (its INTER_AREA flag included), which aliases a downscale (an
+    HD face extracted that way kept 1.4x the Laplacian variance of its area average: folded noise, not
+    detail). Where it enlarges, it is sampled bicubically. Extraction, training, conversion and
+    evaluation all cut with this, so the model is shown the same pixels for the same face on every path.
     """
     k = max(1, math.ceil(1 / matrix_scale(matrix) - 1e-3))  # image pixels per crop pixel, rounded up
     if k == 1:
-        return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
     # cv2.resize's area average maps pixel centres x_big -> (x_big + 0.5) / k - 0.5
     up = np.array([[k, 0, (k - 1) / 2], [0, k, (k - 1) / 2]], np.float32)
     big = cv2.warpAffine(
         image, compose(up, matrix), (size * k, size * k), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
     )
     return cv2.resize(big, (size, size), interpolation=cv2.INTER_AREA)
-
-
-def warp_face(frame: Frame, matrix: Matrix, size: int) -> Frame:
-    """Cut the aligned (size, size, 3) crop out of a frame."""
-    interpolation = cv2.INTER_CUBIC if matrix_scale(matrix) > 1 else cv2.INTER_AREA
-    return cv2.warpAffine(frame, matrix, (size, size), flags=interpolation, borderMode=cv2.BORDER_REPLICATE)
 
 
 def box_from_landmarks(landmarks: Landmarks, to_mean: Matrix | None = None) -> Box:

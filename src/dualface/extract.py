@@ -15,7 +15,7 @@ from typing import Any
 import cv2
 from tqdm import tqdm
 
-from dualface.align import align_matrix, warp_face
+from dualface.align import align_matrix, cut
 from dualface.alignments import encode_face_png, load_alignments, new_alignments, rounded, save_alignments
 from dualface.config import ExtractConfig
 from dualface.errors import DamagedMediaError, DualfaceError
@@ -233,7 +233,7 @@ def _count(alignments: dict[str, Any], every: int, summary: InputSummary) -> Non
 
 def _face(frame: Frame, track: Track, number: int, crop: dict[str, Any]) -> tuple[dict[str, Any], Frame]:
     matrix = align_matrix(track.smoothed, crop["size"], crop["coverage"], crop["centering"])
-    face = warp_face(frame, matrix, crop["size"])
+    face = cut(frame, matrix, crop["size"])
     record = {
         "face": number,
         "track": track.id,

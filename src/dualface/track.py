@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from dualface.align import box_from_landmarks, compose, crop_matrix, to_mean_face, warp_face
+from dualface.align import box_from_landmarks, compose, crop_matrix, cut, to_mean_face
 from dualface.detect import Detection, box_size, detect_faces, iou
 from dualface.identity import embed_face
 from dualface.landmarks import predict_landmarks
@@ -54,7 +54,7 @@ def thumbnail(frame: Frame, to_mean: Matrix) -> np.ndarray:
     Args:
         to_mean: `align.to_mean_face` of the face's landmarks.
     """
-    face = warp_face(frame, compose(THUMBNAIL, to_mean), 32)
+    face = cut(frame, compose(THUMBNAIL, to_mean), 32)
     grey = cv2.cvtColor(face, cv2.COLOR_RGB2GRAY).astype(np.float32)
     grey -= grey.mean()
     return grey / (np.linalg.norm(grey) + 1e-6)

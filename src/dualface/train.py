@@ -12,7 +12,6 @@ import csv
 import functools
 import logging
 import math
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
@@ -115,23 +114,13 @@ def _others(sets: list[FaceSet], one: FaceSet) -> list[FaceSet]:
 
 
 def batch_stream(
-    sets: list[FaceSet],
-    size: int,
-    batch: int,
-    cfg: AugmentConfig,
-    seed: int,
-    rank: int,
-    start: int,
-    unwarped: threading.Event | None = None,
+    sets: list[FaceSet], size: int, batch: int, cfg: AugmentConfig, seed: int, rank: int, start: int
 ) -> Iterator[tuple[int, dict[str, Batch]]]:
-    """Batches for step `start` onwards; each step's draw depends only on (seed, rank, step) and, once
-    `unwarped` is set (`--warp-off`; a prefetched batch or three still carry the warp), on that moment."""
+    """Batches for step `start` onwards; each step's draw depends only on (seed, rank, step)."""
     step = start
-    plain = replace(cfg, warp=0.0)
     while True:
         rng = np.random.default_rng([seed, rank, step])
-        now = plain if unwarped is not None and unwarped.is_set() else cfg
-        yield step, {s.name: sample_batch(s, size, batch, rng, now, _others(sets, s)) for s in sets}
+        yield step, {s.name: sample_batch(s, size, batch, rng, cfg, _others(sets, s)) for s in sets}
         step += 1
 
 
@@ -322,14 +311,20 @@ def _train(
     }
     preview_faces = _preview_faces(sets, model_cfg, device, cfg)
 
+    largest = max(len(s) for s in sets)
+    steps_per_epoch = largest / (cfg.batch_size * ctx.world)
+    stop_step = _stop_step(cfg, steps_per_epoch)
+    # --warp-off: the stream is rebuilt without the warp at the share, so each step's draw stays its own.
+    warped = not (cfg.warp_off and run_progress(cfg, step, stop_step, 0.0) >= 1 - cfg.warp_off)
+    if not warped and ctx.main:
+        log.info("random warp off from step %d (--warp-off %g)", step, cfg.warp_off)
+
     def batches_from(step: int) -> Iterator[tuple[int, dict[str, Batch]]]:
-        batches = batch_stream(sets, model_cfg.size, cfg.batch_size, cfg.augment, cfg.seed, ctx.rank, step, unwarped)
+        augment = cfg.augment if warped else replace(cfg.augment, warp=0.0)
+        batches = batch_stream(sets, model_cfg.size, cfg.batch_size, augment, cfg.seed, ctx.rank, step)
         return prefetch(batches, depth=3) if ahead else batches
 
     ahead = _prefetching(device, threads)
-    unwarped = threading.Event()  # set by the loop at --warp-off's share, read by the batch thread
-    if cfg.warp_off >= 1:
-        unwarped.set()
     stream = batches_from(step)
 
     # Sanity check: two small batches through forward and loss before committing to the loop.
@@ -341,9 +336,6 @@ def _train(
         if not all(torch.isfinite(v) for v in check.values()):
             raise DualfaceError("the loss is not finite before training started: the faces or settings are broken")
 
-    largest = max(len(s) for s in sets)
-    steps_per_epoch = largest / (cfg.batch_size * ctx.world)
-    stop_step = _stop_step(cfg, steps_per_epoch)
     log_csv = cfg.model_dir / TRAINING_LOG
     writer = _tensorboard(cfg, ctx)
     # The smoothed loss picks best.safetensors and --target-loss: a resumed run carries it on.
@@ -373,11 +365,16 @@ def _train(
             data_step, batches = next(stream)
             assert data_step == step, "batch stream out of step"
             progress = run_progress(cfg, step + 1, stop_step, time.perf_counter() - started)
-            if cfg.decay and ctx.world > 1:  # each process's clock differs: one rate for all
+            if (cfg.decay or cfg.warp_off) and ctx.world > 1:  # each process's clock differs: one switch for all
                 progress = highest(progress, ctx)
             lr = learning_rate(step, cfg.lr, cfg.warmup, progress, cfg.decay) * lr_scale
-            if cfg.warp_off and progress >= 1 - cfg.warp_off:
-                unwarped.set()
+            # A rollback past the switch replays its steps unwarped: the share is of the run, not of steps.
+            if warped and cfg.warp_off and progress >= 1 - cfg.warp_off:
+                warped = False
+                stream.close()
+                stream = batches_from(step + 1)
+                if ctx.main:
+                    log.info("random warp off from step %d (--warp-off %g)", step + 1, cfg.warp_off)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             tensors = to_tensors(batches, device, channels_last)
