@@ -9,6 +9,7 @@ whose verdict is usable.
     python bench/quality.py --minutes 20 --name quality_lite_20m -- --preset lite
     python bench/quality.py --summary                        # every run's last figures -> quality.json
     python bench/quality.py --redraw-only MODEL --name NAME  # a trained model's redraws (below), no training
+    python bench/quality.py --remeasure RUN                  # RUN's saved swaps evaluated by today's code
     python bench/quality.py --minutes 120 --every 60 --name NAME --resume-from RUN -- ...  # RUN, on to 120
 
 Arguments after `--` go to `dualface train` as they are (e.g. `--preset`, `--init`, `--lr`). Faces come
@@ -80,6 +81,36 @@ def faces(cache: Path, name: str, pattern: str) -> Path:
             raise SystemExit(f"extraction into {folder} failed")
         (folder / ".complete").touch()
     return folder
+
+
+def evaluate(model: Path, direction: str, swap: Path, face: dict[str, Path], report: str) -> dict:
+    """`dualface evaluate` of a swap of `direction`'s held-out clip: the report's data."""
+    src, _, tgt, _, held_out = DIRECTIONS[direction]
+    dualface("evaluate", str(held_out), str(swap), "-m", str(model), "--to", tgt, "--from", src,
+             "--target-faces", str(face[tgt]), "-o", str(model / report), "--embed-frames", "50",
+             "--no-progress")  # fmt: skip
+    return json.loads((model / report / "report.json").read_text())
+
+
+def remeasure(run: str, directions: list[str], cache: Path, face: dict[str, Path]) -> None:
+    """An earlier run's saved swaps evaluated again by the current code and faces, beside the figures the
+    run recorded: bench/results/remeasure_<run>-<direction>.json."""
+    for direction in directions:
+        earlier = json.loads((ROOT / "bench/results" / f"{run}-{direction}.json").read_text())
+        rows = []
+        for row in earlier["evaluations"]:
+            swap = cache / run / f"swap-{direction}-{row['minutes']:.0f}m.mp4"
+            if not swap.exists():
+                raise SystemExit(f"{swap}: no such swap (the run's cache was cleared?)")
+            data = evaluate(cache / run, direction, swap, face, f"remeasure-{direction}-{row['minutes']:.0f}m")
+            now = {k: data["scores"][k] for k in FIELDS}
+            rows.append({"minutes": row["minutes"], "step": row["step"], "usable": data["usable"],
+                         "failed": data["failed"], "now": headline(now), "recorded": headline(row)})  # fmt: skip
+            print(json.dumps({"direction": direction, **rows[-1]}), flush=True)
+        write_result(f"remeasure_{run}-{direction}", {
+            "command": "python bench/quality.py " + shlex.join(sys.argv[1:]), "run": run, "direction": direction,
+            "run_command": earlier["command"], "evaluations": rows, "hardware": hardware(),
+        })  # fmt: skip
 
 
 def redraw(model: Path, direction: str, face: dict[str, Path], tag: str) -> dict:
@@ -186,6 +217,7 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=CACHE)
     parser.add_argument("--redraw", action="store_true", help="also draw each held-out clip as its own identity")
     parser.add_argument("--redraw-only", type=Path, metavar="MODEL", help="only the redraws of a trained model")
+    parser.add_argument("--remeasure", metavar="RUN", help="evaluate an earlier run's saved swaps again, no training")
     parser.add_argument(
         "--resume-from",
         metavar="RUN",
@@ -204,6 +236,8 @@ def main() -> None:
 
     source, source_clips, target, target_clips, _ = DIRECTIONS["s1-obama"]
     face = {source: faces(args.cache, source, source_clips), target: faces(args.cache, target, target_clips)}
+    if args.remeasure:
+        return remeasure(args.remeasure, args.directions, args.cache, face)
     if args.redraw_only:
         from dualface.checkpoint import resolve_checkpoint
 
@@ -235,16 +269,12 @@ def main() -> None:
         trained += chunk
         train_wall = (time.perf_counter() - t) / 60
         for direction in args.directions:
-            src, _, tgt, _, held_out = DIRECTIONS[direction]
+            _, _, tgt, _, held_out = DIRECTIONS[direction]
             t = time.perf_counter()
             swap = swaps[direction] = model / f"swap-{direction}-{trained:.0f}m.mp4"
             dualface("convert", str(held_out), "-m", str(model), "--to", tgt, "-o", str(swap), "--checkpoint",
                      "last", "--no-progress")  # fmt: skip
-            report = model / f"report-{direction}-{trained:.0f}m"
-            dualface("evaluate", str(held_out), str(swap), "-m", str(model), "--to", tgt, "--from", src,
-                     "--target-faces", str(face[tgt]), "-o", str(report), "--embed-frames", "50",
-                     "--no-progress")  # fmt: skip
-            data = reports[direction] = json.loads((report / "report.json").read_text())
+            data = reports[direction] = evaluate(model, direction, swap, face, f"report-{direction}-{trained:.0f}m")
             row = {
                 "minutes": round(trained, 1),
                 "wall_minutes": round((time.perf_counter() - started) / 60, 1),  # since this command started

@@ -15,11 +15,13 @@ from dualface.metrics import (
     Score,
     concordance,
     drawn_landmarks,
+    face_scale,
     normalised,
     passes,
     pearson,
     rank,
     score,
+    sharpness,
     verdict,
 )
 from dualface.pose import eye_opening
@@ -67,6 +69,14 @@ def test_drawn_mouth_follows_real_mouths_and_ignores_a_pasted_still(tracked):
     assert abs(concordance(mouth, static_mouth)) <= 0.15
     assert abs(concordance(eyes, static_eyes)) <= 0.15
     assert static_mouth.std() < 0.25 * mouth.std()
+
+
+def test_sharpness_does_not_jump_with_the_measuring_size(tracked):
+    # A face read at sizes 1% apart must read about the same: at the face's full size it read 0.6x or 1.0x
+    # of itself as the crop rounded below or above the face's own size (two resampling paths).
+    for frame, points in tracked[::15]:
+        read = [sharpness(frame, to_mean_face(points), face_scale(points) * f) for f in (0.99, 0.995, 1, 1.005, 1.01)]
+        assert min(read) > 0.9 * max(read)
 
 
 def test_agreement_counts_amplitude_and_a_constant_is_undefined():

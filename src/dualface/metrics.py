@@ -86,11 +86,21 @@ def drawn_landmarks(image: Frame, to_mean: Matrix) -> Landmarks:
     return transform_points(points, invert(MEASURE_CROP))
 
 
+# Sharpness is read at half the face's on-screen size. At full size the Laplacian's variance lives in the
+# last octave below the pixel grid, where it measures the resampling filter as much as the face: the same
+# frame read 0.6x or 1.0x of itself as the crop rounded a hair below or above the face's own size (a
+# bilinear-and-box or a bicubic path), and real HD faces shrunk to GRID's size read 0.67-1.44x of their own
+# recording's faces by filter. Half a size down, every path is an area average and a real face reads
+# 0.92-1.08x of its own faces; a blur of sigma 1 on-screen pixel still reads 0.40x.
+SHARPNESS_SCALE = 0.5
+
+
 def sharpness(image: Frame, to_mean: Matrix, pixels_per_unit: float) -> float:
-    """Variance of the Laplacian of the grey face inside the central region, cut at `pixels_per_unit`
-    (image pixels per mean-face unit: the face's on-screen size), so faces compare at one size."""
+    """Variance of the Laplacian of the grey face inside the central region, cut at SHARPNESS_SCALE times
+    `pixels_per_unit` (image pixels per mean-face unit: the face's on-screen size), so faces compare at one
+    size."""
     side = 1 / 0.6 * (MEAN_FACE[:, 0].max() - MEAN_FACE[:, 0].min())  # the measure crop's side, units
-    size = max(16, round(side * pixels_per_unit))
+    size = max(16, round(side * pixels_per_unit * SHARPNESS_SCALE))
     to_crop = crop_matrix(size, 0.6, "face")
     crop = aligned_crop(image, to_mean, to_crop, size)
     grey = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY).astype(np.float32)

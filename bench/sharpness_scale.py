@@ -1,0 +1,99 @@
+"""Is the sharpness figure a property of the face, or of the resampling? Real faces measured as a swap is.
+
+Each White House recording's frames are shrunk (area) so the face is at GRID's on-screen size, the size
+the s1 -> Obama swap is read at, and measured with `metrics.sharpness` exactly as `evaluate` measures an
+output, against that recording's own extracted faces as the reference: a real face should read about 1x.
+The same frames blurred (Gaussian, sigma in on-screen pixels) say what a figure means. Each is read at the
+face's full size and at `SHARPNESS_SCALE` of it; at full size the crop is also read at sizes 0.5% apart,
+where rounding picks one resampling path or the other.
+
+    python bench/sharpness_scale.py     # needs bench/quality.py's face cache; writes bench/results/sharpness_scale.json
+"""
+
+import argparse
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from common import hardware, write_result
+from dualface.align import to_mean_face, transform_points
+from dualface.alignments import read_face_png
+from dualface.data import face_files
+from dualface.faces import largest, tracked
+from dualface.metrics import SHARPNESS_SCALE, face_scale, sharpness
+from dualface.track import TrackerConfig
+from dualface.video import probe_video, read_video
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "whitehouse"
+GRID_SCALE = 119.4  # swau8n's face, image pixels per mean-face unit (median)
+BLURS = (0.0, 0.5, 0.7, 1.0, 1.5)
+
+
+def frames(clip: Path, count: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """`count` faces of the clip, every 7th frame, shrunk by one factor to GRID's face size."""
+    found_faces = []
+    for index, frame, found in tracked(read_video(clip), TrackerConfig(embed_every=0), probe_video(clip).fps):
+        if index % 7 == 0 and (face := largest(found)):
+            found_faces.append((frame, face.raw))
+        if len(found_faces) == count:
+            break
+    k = GRID_SCALE / float(np.median([face_scale(p) for _, p in found_faces]))
+    shrink = lambda f: cv2.resize(f, None, fx=k, fy=k, interpolation=cv2.INTER_AREA)  # noqa: E731
+    return [(shrink(f), (p + 0.5) * k - 0.5) for f, p in found_faces]
+
+
+def references(folder: Path, stem: str, count: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The recording's own extracted faces, as `evaluate` reads target faces."""
+    files = [p for p in face_files(folder) if p.name.startswith(f"{stem}_")]
+    out = []
+    for path in files[:: max(1, len(files) // count)][:count]:
+        image, record = read_face_png(path)
+        points = transform_points(np.array(record["landmarks"], np.float32), np.array(record["matrix"]))
+        out.append((image, points))
+    return out
+
+
+def ratio(shown, refs, scale: float, blur: float, at: float = 1.0) -> float:
+    """Median sharpness of the shown faces (blurred) over the references', both read at `scale` x size."""
+    ref_scale = float(np.median([face_scale(p) for _, p in refs]))
+    read = []
+    for frame, points in shown:
+        image = cv2.GaussianBlur(frame, (0, 0), blur) if blur else frame
+        read.append(sharpness(image, to_mean_face(points), scale * at * min(face_scale(points), ref_scale)))
+    size = scale * min(float(np.median([face_scale(p) for _, p in shown])), ref_scale)
+    own = np.median([sharpness(image, to_mean_face(points), size) for image, points in refs])
+    return round(float(np.median(read) / own), 2)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--faces", type=Path, default=Path("/tmp/dualface-quality/faces/obama"))
+    parser.add_argument("--clips", nargs="+", default=["obama_02", "obama_05", "obama_07"])
+    parser.add_argument("--count", type=int, default=30, help="faces per clip")
+    args = parser.parse_args()
+    if not args.faces.is_dir():
+        parser.error(f"{args.faces}: no such face folder (run bench/quality.py once to extract it)")
+    rows = {}
+    for stem in args.clips:
+        shown, refs = frames(SHARED / f"{stem}.mp4", args.count), references(args.faces, stem, 2 * args.count)
+        full = 1 / SHARPNESS_SCALE  # undo the measure's own scale: read at the face's full size
+        rows[stem] = {
+            "full_size_blur": {str(b): ratio(shown, refs, full, b) for b in BLURS},
+            "full_size_sizes_0.5pct_apart": [ratio(shown, refs, full, 0.0, at) for at in (0.995, 1.0, 1.005)],
+            f"x{SHARPNESS_SCALE}_blur": {str(b): ratio(shown, refs, 1.0, b) for b in BLURS},
+        }
+    head = " ".join(f"{'s=' + str(b):>7s}" for b in BLURS)
+    print("\nreal faces at GRID's size over their own recording's faces, by Gaussian blur sigma (on-screen px)")
+    print(f"{'clip':10s} {'read at':12s} {head}   sizes 0.5% apart (full size, no blur)")
+    for stem, row in rows.items():
+        full, half = row["full_size_blur"].values(), row[f"x{SHARPNESS_SCALE}_blur"].values()
+        apart = " / ".join(f"{v:.2f}" for v in row["full_size_sizes_0.5pct_apart"])
+        print(f"{stem:10s} {'full size':12s} " + " ".join(f"{v:6.2f}x" for v in full) + f"   {apart}")
+        print(f"{stem:10s} {'x' + str(SHARPNESS_SCALE):12s} " + " ".join(f"{v:6.2f}x" for v in half))
+    write_result("sharpness_scale", {"grid_scale": GRID_SCALE, "faces": str(args.faces), "clips": rows,
+                                     "hardware": hardware()})  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
