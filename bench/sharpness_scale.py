@@ -1,11 +1,11 @@
 """Is the sharpness figure a property of the face, or of the resampling? Real faces measured as a swap is.
 
 Each White House recording's frames are shrunk (area) so the face is at GRID's on-screen size, the size
-the s1 -> Obama swap is read at, and measured with `metrics.sharpness` exactly as `evaluate` measures an
-output, against that recording's own extracted faces as the reference: a real face should read about 1x.
-The same frames blurred (Gaussian, sigma in on-screen pixels) say what a figure means. Each is read at the
-face's full size and at `SHARPNESS_SCALE` of it; at full size the crop is also read at sizes 0.5% apart,
-where rounding picks one resampling path or the other.
+the s1 -> Obama swap is read at, and measured by `metrics.observe` exactly as `evaluate` measures an
+output (cut out as the reference faces were extracted, then read on the face's own grid at the smaller of
+the two sizes), against that recording's own extracted faces: a real face should read about 1x. The same
+frames blurred (Gaussian, sigma in on-screen pixels) say what a figure means; and the figure must not move
+when the face's size moves by 0.5% (resampled near its own size, the old measure jumped 0.6x <-> 1.0x).
 
     python bench/sharpness_scale.py     # needs bench/quality.py's face cache; writes bench/results/sharpness_scale.json
 """
@@ -21,7 +21,7 @@ from dualface.align import to_mean_face, transform_points
 from dualface.alignments import read_face_png
 from dualface.data import face_files
 from dualface.faces import largest, tracked
-from dualface.metrics import SHARPNESS_SCALE, face_scale, sharpness
+from dualface.metrics import face_scale, sharpness
 from dualface.track import TrackerConfig
 from dualface.video import probe_video, read_video
 
@@ -54,14 +54,15 @@ def references(folder: Path, stem: str, count: int) -> list[tuple[np.ndarray, np
     return out
 
 
-def ratio(shown, refs, scale: float, blur: float, at: float = 1.0) -> float:
-    """Median sharpness of the shown faces (blurred) over the references', both read at `scale` x size."""
+def ratio(shown, refs, blur: float, at: float = 1.0) -> float:
+    """Median sharpness of the shown faces (blurred, their size scaled by `at`) over the references', as
+    `evaluate` reads them."""
     ref_scale = float(np.median([face_scale(p) for _, p in refs]))
     read = []
     for frame, points in shown:
         image = cv2.GaussianBlur(frame, (0, 0), blur) if blur else frame
-        read.append(sharpness(image, to_mean_face(points), scale * at * min(face_scale(points), ref_scale)))
-    size = scale * min(float(np.median([face_scale(p) for _, p in shown])), ref_scale)
+        read.append(sharpness(image, to_mean_face(points), at * min(face_scale(points), ref_scale), ref_scale))
+    size = min(float(np.median([face_scale(p) for _, p in shown])), ref_scale)
     own = np.median([sharpness(image, to_mean_face(points), size) for image, points in refs])
     return round(float(np.median(read) / own), 2)
 
@@ -77,20 +78,16 @@ def main() -> None:
     rows = {}
     for stem in args.clips:
         shown, refs = frames(SHARED / f"{stem}.mp4", args.count), references(args.faces, stem, 2 * args.count)
-        full = 1 / SHARPNESS_SCALE  # undo the measure's own scale: read at the face's full size
         rows[stem] = {
-            "full_size_blur": {str(b): ratio(shown, refs, full, b) for b in BLURS},
-            "full_size_sizes_0.5pct_apart": [ratio(shown, refs, full, 0.0, at) for at in (0.995, 1.0, 1.005)],
-            f"x{SHARPNESS_SCALE}_blur": {str(b): ratio(shown, refs, 1.0, b) for b in BLURS},
+            "blur": {str(b): ratio(shown, refs, b) for b in BLURS},
+            "sizes_0.5pct_apart": [ratio(shown, refs, 0.0, at) for at in (0.995, 1.0, 1.005)],
         }
     head = " ".join(f"{'s=' + str(b):>7s}" for b in BLURS)
     print("\nreal faces at GRID's size over their own recording's faces, by Gaussian blur sigma (on-screen px)")
-    print(f"{'clip':10s} {'read at':12s} {head}   sizes 0.5% apart (full size, no blur)")
+    print(f"{'clip':10s} {head}   sizes 0.5% apart (no blur)")
     for stem, row in rows.items():
-        full, half = row["full_size_blur"].values(), row[f"x{SHARPNESS_SCALE}_blur"].values()
-        apart = " / ".join(f"{v:.2f}" for v in row["full_size_sizes_0.5pct_apart"])
-        print(f"{stem:10s} {'full size':12s} " + " ".join(f"{v:6.2f}x" for v in full) + f"   {apart}")
-        print(f"{stem:10s} {'x' + str(SHARPNESS_SCALE):12s} " + " ".join(f"{v:6.2f}x" for v in half))
+        apart = " / ".join(f"{v:.2f}" for v in row["sizes_0.5pct_apart"])
+        print(f"{stem:10s} " + " ".join(f"{v:6.2f}x" for v in row["blur"].values()) + f"   {apart}")
     write_result("sharpness_scale", {"grid_scale": GRID_SCALE, "faces": str(args.faces), "clips": rows,
                                      "hardware": hardware()})  # fmt: skip
 

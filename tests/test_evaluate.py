@@ -79,14 +79,13 @@ def test_a_static_swap_is_the_floor_and_never_usable(tiny_model, tmp_path, face_
 
 def test_a_blurred_copy_is_not_sharp(tiny_model, tmp_path, face_dirs):
     """Sharpness against the person's own faces at the same size: the source reads about 1, a Gaussian
-    blur (sigma 1.2 px on GRID's 288 lines, the 3 px of a 720p frame) far below the bar (measured: 0.39x,
-    and 0.41x in place)."""
+    blur (sigma 1.2 px on GRID's 288 lines, the 3 px of a 720p frame) far below."""
     blurred = [cv2.GaussianBlur(f, (0, 0), 1.2) for _, f in read_video(S1)]
     video = write_video(tmp_path / "blurred.mp4", blurred)
     itself, _ = run(tiny_model, S1, S1, "s1", tmp_path, target_faces=face_dirs[0])
     blur, _ = run(tiny_model, S1, video, "s1", tmp_path, target_faces=face_dirs[0])
     assert 0.7 <= itself.scores["sharpness"].value <= 1.4
-    assert blur.scores["sharpness"].value <= 0.45 and blur.scores["sharpness_in_place"].value <= 0.45
+    assert blur.scores["sharpness"].value <= 0.4 and blur.scores["sharpness_in_place"].value <= 0.4
     assert "sharpness" in blur.failed and "sharpness" not in itself.failed
     assert itself.scores["identity_gap"].value < 1.3  # s1 is as close to s1 as s1's own faces
 

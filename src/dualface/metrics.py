@@ -86,26 +86,43 @@ def drawn_landmarks(image: Frame, to_mean: Matrix) -> Landmarks:
     return transform_points(points, invert(MEASURE_CROP))
 
 
-# Sharpness is read at half the face's on-screen size. At full size the Laplacian's variance lives in the
-# last octave below the pixel grid, where it measures the resampling filter as much as the face: the same
-# frame read 0.6x or 1.0x of itself as the crop rounded a hair below or above the face's own size (a
-# bilinear-and-box or a bicubic path), and real HD faces shrunk to GRID's size read 0.67-1.44x of their own
-# recording's faces by filter. Half a size down, every path is an area average and a real face reads
-# 0.92-1.08x of its own faces; a blur of sigma 1 on-screen pixel still reads 0.40x.
-SHARPNESS_SCALE = 0.5
+_CENTRE = MEAN_FACE.mean(0)
+_SHARP_REGION = _CENTRE + (MEAN_FACE - _CENTRE) * 0.8  # the mean face's hull, shrunk: inside the face
+_FACE_WIDTH = float(MEAN_FACE[:, 0].max() - MEAN_FACE[:, 0].min())  # mean-face units
+SAME_SIZE = 0.98  # a face within 2% of the size it is read at is read as it is, not resampled
 
 
-def sharpness(image: Frame, to_mean: Matrix, pixels_per_unit: float) -> float:
-    """Variance of the Laplacian of the grey face inside the central region, cut at SHARPNESS_SCALE times
-    `pixels_per_unit` (image pixels per mean-face unit: the face's on-screen size), so faces compare at one
-    size."""
-    side = 1 / 0.6 * (MEAN_FACE[:, 0].max() - MEAN_FACE[:, 0].min())  # the measure crop's side, units
-    size = max(16, round(side * pixels_per_unit * SHARPNESS_SCALE))
-    to_crop = crop_matrix(size, 0.6, "face")
-    crop = aligned_crop(image, to_mean, to_crop, size)
-    grey = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY).astype(np.float32)
+def sharpness(image: Frame, to_mean: Matrix, pixels_per_unit: float, extracted_at: float | None = None) -> float:
+    """Variance of the Laplacian of the grey face inside the central region, on the face's own pixel grid,
+    area-averaged down to `pixels_per_unit` (image pixels per mean-face unit) where the face is larger.
+
+    `extracted_at`: first cut the face out at that size as extraction cuts the reference faces
+    (`align.cut`, 0.6 coverage), so a frame and the extracted faces it is compared with take one path.
+    Why the face's own grid: resampled near its own size, the Laplacian (which lives in the last octave
+    below the pixel grid) reads the filter's sub-pixel phase, and the same frame read 0.6x or 1.0x of
+    itself at measuring sizes 0.5% apart (`bench/sharpness_scale.py`).
+    """
+    if extracted_at is not None:
+        size = max(16, round(extracted_at * _FACE_WIDTH / 0.6))
+        to_crop = crop_matrix(size, 0.6, "face")
+        image, to_mean = cut(image, compose(to_crop, to_mean), size), invert(to_crop)
+    to_image = invert(to_mean)
+    points = transform_points(_SHARP_REGION, to_image)
+    height, width = image.shape[:2]
+    x0, y0 = np.maximum(np.floor(points.min(0)).astype(int) - 4, 0)
+    x1, y1 = np.minimum(np.ceil(points.max(0)).astype(int) + 5, [width, height])
+    patch, points = image[y0:y1, x0:x1], points - [x0, y0]
+    shrink = pixels_per_unit / matrix_scale(to_image)
+    if shrink < SAME_SIZE:
+        h, w = patch.shape[:2]
+        to = (max(1, round(w * shrink)), max(1, round(h * shrink)))
+        patch = cv2.resize(patch, to, interpolation=cv2.INTER_AREA)
+        points = (points + 0.5) * [to[0] / w, to[1] / h] - 0.5  # cv2.resize's pixel-centre mapping
+    grey = cv2.cvtColor(np.ascontiguousarray(patch), cv2.COLOR_RGB2GRAY).astype(np.float32)
     laplacian = cv2.Laplacian(grey, cv2.CV_32F, ksize=3)
-    return float(laplacian[_region(size, to_crop, 0.8)].var())
+    inside = np.zeros(grey.shape, np.uint8)
+    cv2.fillConvexPoly(inside, cv2.convexHull(np.round(points).astype(np.int32)), 1)
+    return float(laplacian[inside.astype(bool)].var())
 
 
 def face_scale(landmarks: Landmarks) -> float:
@@ -138,13 +155,14 @@ class Observed:
 def observe(frame: Frame, source_landmarks: Landmarks, max_scale: float | None = None) -> Observed:
     """Measure the face at the source's landmarks on `frame` (the source itself, a swap, or a control).
     Sharpness is read at the face's on-screen size, or at `max_scale` where that is smaller (the size of
-    the reference faces it is compared with: enlarging those would blur them and flatter the output)."""
+    the reference faces it is compared with: enlarging those would blur them and flatter the output); with
+    `max_scale`, the face is first cut out at that size, as the reference faces were extracted."""
     to_mean = to_mean_face(source_landmarks)
     scale = face_scale(source_landmarks)
     return Observed(
         drawn_landmarks(frame, to_mean),
         refit(frame, source_landmarks),
-        sharpness(frame, to_mean, min(scale, max_scale or scale)),
+        sharpness(frame, to_mean, min(scale, max_scale or scale), max_scale),
         frame.shape[:2],
     )
 
