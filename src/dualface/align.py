@@ -181,10 +181,11 @@ def cut(image: Frame, matrix: Matrix, size: int) -> Frame:
     """The (size, size) crop that `matrix` (image pixels -> crop pixels) maps out of `image`.
 
     Where the crop shrinks the image, it is warped at an integer multiple k of its size and area-averaged
-    down: cv2.warpAffine samples bilinearly (its INTER_AREA flag included), which aliases a downscale (an
-    HD face extracted that way kept 1.4x the Laplacian variance of its area average: folded noise, not
-    detail). Where it enlarges, it is sampled bicubically. Extraction, training, conversion and
-    evaluation all cut with this, so the model is shown the same pixels for the same face on every path.
+    down: cv2.warpAffine samples bilinearly (its INTER_AREA flag included), which aliases a downscale (HD
+    faces extracted that way kept 1.32-1.55x the Laplacian variance of their area average: folded noise,
+    not detail; bench/extract_alias.py). Where it enlarges, it is sampled bicubically. Extraction,
+    training, conversion and evaluation all cut with this, so the model is shown the same pixels for the
+    same face on every path.
     """
     k = max(1, math.ceil(1 / matrix_scale(matrix) - 1e-3))  # image pixels per crop pixel, rounded up
     if k == 1:
