@@ -52,10 +52,14 @@ REGION_SHRINK = 0.9
 CONSTANT = 1e-6  # a series whose standard deviation is below this does not vary
 
 
-def _region(size: int, to_crop: Matrix, shrink: float = REGION_SHRINK) -> np.ndarray:
-    points = transform_points(MEAN_FACE, to_crop)
-    centre = points.mean(0)
-    points = centre + (points - centre) * shrink
+def _shrunk(shrink: float) -> np.ndarray:
+    """The mean face's landmarks drawn in towards their centre: a region well inside the face."""
+    centre = MEAN_FACE.mean(0)
+    return centre + (MEAN_FACE - centre) * shrink
+
+
+def _region(size: int, to_crop: Matrix) -> np.ndarray:
+    points = transform_points(_shrunk(REGION_SHRINK), to_crop)
     mask = np.zeros((size, size), np.uint8)
     cv2.fillConvexPoly(mask, cv2.convexHull(np.round(points).astype(np.int32)), 1)
     return mask.astype(bool)
@@ -86,8 +90,7 @@ def drawn_landmarks(image: Frame, to_mean: Matrix) -> Landmarks:
     return transform_points(points, invert(MEASURE_CROP))
 
 
-_CENTRE = MEAN_FACE.mean(0)
-_SHARP_REGION = _CENTRE + (MEAN_FACE - _CENTRE) * 0.8  # the mean face's hull, shrunk: inside the face
+_SHARP_REGION = _shrunk(0.8)
 _FACE_WIDTH = float(MEAN_FACE[:, 0].max() - MEAN_FACE[:, 0].min())  # mean-face units
 SAME_SIZE = 0.98  # a face within 2% of the size it is read at is read as it is, not resampled
 
