@@ -29,6 +29,7 @@ at obama_01's own size (a 128 px face upscaled about 2.5x), so it says little ab
 import argparse
 import json
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -72,14 +73,18 @@ def dualface(*args: str, check: bool = True) -> None:
 
 
 def faces(cache: Path, name: str, pattern: str) -> Path:
-    folder = cache / "faces" / name
-    if not (folder / ".complete").exists():
+    from dualface.config import CUT
+
+    folder, complete = cache / "faces" / name, cache / "faces" / name / ".complete"
+    if complete.exists() and complete.read_text() != CUT:  # an older extraction's faces (aliased HD faces)
+        shutil.rmtree(folder)
+    if not complete.exists():
         clips = [p for p in sorted(SHARED.glob(pattern)) if p.stem not in HELD_OUT]
         # GRID's sgib8n has one frame FFmpeg conceals: extract keeps every decodable frame and exits 1
         dualface("extract", *map(str, clips), "-o", str(folder), "--no-progress", check=False)
         if len(list(folder.glob("*.png"))) < 10 * len(clips):
             raise SystemExit(f"extraction into {folder} failed")
-        (folder / ".complete").touch()
+        complete.write_text(CUT)
     return folder
 
 

@@ -13,10 +13,11 @@ from PIL import Image
 from conftest import OTHER, S1, dualface, one_line_error, write_video
 from dualface.alignments import load_alignments
 from dualface.color import COLOR_TRANSFERS, transfer_color
-from dualface.config import ConvertConfig, ExtractConfig, PasteConfig
+from dualface.composite import model_input, sharpen
+from dualface.config import ConvertConfig, EvaluateConfig, ExtractConfig, PasteConfig
 from dualface.convert import convert
 from dualface.errors import DualfaceError
-from dualface.evaluate import flicker
+from dualface.evaluate import evaluate, flicker, recorded_conversion
 from dualface.extract import extract
 from dualface.masks import hull_in_frame
 from dualface.video import read_video
@@ -159,6 +160,45 @@ def test_smoothing_off_and_other_options_run(tiny_model, tmp_path):
     for paste in (PasteConfig(smooth=False, color="avg"), PasteConfig(blend="poisson", mask="hull", color="hist")):
         summary = run(tiny_model, S1, tmp_path / "o.mkv", paste=paste)
         assert summary.faces_swapped == 75 and verify(tmp_path / "o.mkv", samples=3).marked
+
+
+def test_sharpen_is_an_unsharp_mask_at_the_models_size(s1_frames, s1_landmarks):
+    """A real face, sharpened by 1: its finest detail gains contrast (Laplacian variance 2-4.5x: the
+    finest octave doubled, the coarser ones less), its coarse shape and colour stay, its range stays [0, 1]."""
+    _, crop = model_input(s1_frames[10], s1_landmarks[10], 128, 0.6, "face")
+    face = crop.astype(np.float32) / 255
+    assert sharpen(face, 0.0) is face
+    out = sharpen(face, 1.0)
+    assert out.dtype == np.float32 and out.min() >= 0 and out.max() <= 1
+    detail = [cv2.Laplacian(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY), cv2.CV_32F).var() for f in (face, out)]
+    assert 2 < detail[1] / detail[0] < 4.5
+    assert np.abs(cv2.GaussianBlur(out, (0, 0), 4) - cv2.GaussianBlur(face, (0, 0), 4)).mean() < 0.01
+
+
+def test_sharpen_changes_the_face_only_and_is_recorded(tiny_model, converted, s1_landmarks, face_dirs, tmp_path):
+    """`--sharpen` touches the pasted face, and is recorded: evaluate pastes its static-swap
+    floor the same way and does not credit the sharpness an unsharp mask added."""
+    plain, _ = converted
+    output = tmp_path / "sharp.mp4"
+    run(tiny_model, S1, output, paste=PasteConfig(sharpen=1.0))
+    assert recorded_conversion(output)["paste"]["sharpen"] == 1.0
+    soft, sharp = frames(plain), frames(output)
+    inside, elsewhere = [], []
+    for i in range(0, 75, 5):
+        face = hull_in_frame(s1_landmarks[i], soft[i].shape)
+        diff = np.abs(soft[i].astype(int) - sharp[i]).mean(2)
+        inside.append(diff[face].mean())
+        far = np.ones_like(face)
+        far[max(0, face.nonzero()[0].min() - 60) :, :] = False
+        elsewhere.append(diff[far].mean())
+    # elsewhere only H.264's own shifts (it re-decides blocks when the face changes: test_only_the_face_changes)
+    assert np.median(inside) > 2 * np.median(elsewhere) and max(elsewhere) < 3
+    config = EvaluateConfig(S1, output, tiny_model, "brbk7n", target_faces=face_dirs[1], embed_frames=5,
+                            report=tmp_path / "report", progress=False)  # fmt: skip
+    ev, html = evaluate(config)
+    assert ev.paste["sharpen"] == 1.0 and ev.scores["sharpness"].value is not None
+    assert ev.scores["sharpness"].not_credited and "sharpness" in ev.failed
+    assert "--sharpen 1" in html.read_text()
 
 
 def test_bf16_channels_last_draws_what_fp32_draws(s1_frames, s1_landmarks):

@@ -1,4 +1,5 @@
 import json
+import logging
 
 import cv2
 import numpy as np
@@ -7,10 +8,12 @@ from PIL import Image
 
 from conftest import S1, S1_CLIPS, write_video
 from dualface.align import transform_points
-from dualface.alignments import load_alignments, read_face_png, read_face_record
+from dualface.alignments import encode_face_png, load_alignments, read_face_png, read_face_record
 from dualface.config import SAME_PERSON, ExtractConfig
+from dualface.data import load_face_set
 from dualface.errors import DualfaceError
 from dualface.extract import extract
+from dualface.model import ModelConfig
 
 
 def run(inputs, output, **settings):
@@ -98,7 +101,7 @@ def test_stills_share_one_alignments_file(tmp_path, stills):
     assert data["source"]["kind"] == "images" and [f["file"] for f in data["frames"]][:2] == ["s1_0.png", "s1_1.jpg"]
 
 
-def test_an_hd_face_is_extracted_averaged_not_aliased(tmp_path, s1_frames):
+def test_an_hd_face_is_extracted_averaged_not_aliased(tmp_path, s1_frames, caplog):
     # A face larger than the crop shrinks into it: under stripes one pixel wide (above the crop's Nyquist
     # frequency) the extracted face must be the stripe-free face's, not a moire. The old extraction (a
     # plain warp) left 15 levels of the +-30; averaged, about 2 are left.
@@ -113,6 +116,16 @@ def test_an_hd_face_is_extracted_averaged_not_aliased(tmp_path, s1_frames):
     clean = cv2.warpAffine(big, np.array(record["matrix"], np.float32), face.shape[:2], flags=cv2.INTER_AREA)
     assert np.linalg.det(np.array(record["matrix"])[:, :2]) < 0.5**2  # it did shrink
     assert np.abs(face.astype(int) - clean).mean() < 4
+    # A face folder from before the fix is still loaded, with a warning to extract it again.
+    assert record["cut"] == "area"
+    older = tmp_path / "older"
+    older.mkdir()
+    (older / path.name).write_bytes(encode_face_png(face, {k: v for k, v in record.items() if k != "cut"}))
+    with caplog.at_level(logging.WARNING, logger="dualface.data"):
+        load_face_set(tmp_path / "out", ModelConfig())
+        assert not caplog.records
+        assert len(load_face_set(older, ModelConfig()).faces) == 1
+    assert "1 faces larger than the crop were extracted by an older dualface" in caplog.text
 
 
 def test_reference_keeps_only_that_person(tmp_path, s1_frames, other_frames):

@@ -107,6 +107,11 @@ def test_verdict_needs_every_bar_and_undefined_fails():
     assert verdict(blank) == (False, ["mouth"])
     assert verdict({**good, "mouth": Score(None)}) == (False, ["mouth"])
     assert verdict({k: v for k, v in good.items() if k != "sharpness"}) == (False, ["sharpness"])
+    # sharper than the person's own faces by half again: halos or grain, not detail
+    assert verdict({**good, "sharpness": score("sharpness", 1.4, ceiling=1.0)}) == (True, [])
+    assert verdict({**good, "sharpness": score("sharpness", 1.6, ceiling=1.0)}) == (False, ["sharpness"])
+    sharpened = Score(0.7, ceiling=1.0, not_credited="pasted with --sharpen 1")
+    assert verdict({**good, "sharpness": sharpened}) == (False, ["sharpness"])
     assert passes("eyes", score("eyes", 0.1, 0.0, 1.0)) is None  # reported, no bar
     assert all(m.usable is None or m.aim in ("higher", "lower") for m in METRICS.values())
 

@@ -106,6 +106,17 @@ def recolor(face: Face, mask: np.ndarray, cfg: PasteConfig, state: TrackState) -
     return method.apply(face.swapped, stats[1], stats[0])
 
 
+SHARPEN_SIGMA = 1.0  # px of a 128 px face: the finest octave the model draws
+
+
+def sharpen(drawn: np.ndarray, amount: float) -> np.ndarray:
+    """`drawn` + amount x (`drawn` - its Gaussian blur): an unsharp mask at the model's own size."""
+    if amount <= 0:
+        return drawn
+    blurred = cv2.GaussianBlur(drawn, (0, 0), SHARPEN_SIGMA * drawn.shape[0] / 128)
+    return np.clip(drawn + amount * (drawn - blurred), 0, 1)
+
+
 def _alpha(frame: Frame, region: np.ndarray, face: np.ndarray, alpha: np.ndarray, at: tuple[int, int]) -> None:
     # OpenCV's weighted sum, in SIMD on uint8: measured 0.9 ms on a 720p face where numpy's float arithmetic took 1.7
     region[:] = cv2.blendLinear(face, region, alpha, 1 - alpha)
@@ -163,5 +174,5 @@ def composite(frame: Frame, faces: list[Face], cfg: PasteConfig, model_size: int
         if cfg.smooth and state.mask is not None:
             mask = cfg.smooth_weight * mask + (1 - cfg.smooth_weight) * state.mask
         state.mask = mask
-        paste(out, face, recolor(face, mask, cfg, state), mask, cfg)
+        paste(out, face, sharpen(recolor(face, mask, cfg, state), cfg.sharpen), mask, cfg)
     return out

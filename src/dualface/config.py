@@ -62,6 +62,12 @@ def precision_option() -> Any:
 # extract
 
 
+# How extraction cuts faces, recorded in every face and in the alignments file's settings: "area" is
+# `align.cut` (area-averaged where the face shrinks into its crop). Faces without it may come from the plain
+# warp of dualface before 2026-11-24, which aliased every face larger than its crop.
+CUT = "area"
+
+
 @dataclass
 class ExtractConfig:
     """Settings of `dualface extract`."""
@@ -105,6 +111,7 @@ class ExtractConfig:
         """What shapes the faces: an input extracted with other settings is not resumed or skipped."""
         keys = ("size", "coverage", "centering", "detector", "detect_every", "detect_size", "every", "min_size")
         settings = {k: getattr(self, k) for k in (*keys, "smooth", "threshold", "embed_every")}
+        settings["cut"] = CUT  # faces cut otherwise (an older dualface's aliasing warp) are extracted again
         settings["references"] = sorted(str(p.resolve()) for p in self.references)
         return settings
 
@@ -319,6 +326,11 @@ class PasteConfig:
     # in Lab keeps them dark. DeepFaceLab's default too.
     color: str = option("rct", choices=keys_of("dualface.color", "COLOR_TRANSFERS"), help="Colour transfer.")
     blend: str = option("alpha", choices=keys_of("dualface.composite", "BLENDS"), help="How the face is blended in.")
+    # DeepFaceLab's blursharpen and faceswap's sharpen: a decoder trained for an hour draws the face's edges
+    # softer than the camera did, and an unsharp mask restores their contrast (not the detail never drawn).
+    sharpen: float = option(
+        0.0, low=0, high=4, help="Unsharp-mask the drawn face by this amount before pasting (0: off; 1: edges x2)."
+    )
     smooth: bool = option(True, help="Smooth placement, mask and colour over frames.")
     smooth_weight: float = option(
         0.5, above=0, high=1, cli=False, help="Share of the current frame in the running mask and colour averages."

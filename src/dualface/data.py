@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from dualface.align import compose, crop_matrix, cut, invert, transform_points
+from dualface.align import compose, crop_matrix, cut, invert, matrix_scale, transform_points
 from dualface.alignments import read_face_png, read_face_record
 from dualface.errors import DualfaceError
 from dualface.landmarks import mouth_opening
@@ -110,6 +110,23 @@ def face_files(folder: Path) -> list[Path]:
     return files
 
 
+def maybe_aliased(record: dict) -> bool:
+    """Whether a face shrank into its crop without the record of how it was cut (`config.CUT`): from a
+    dualface before 2026-11-25, and before 2026-11-24 by a plain warp that sampled bilinearly and left a
+    false, position-dependent texture (`bench/extract_alias.py`)."""
+    return "cut" not in record and matrix_scale(np.array(record["matrix"], np.float32)) < 1
+
+
+def warn_if_aliased(folder: Path, files: list[Path]) -> None:
+    if old := sum(maybe_aliased(read_face_record(p)) for p in files):
+        log.warning(
+            "%s: %d faces larger than the crop were extracted by an older dualface, which may have aliased them; "
+            "extract them again into a new folder (or with --overwrite)",
+            folder,
+            old,
+        )
+
+
 def load_face_set(
     folder: Path, cfg: ModelConfig, name: str | None = None, limit: int | None = None, progress: bool = False
 ) -> FaceSet:
@@ -118,6 +135,7 @@ def load_face_set(
     files = face_files(folder)
     if limit and len(files) > limit:
         files = [files[i] for i in np.linspace(0, len(files) - 1, limit).round().astype(int)]
+    warn_if_aliased(folder, files)
     # PNG decoding and cv2 release the GIL: two threads load twice as fast on two cores.
     with ThreadPoolExecutor(max_workers=2) as pool:
         loaded = list(

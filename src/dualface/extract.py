@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from dualface.align import align_matrix, cut
 from dualface.alignments import encode_face_png, load_alignments, new_alignments, rounded, save_alignments
-from dualface.config import ExtractConfig
+from dualface.config import CUT, ExtractConfig
 from dualface.errors import DamagedMediaError, DualfaceError
 from dualface.files import FolderLock, atomic_write_bytes, ensure_writable_dir, remove_stale_temps
 from dualface.identity import nearest_distance, reference_embeddings
@@ -189,7 +189,7 @@ def extract_source(source: Source, config: ExtractConfig, references: list[Embed
                         continue
                     record, face = _face(frame, track, len(faces), crop)
                     record["png"] = f"{source.name}_{index:06d}_{record['face']}.png"
-                    png_record = {"source": info["path"], "frame": index, **crop, **record}
+                    png_record = {"source": info["path"], "frame": index, **crop, "cut": CUT, **record}
                     writes.append(pool.submit(_write_png, config.output / record["png"], face, png_record))
                     unsaved.append(config.output / record["png"])
                     faces.append(record)

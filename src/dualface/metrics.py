@@ -248,6 +248,7 @@ class Metric:
     normalise: bool = False  # read against the static-swap floor and the source-itself ceiling
     usable: float | None = None  # the bar for a usable swap...
     bar_on: Literal["raw", "normalised"] = "raw"  # ...on the raw value or on the normalised score
+    most: float | None = None  # where more is better only up to a point: past this the output is not usable
     unit: str = ""
 
 
@@ -284,8 +285,14 @@ METRICS: dict[str, Metric] = {
     "yaw_error": Metric("Head yaw error", "lower", _pose(0), _mean, unit="°"),
     "pitch_error": Metric("Head pitch error", "lower", _pose(1), _mean, unit="°"),
     "roll_error": Metric("Head roll error", "lower", _pose(2), _mean, unit="°"),
+    # The ceiling: real faces read 0.70-0.95x their own recording's (`bench/sharpness_scale.py`), a real face
+    # unsharp-masked to twice its edge contrast 2x; past 1.5x the figure is counting halos or grain.
     "sharpness": Metric(
-        "Sharpness: face detail over the target's own faces at the same size", "higher", usable=0.5, unit="x"
+        "Sharpness: face detail over the target's own faces at the same size",
+        "higher",
+        usable=0.5,
+        most=1.5,
+        unit="x",
     ),
     "sharpness_in_place": Metric(
         "Sharpness over the source face it replaces",
@@ -314,6 +321,7 @@ class Score:
     floor: float | None = None  # the static swap's
     ceiling: float | None = None  # the source's against itself (or the target's own faces)
     normalised: float | None = None
+    not_credited: str | None = None  # why the value, though measured, does not count toward the verdict
 
     @property
     def scored(self) -> float | None:
@@ -331,7 +339,7 @@ def passes(name: str, s: Score) -> bool | None:
     if metric.usable is None:
         return None
     value = s.normalised if metric.bar_on == "normalised" else s.value
-    if value is None:
+    if value is None or s.not_credited or (metric.most is not None and value > metric.most):
         return False
     return value >= metric.usable if metric.aim == "higher" else value <= metric.usable
 
@@ -381,6 +389,7 @@ class VideoEvaluation:
     flicker_output: float
     reference_faces: str | None  # the target faces sharpness and the identity gap were read against
     reconstruction: dict[str, dict[str, float]] = field(default_factory=dict)  # identity -> ssim, psnr
+    paste: dict[str, Any] = field(default_factory=dict)  # the paste settings the conversion recorded
     per_frame: list[FrameScore] = field(default_factory=list)
     changes: list[list[float]] = field(default_factory=list)  # (frame, source change, output change): flicker
 

@@ -38,7 +38,19 @@ def _bar(name: str) -> str:
     sign = ">=" if metric.aim == "higher" else "<="
     on = "normalised " if metric.bar_on == "normalised" else ""
     shown = f"{metric.usable:.0%}" if name == "identity_transfer" else f"{metric.usable:g}"
-    return f"{on}{sign} {shown}"
+    most = "" if metric.most is None else f", <= {metric.most:g}"
+    return f"{on}{sign} {shown}{most}"
+
+
+def _pasted(paste: dict) -> str:
+    """The recorded paste settings; a sharpened paste is named, since it raises the sharpness figure."""
+    if not paste:
+        return ""
+    shown = ", ".join(f"--{k} {v}" for k, v in paste.items() if k in ("mask", "color", "blend", "sharpen"))
+    note = (
+        " (an unsharp mask: edge contrast, not drawn detail; sharpness is not credited)" if paste.get("sharpen") else ""
+    )
+    return f"Pasted with {html.escape(shown)}{note}."
 
 
 def score_table(ev: VideoEvaluation) -> list[str]:
@@ -51,7 +63,10 @@ def score_table(ev: VideoEvaluation) -> list[str]:
         norm = "-" if s.normalised is None else f"{s.normalised:.2f}"
         if s.value is None:
             cells[0] = "undefined"
-        lines.append(f"{name:20s} {cells[0]:>10s} {cells[1]:>10s} {cells[2]:>10s} {norm:>10s}  {_bar(name)}{mark}")
+        note = f" (not credited: {s.not_credited})" if s.not_credited else ""
+        lines.append(
+            f"{name:20s} {cells[0]:>10s} {cells[1]:>10s} {cells[2]:>10s} {norm:>10s}  {_bar(name)}{mark}{note}"
+        )
     return lines
 
 
@@ -141,7 +156,7 @@ def write_report(ev: VideoEvaluation, strip: list, blurriest: list, folder: Path
             "" if s.floor is None else _number(name, s.floor),
             "" if s.ceiling is None else _number(name, s.ceiling),
             "" if s.normalised is None else f"{s.normalised:.2f}",
-            _bar(name),
+            _bar(name) + (f" (not credited: {s.not_credited})" if s.not_credited else ""),
         ]
         rows.append(_row(cells, passes(name, s)))
     for name, quality in ev.reconstruction.items():
@@ -179,6 +194,7 @@ table{{border-collapse:collapse}}td,th{{border-bottom:1px solid #ddd;padding:4px
 <h1>dualface evaluation</h1>
 <p>{html.escape(ev.output)}: {html.escape(ev.source)} swapped into <b>{html.escape(ev.target)}</b> by
 {html.escape(str(ev.checkpoint))} (step {ev.step}); {ev.frames_scored} of {ev.frames} frames had a face.
+{_pasted(ev.paste)}
 <i>{SYNTHETIC_NOTICE}</i></p>
 {verdict}
 <table><tr><th>measure</th><th>value</th><th>floor (static swap)</th><th>ceiling</th><th>normalised</th>
