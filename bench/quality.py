@@ -218,6 +218,7 @@ def main() -> None:
     parser.add_argument("directions", nargs="*", help=f"of {', '.join(DIRECTIONS)} (default: both)")
     parser.add_argument("--minutes", type=float, default=60, help="training time, in total")
     parser.add_argument("--every", type=float, default=15, help="minutes of training between evaluations")
+    parser.add_argument("--seed", type=int, default=0, help="training seed (another seed: how far one run is noise)")
     parser.add_argument("--name", default="quality", help="bench/results/<name>.json")
     parser.add_argument("--cache", type=Path, default=CACHE)
     parser.add_argument("--redraw", action="store_true", help="also draw each held-out clip as its own identity")
@@ -269,7 +270,7 @@ def main() -> None:
         t = time.perf_counter()
         dualface(
             "train", str(face[source]), str(face[target]), "-m", str(model), "--time", f"{chunk * 60:.0f}s",
-            "--no-progress", "--seed", "0", *(["--resume"] if trained else []), *extra,
+            "--no-progress", "--seed", str(args.seed), *(["--resume"] if trained else []), *extra,
         )  # fmt: skip
         trained += chunk
         train_wall = (time.perf_counter() - t) / 60
