@@ -62,17 +62,22 @@ def test_video_keeps_every_frame_its_rate_and_its_sound(converted):
     assert len(frames(output)) == 75
 
 
+def changes(before: list[np.ndarray], after: list[np.ndarray], landmarks: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Mean absolute change inside the face's hull and well above it (the backdrop), every 5th frame."""
+    inside, elsewhere = [], []
+    for i in range(0, len(before), 5):
+        face = hull_in_frame(landmarks[i], before[i].shape)
+        diff = np.abs(before[i].astype(int) - after[i]).mean(2)
+        inside.append(diff[face].mean())
+        far = np.ones_like(face)
+        far[max(0, face.nonzero()[0].min() - 60) :, :] = False
+        elsewhere.append(diff[far].mean())
+    return np.array(inside), np.array(elsewhere)
+
+
 def test_only_the_face_changes(converted, s1_landmarks):
     output, _ = converted
-    source, result = frames(S1), frames(output)
-    face_change, elsewhere = [], []
-    for i in range(0, 75, 5):
-        face = hull_in_frame(s1_landmarks[i], source[i].shape)
-        diff = np.abs(source[i].astype(int) - result[i]).mean(2)
-        face_change.append(diff[face].mean())
-        far = np.ones_like(face)
-        far[max(0, face.nonzero()[0].min() - 60) :, :] = False  # well above the face: backdrop
-        elsewhere.append(diff[far].mean())
+    face_change, elsewhere = changes(frames(S1), frames(output), s1_landmarks)
     assert min(face_change) > 8  # a different face is drawn there
     assert max(elsewhere) < 3  # the rest is the source, up to H.264 and the watermark
 
@@ -182,15 +187,7 @@ def test_sharpen_changes_the_face_only_and_is_recorded(tiny_model, converted, s1
     output = tmp_path / "sharp.mp4"
     run(tiny_model, S1, output, paste=PasteConfig(sharpen=1.0))
     assert recorded_conversion(output)["paste"]["sharpen"] == 1.0
-    soft, sharp = frames(plain), frames(output)
-    inside, elsewhere = [], []
-    for i in range(0, 75, 5):
-        face = hull_in_frame(s1_landmarks[i], soft[i].shape)
-        diff = np.abs(soft[i].astype(int) - sharp[i]).mean(2)
-        inside.append(diff[face].mean())
-        far = np.ones_like(face)
-        far[max(0, face.nonzero()[0].min() - 60) :, :] = False
-        elsewhere.append(diff[far].mean())
+    inside, elsewhere = changes(frames(plain), frames(output), s1_landmarks)
     # elsewhere only H.264's own shifts (it re-decides blocks when the face changes: test_only_the_face_changes)
     assert np.median(inside) > 2 * np.median(elsewhere) and max(elsewhere) < 3
     config = EvaluateConfig(S1, output, tiny_model, "brbk7n", target_faces=face_dirs[1], embed_frames=5,
