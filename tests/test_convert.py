@@ -189,7 +189,7 @@ def test_sharpen_changes_the_face_only_and_is_recorded(tiny_model, converted, s1
     assert recorded_conversion(output)["paste"]["sharpen"] == 1.0
     inside, elsewhere = changes(frames(plain), frames(output), s1_landmarks)
     # elsewhere only H.264's own shifts (it re-decides blocks when the face changes: test_only_the_face_changes)
-    assert np.median(inside) > 2 * np.median(elsewhere) and max(elsewhere) < 3
+    assert np.median(inside) > max(0.5, 2 * np.median(elsewhere)) and max(elsewhere) < 3
     config = EvaluateConfig(S1, output, tiny_model, "brbk7n", target_faces=face_dirs[1], embed_frames=5,
                             report=tmp_path / "report", progress=False)  # fmt: skip
     ev, html = evaluate(config)

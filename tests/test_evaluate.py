@@ -24,6 +24,7 @@ from dualface.track import FaceTracker, TrackerConfig
 from dualface.train import train
 from dualface.video import read_video
 from dualface.watermark import verify
+from dualface.writer import video_writer
 
 
 def run(model: Path, source: Path, output: Path, to: str, tmp_path: Path, **settings):
@@ -93,6 +94,20 @@ def test_a_blurred_or_oversharpened_copy_is_not_sharp(tiny_model, tmp_path, face
     assert harsh.scores["sharpness"].value > 1.5
     assert "sharpness" in blur.failed and "sharpness" in harsh.failed and "sharpness" not in itself.failed
     assert itself.scores["identity_gap"].value < 1.3  # s1 is as close to s1 as s1's own faces
+
+
+def test_a_sharpened_paste_is_shown_not_credited(tiny_model, tmp_path, face_dirs):
+    """The source itself (which passes sharpness), re-encoded under a conversion record that says it was
+    pasted with `--sharpen 1`: its figure is shown, the verdict does not count it, the report says why."""
+    record = {"paste": {"sharpen": 1.0}}
+    tagged = tmp_path / "tagged.mp4"
+    with video_writer(tagged, S1, tags={"dualface_conversion": json.dumps(record)}) as write:
+        for _, frame in read_video(S1):
+            write(frame)
+    ev, html = run(tiny_model, S1, tagged, "s1", tmp_path, target_faces=face_dirs[0])
+    assert 0.6 <= ev.scores["sharpness"].value <= 1.4  # it would pass
+    assert ev.scores["sharpness"].not_credited == "pasted with --sharpen 1" and "sharpness" in ev.failed
+    assert "--sharpen 1" in html.read_text()
 
 
 def test_convert_records_its_checkpoint_and_evaluate_uses_it(tiny_model, tmp_path):

@@ -280,7 +280,7 @@ def _print_evaluation(ev) -> None:
         print("  " + row)
     for name, q in ev.reconstruction.items():
         print(f"reconstruction of {name}: SSIM {q['ssim']:.3f}, PSNR {q['psnr']:.1f} dB on {q['faces']} held-out faces")
-    print("verdict: " + ("usable" if ev.usable else "not usable yet (below the bar: " + ", ".join(ev.failed) + ")"))
+    print("verdict: " + ("usable" if ev.usable else "not usable yet (failing: " + ", ".join(ev.failed) + ")"))
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -175,7 +175,7 @@ def write_report(ev: VideoEvaluation, strip: list, blurriest: list, folder: Path
     verdict = (
         "<p class='ok'>Verdict: usable (every measure clears its bar).</p>"
         if ev.usable
-        else f"<p class='bad'>Verdict: not usable yet. Below the bar: {html.escape(', '.join(ev.failed))}.</p>"
+        else f"<p class='bad'>Verdict: not usable yet. Failing: {html.escape(', '.join(ev.failed))}.</p>"
     )
     figures = "".join(f"<h2>{html.escape(title)}</h2><img src='{src}'>" for title, src in _plots(ev))
     worst = (
