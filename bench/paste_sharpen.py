@@ -37,7 +37,7 @@ def main() -> None:
             data = evaluate(args.model, direction, swaps[-1], face, f"{args.name}-{direction}-{amount:g}")
             frames = data["frames"]
             figures[direction][f"{amount:g}"] = {"step": data["step"], "usable": data["usable"],
-                                                 **headline(data["scores"])}  # fmt: skip
+                                                 "failed": data["failed"], **headline(data["scores"])}  # fmt: skip
         tiles = close_ups(held_out, swaps, frames, 5)
         rows = [np.hstack([t[i] for t in tiles]) for i in range(len(swaps) + 1)]
         Image.fromarray(np.vstack(rows)).save(ROOT / "docs" / f"{args.name}-{direction}.png")
