@@ -285,8 +285,8 @@ METRICS: dict[str, Metric] = {
     "yaw_error": Metric("Head yaw error", "lower", _pose(0), _mean, unit="°"),
     "pitch_error": Metric("Head pitch error", "lower", _pose(1), _mean, unit="°"),
     "roll_error": Metric("Head roll error", "lower", _pose(2), _mean, unit="°"),
-    # The ceiling: real faces read 0.70-0.95x their own recording's (`bench/sharpness_scale.py`), a real face
-    # unsharp-masked to twice its edge contrast 2x; past 1.5x the figure is counting halos or grain.
+    # The ceiling: real faces read 0.70-1.00x their own recording's, and unsharp-masked to twice their edge
+    # contrast 1.8-2.1x (`bench/sharpness_scale.py`); past 1.5x the figure is counting halos or grain.
     "sharpness": Metric(
         "Sharpness: face detail over the target's own faces at the same size",
         "higher",
