@@ -18,7 +18,7 @@ from PIL import Image
 from dualface import __version__
 from dualface.config import SAME_PERSON
 from dualface.files import atomic_write_bytes, ensure_writable_dir
-from dualface.metrics import METRICS, VideoEvaluation, passes
+from dualface.metrics import METRICS, Score, VideoEvaluation, passes
 from dualface.provenance import SYNTHETIC_NOTICE
 
 
@@ -31,7 +31,8 @@ def _number(name: str, value: float | None) -> str:
     return f"{value:.1f}{unit}" if unit == "°" else f"{value:.2f}{unit}" if unit else f"{value:.3f}"
 
 
-def _bar(name: str) -> str:
+def _bar(name: str, s: Score | None = None) -> str:
+    """The metric's bar for usable, and why `s` does not count toward it where it does not."""
     metric = METRICS[name]
     if metric.usable is None:
         return ""
@@ -39,7 +40,8 @@ def _bar(name: str) -> str:
     on = "normalised " if metric.bar_on == "normalised" else ""
     shown = f"{metric.usable:.0%}" if name == "identity_transfer" else f"{metric.usable:g}"
     most = "" if metric.most is None else f", <= {metric.most:g}"
-    return f"{on}{sign} {shown}{most}"
+    note = f" (not credited: {s.not_credited})" if s is not None and s.not_credited else ""
+    return f"{on}{sign} {shown}{most}{note}"
 
 
 def _pasted(paste: dict) -> str:
@@ -63,10 +65,7 @@ def score_table(ev: VideoEvaluation) -> list[str]:
         norm = "-" if s.normalised is None else f"{s.normalised:.2f}"
         if s.value is None:
             cells[0] = "undefined"
-        note = f" (not credited: {s.not_credited})" if s.not_credited else ""
-        lines.append(
-            f"{name:20s} {cells[0]:>10s} {cells[1]:>10s} {cells[2]:>10s} {norm:>10s}  {_bar(name)}{mark}{note}"
-        )
+        lines.append(f"{name:20s} {cells[0]:>10s} {cells[1]:>10s} {cells[2]:>10s} {norm:>10s}  {_bar(name, s)}{mark}")
     return lines
 
 
@@ -156,7 +155,7 @@ def write_report(ev: VideoEvaluation, strip: list, blurriest: list, folder: Path
             "" if s.floor is None else _number(name, s.floor),
             "" if s.ceiling is None else _number(name, s.ceiling),
             "" if s.normalised is None else f"{s.normalised:.2f}",
-            _bar(name) + (f" (not credited: {s.not_credited})" if s.not_credited else ""),
+            _bar(name, s),
         ]
         rows.append(_row(cells, passes(name, s)))
     for name, quality in ev.reconstruction.items():
