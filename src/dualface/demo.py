@@ -1,11 +1,12 @@
 """`dualface demo`: the whole workflow on the footage bundled in the repository, in minutes, on a CPU.
 
-Extract GRID speaker s1 (five clips) and brbk7n (one clip); train the `lite128` model with a light patch
-critic (the best hour's recipe, README "Time to a usable swap"), starting from the starter weights in
-models/ (trained by the project with that recipe: models/README.md says how, on what, for how long) and
-keeping the checkpoint whose swaps of a held-out s1 clip follow the mouth best; convert an s1 clip that
-neither this training nor the starter's saw into brbk7n; evaluate the result. Everything lands in one
-folder: the swapped video, a side-by-side video, the preview grid, the loss curve and the evaluation report.
+Extract GRID speaker s1 (five clips) and brbk7n (one clip); train the `lite128` model with the best hour's
+recipe (a light patch critic, recoloured faces, the random warp off; README "Time to a usable swap"),
+starting from the starter weights in models/ (trained by the project with that recipe: models/README.md
+says how, on what, for how long) and keeping the checkpoint whose swaps of a held-out s1 clip follow the
+mouth best; convert an s1 clip that neither this training nor the starter's saw into brbk7n; evaluate the
+result. Everything lands in one folder: the swapped video, a side-by-side video, the preview grid, the loss
+curve and the evaluation report.
 """
 
 import shutil
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from dualface.checkpoint import load_checkpoint, resolve_checkpoint
-from dualface.config import ConvertConfig, DemoConfig, EvaluateConfig, ExtractConfig, TrainConfig
+from dualface.config import AugmentConfig, ConvertConfig, DemoConfig, EvaluateConfig, ExtractConfig, TrainConfig
 from dualface.convert import convert
 from dualface.errors import DualfaceError
 from dualface.evaluate import evaluate
@@ -30,8 +31,10 @@ from dualface.writer import video_writer
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE, TARGET = "s1", "brbk7n"
 # The best hour's recipe (bench/results/quality.json): lite128, its learned mask, a critic at 0.03 once the
-# reconstruction has settled. The starter was trained past that point, so from it the critic is on at once.
-PRESET, GAN_POWER, GAN_AFTER = "lite128", 0.03, 800
+# reconstruction has settled, half the faces recoloured to the other identity's, and the random warp off
+# for the run's last stretch. The starter was trained past the critic's start and under the warp, so from
+# it the critic is on at once and every step is unwarped (faceswap's --no-warp on a resumed model).
+PRESET, GAN_POWER, GAN_AFTER, RECOLOR, WARP_OFF = "lite128", 0.03, 800, "rct", 0.3
 
 
 @dataclass
@@ -96,6 +99,8 @@ def run_demo(cfg: DemoConfig, log=print) -> DemoResult:
             init=starter,
             gan_power=GAN_POWER,
             gan_after=0 if starter else GAN_AFTER,
+            augment=AugmentConfig(recolor=RECOLOR),
+            warp_off=1.0 if starter else WARP_OFF,
             iterations=cfg.iterations,
             save_every=cfg.iterations,
             preview_every=100,
