@@ -34,7 +34,7 @@ SOURCE, TARGET = "s1", "brbk7n"
 # reconstruction has settled, half the faces recoloured to the other identity's, and the random warp off
 # for the run's last stretch. The starter was trained past the critic's start and under the warp, so from
 # it the critic is on at once and every step is unwarped (faceswap's --no-warp on a resumed model).
-PRESET, GAN_POWER, GAN_AFTER, RECOLOR, WARP_OFF = "lite128", 0.03, 800, "rct", 0.3
+PRESET, GAN_POWER, GAN_AFTER, RECOLOR, WARP_OFF = "lite128", 0.03, 800, "rct", 0.6
 
 
 @dataclass
