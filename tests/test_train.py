@@ -503,3 +503,22 @@ def test_liae_trains_and_carries_its_swap_identity_through_init(face_dirs, tmp_p
         train(quick(face_dirs, tmp_path / "other", iterations=1, init=start, liae="s1"))
     with pytest.raises(DualfaceError, match="not one of the identities"):
         train(quick(face_dirs, tmp_path / "typo", iterations=1, liae="brbk7"))
+
+
+def test_coverage_sets_how_much_of_the_crop_the_face_spans(face_dirs, tmp_path):
+    """`--coverage`: the training crops put the face jaw to jaw across that share of their width, the model
+    records it (convert and evaluate cut by the model's record), and a resumed model keeps its own crop."""
+    spans = {}
+    for coverage in (0.75, 0.9):
+        cfg = ModelConfig.from_preset("lite", coverage=coverage)
+        faces = load_face_set(face_dirs[0], cfg)
+        margin = (faces.faces.shape[1] - cfg.size) // 2
+        jaw = faces.landmarks[:, 16, 0] - faces.landmarks[:, 0, 0]  # the outermost jaw points, work-crop px
+        spans[coverage] = float(np.median(jaw)) / cfg.size  # s1's jaw is a little narrower than the mean face's
+        assert abs(spans[coverage] - coverage) < 0.1
+        assert (faces.landmarks[:, :, 1].min(1) > margin - 4).all()  # brows inside the model's crop
+    assert spans[0.9] / spans[0.75] == pytest.approx(0.9 / 0.75, rel=0.02)
+    train(quick(face_dirs, tmp_path / "tight", iterations=2, coverage=0.9))
+    assert load_model(tmp_path / "tight").config.coverage == 0.9
+    with pytest.raises(DualfaceError, match=r"crops at 0\.9"):
+        train(quick(face_dirs, tmp_path / "tight", iterations=3, coverage=0.75, resume=True))

@@ -169,6 +169,11 @@ class TrainConfig:
     shared_upscales: int | None = option(
         None, low=0, help="Decoder upscales shared by all identities (default: the preset's; 0: separate decoders)."
     )
+    # A tighter crop puts more of the model's pixels on the face (S x coverage across it, jaw to jaw) at the
+    # same cost, at the price of the forehead: 0.9 is about DeepFaceLab's full face (bench/resolution.py).
+    coverage: float | None = option(
+        None, low=0.2, high=1.0, help="Share of the model's crop the face spans, jaw to jaw (default: the preset's)."
+    )
     liae: str | None = option(
         None,
         help="DeepFaceLab's LIAE: one decoder, and every other identity is swapped into NAME (a model per direction).",

@@ -237,7 +237,8 @@ def _train(
         if model_cfg.liae:  # the swap identity, by this run's name for it
             model_cfg.liae = dict(zip(start_from.meta["identities"], cfg.names, strict=True))[model_cfg.liae]
     else:
-        overrides = {k: v for k in ("shared_upscales", "learn_mask", "liae") if (v := getattr(cfg, k)) is not None}
+        shape = ("shared_upscales", "learn_mask", "liae", "coverage")
+        overrides = {k: v for k in shape if (v := getattr(cfg, k)) is not None}
         model_cfg = ModelConfig.from_preset(cfg.preset, **overrides)
     if resume_from and resume_from.meta["identities"] != cfg.names:
         raise DualfaceError(f"{cfg.model_dir} was trained on {resume_from.meta['identities']}, not {cfg.names}")
@@ -248,6 +249,8 @@ def _train(
     if cfg.liae is not None and cfg.liae != model_cfg.liae:  # the shape came from the checkpoint
         built = f"as LIAE into {model_cfg.liae}" if model_cfg.liae else "with a decoder per identity"
         raise DualfaceError(f"--liae {cfg.liae}: the model it continues was built {built}")
+    if cfg.coverage is not None and cfg.coverage != model_cfg.coverage:  # the crop came from the checkpoint
+        raise DualfaceError(f"--coverage {cfg.coverage}: the model it continues crops at {model_cfg.coverage}")
 
     sets = [
         load_face_set(folder, model_cfg, name, cfg.max_faces, progress=cfg.progress and ctx.main)
