@@ -62,10 +62,11 @@ def precision_option() -> Any:
 # extract
 
 
-# How extraction cuts faces, recorded in every face and in the alignments file's settings: "area" is
-# `align.cut` (area-averaged where the face shrinks into its crop). Faces without it may come from the plain
-# warp of dualface before 2026-11-24, which aliased every face larger than its crop.
-CUT = "area"
+# How extraction cuts faces, recorded in every face and in the alignments file's settings: "lanczos" is
+# `align.cut` since 2026-12-06 (a Lanczos filter where the face shrinks into its crop); "area" was its
+# bilinear warp and box average, which blurred such faces (bench/cut.py); faces without a record may come
+# from the plain warp of dualface before 2026-11-24, which aliased them.
+CUT = "lanczos"
 
 
 @dataclass

@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from dualface.align import compose, crop_matrix, cut, invert, matrix_scale, transform_points
 from dualface.alignments import read_face_png, read_face_record
+from dualface.config import CUT
 from dualface.errors import DualfaceError
 from dualface.landmarks import mouth_opening
 from dualface.model import ModelConfig
@@ -110,17 +111,17 @@ def face_files(folder: Path) -> list[Path]:
     return files
 
 
-def maybe_aliased(record: dict) -> bool:
-    """Whether a face shrank into its crop without the record of how it was cut (`config.CUT`): from a
-    dualface before 2026-11-25, and before 2026-11-24 by a plain warp that sampled bilinearly and left a
-    false, position-dependent texture (`bench/extract_alias.py`)."""
-    return "cut" not in record and matrix_scale(np.array(record["matrix"], np.float32)) < 1
+def cut_otherwise(record: dict) -> bool:
+    """Whether a face shrank into its crop by another cut than today's (`config.CUT`): "area" (dualface
+    before 2026-12-06) blurred it, and a face without the record (before 2026-11-25) may come from the plain
+    warp that aliased it before 2026-11-24 (`bench/extract_alias.py`, `bench/cut.py`)."""
+    return record.get("cut") != CUT and matrix_scale(np.array(record["matrix"], np.float32)) < 1
 
 
-def warn_if_aliased(folder: Path, files: list[Path]) -> None:
-    if old := sum(maybe_aliased(read_face_record(p)) for p in files):
+def warn_if_cut_otherwise(folder: Path, files: list[Path]) -> None:
+    if old := sum(cut_otherwise(read_face_record(p)) for p in files):
         log.warning(
-            "%s: %d faces larger than the crop were extracted by an older dualface, which may have aliased them; "
+            "%s: %d faces larger than the crop were cut by an older dualface, which blurred or aliased them; "
             "extract them again into a new folder (or with --overwrite)",
             folder,
             old,
@@ -135,7 +136,7 @@ def load_face_set(
     files = face_files(folder)
     if limit and len(files) > limit:
         files = [files[i] for i in np.linspace(0, len(files) - 1, limit).round().astype(int)]
-    warn_if_aliased(folder, files)
+    warn_if_cut_otherwise(folder, files)
     # PNG decoding and cv2 release the GIL: two threads load twice as fast on two cores.
     with ThreadPoolExecutor(max_workers=2) as pool:
         loaded = list(

@@ -24,7 +24,7 @@ from dualface.align import crop_matrix, to_mean_face, transform_points
 from dualface.alignments import read_face_png
 from dualface.composite import Face, composite, model_input
 from dualface.config import SAME_PERSON, EvaluateConfig, PasteConfig
-from dualface.data import center_crop, face_files, load_face, warn_if_aliased
+from dualface.data import center_crop, face_files, load_face, warn_if_cut_otherwise
 from dualface.errors import DualfaceError
 from dualface.faces import largest, tracked
 from dualface.identity import distance, embed_face
@@ -143,7 +143,7 @@ class TargetFaces:
     def load(cls, folder: Path, most: int = REFERENCE_FACES) -> "TargetFaces":
         files = face_files(folder)
         chosen = [files[i] for i in np.linspace(0, len(files) - 1, min(most, len(files))).round().astype(int)]
-        warn_if_aliased(Path(folder), chosen)  # aliasing reads as detail: it would raise the sharpness bar
+        warn_if_cut_otherwise(Path(folder), chosen)  # the references set the sharpness bar
         images, to_mean, points = [], [], []
         for path in chosen:
             image, record = read_face_png(path)
