@@ -6,12 +6,14 @@ resize, so PIL's Lanczos resize is the reference), over the reference's. Moire: 
 one pixel wide (above every crop's Nyquist frequency), cut at the scale with a 7 degree turn as an alignment
 has: the standard deviation left of the +-30 (0 is none). Extraction (720p faces shrink 0.5-0.65 into the
 256 px crop), training (the PNG re-cut to the model's crop: 0.63) and conversion (GRID's faces 0.88 into
-lite128's) all shrink so.
+lite128's) all shrink so. Cost: milliseconds a call, each cut's best of several, for the crops extraction
+and conversion cut from a 720p and a GRID-sized (360x288) frame, and the ratio to the cut it replaced.
 
     python bench/cut.py          # writes bench/results/cut.json
 """
 
 import math
+import time
 from pathlib import Path
 
 import cv2
@@ -64,6 +66,32 @@ def faces(count: int = 12) -> list[np.ndarray]:
     return out
 
 
+def cost_ms(fn, image: np.ndarray, matrix: np.ndarray, size: int, repeats: int = 30) -> float:
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn(image, matrix, size)
+        best = min(best, time.perf_counter() - start)
+    return best * 1000
+
+
+def costs(frame: np.ndarray) -> dict:
+    """ms a call: a 720p frame's face cut to extraction's 256 px crop (scale 0.65) and to lite128's (0.33),
+    and a GRID-sized frame's to lite128's (0.86), with a 7 degree turn."""
+    grid = cv2.resize(frame, (360, 288), interpolation=cv2.INTER_AREA)
+    cases = {
+        "720p -> 256 px": (frame, 0.65, 256),
+        "720p -> 128 px": (frame, 0.33, 128),
+        "GRID -> 128 px": (grid, 0.86, 128),
+    }
+    out = {}
+    for name, (image, scale, size) in cases.items():
+        c, s = scale * math.cos(math.radians(7)), scale * math.sin(math.radians(7))
+        matrix = np.array([[c, -s, 5], [s, c, -20]], np.float32)
+        out[name] = {cut_name: round(cost_ms(fn, image, matrix, size), 2) for cut_name, fn in CUTS.items()}
+    return out
+
+
 def main() -> None:
     crops = faces()
     rows = {}
@@ -88,7 +116,15 @@ def main() -> None:
     for scale, row in rows.items():
         cells = (f"{v['detail_vs_lanczos']:>12.2f}x / {v['moire']:>9.2f}" for v in row.values())
         print(f"{scale:>6s} " + " ".join(f"{c:>26s}" for c in cells))
-    write_result("cut", {"clip": CLIP.name, "faces": len(crops), "scales": rows, "hardware": hardware()})
+    frame = next(f for _, f in read_video(CLIP))
+    timing = costs(frame)
+    print(f"\n{'ms a call':16s} " + " ".join(f"{n:>20s}" for n in CUTS) + "   (x the area cut)")
+    for case, row in timing.items():
+        base = row["area (before)"]
+        print(f"{case:16s} " + " ".join(f"{v:>12.2f} ({v / base:4.1f}x)" for v in row.values()))
+    write_result(
+        "cut", {"clip": CLIP.name, "faces": len(crops), "scales": rows, "ms_per_call": timing, "hardware": hardware()}
+    )
 
 
 if __name__ == "__main__":

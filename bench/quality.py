@@ -77,7 +77,7 @@ def faces(cache: Path, name: str, pattern: str) -> Path:
     from dualface.config import CUT
 
     folder, complete = cache / "faces" / name, cache / "faces" / name / ".complete"
-    if complete.exists() and complete.read_text() != CUT:  # an older extraction's faces (aliased HD faces)
+    if complete.exists() and complete.read_text() != CUT:  # an older extraction's faces (HD faces aliased or blurred)
         shutil.rmtree(folder)
     if not complete.exists():
         clips = [p for p in sorted(SHARED.glob(pattern)) if p.stem not in HELD_OUT]

@@ -522,3 +522,6 @@ def test_coverage_sets_how_much_of_the_crop_the_face_spans(face_dirs, tmp_path):
     assert load_model(tmp_path / "tight").config.coverage == 0.9
     with pytest.raises(DualfaceError, match=r"crops at 0\.9"):
         train(quick(face_dirs, tmp_path / "tight", iterations=3, coverage=0.75, resume=True))
+    start = latest_checkpoint(tmp_path / "tight")
+    with pytest.raises(DualfaceError, match=r"crops at 0\.9"):
+        train(quick(face_dirs, tmp_path / "from", iterations=1, init=start, coverage=0.75))

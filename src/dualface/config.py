@@ -112,7 +112,7 @@ class ExtractConfig:
         """What shapes the faces: an input extracted with other settings is not resumed or skipped."""
         keys = ("size", "coverage", "centering", "detector", "detect_every", "detect_size", "every", "min_size")
         settings = {k: getattr(self, k) for k in (*keys, "smooth", "threshold", "embed_every")}
-        settings["cut"] = CUT  # faces cut otherwise (an older dualface's aliasing warp) are extracted again
+        settings["cut"] = CUT  # faces cut otherwise (an older dualface's aliased or blurred cut) are extracted again
         settings["references"] = sorted(str(p.resolve()) for p in self.references)
         return settings
 

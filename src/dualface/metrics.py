@@ -70,7 +70,7 @@ _BOX = box_from_landmarks(transform_points(MEAN_FACE, MEASURE_CROP))
 
 
 def aligned_crop(image: Frame, to_mean: Matrix, to_crop: Matrix, size: int) -> Frame:
-    """The aligned (size, size, 3) crop, area-averaged where it shrinks (`align.cut`)."""
+    """The aligned (size, size, 3) crop, cut as the model's are (`align.cut`)."""
     return cut(image, compose(to_crop, to_mean), size)
 
 

@@ -54,7 +54,7 @@ def thumbnail(frame: Frame, to_mean: Matrix) -> np.ndarray:
     Args:
         to_mean: `align.to_mean_face` of the face's landmarks.
     """
-    face = cut(frame, compose(THUMBNAIL, to_mean), 32)
+    face = cut(frame, compose(THUMBNAIL, to_mean), 32, fast=True)  # coarse shape is all a correlation needs
     grey = cv2.cvtColor(face, cv2.COLOR_RGB2GRAY).astype(np.float32)
     grey -= grey.mean()
     return grey / (np.linalg.norm(grey) + 1e-6)

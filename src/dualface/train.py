@@ -250,7 +250,7 @@ def _train(
         built = f"as LIAE into {model_cfg.liae}" if model_cfg.liae else "with a decoder per identity"
         raise DualfaceError(f"--liae {cfg.liae}: the model it continues was built {built}")
     if cfg.coverage is not None and cfg.coverage != model_cfg.coverage:  # the crop came from the checkpoint
-        raise DualfaceError(f"--coverage {cfg.coverage}: the model it continues crops at {model_cfg.coverage}")
+        raise DualfaceError(f"--coverage {cfg.coverage}: the checkpoint it starts from crops at {model_cfg.coverage}")
 
     sets = [
         load_face_set(folder, model_cfg, name, cfg.max_faces, progress=cfg.progress and ctx.main)
