@@ -21,7 +21,7 @@ import numpy as np
 
 from common import hardware, write_result
 from dualface.align import align_matrix, cut, invert
-from dualface.config import ExtractConfig
+from dualface.config import CUT, ExtractConfig
 from dualface.evaluate import TargetFaces
 from dualface.extract import extract
 from dualface.faces import largest, tracked
@@ -70,7 +70,7 @@ def perfect_model_ratio(faces: TargetFaces, size: int, scale: float, coverage: f
 
 
 def main() -> None:
-    cache = Path("/tmp/dualface-resolution")
+    cache = Path("/tmp/dualface-resolution") / CUT  # faces cut otherwise would not be extracted again
     rows = {}
     for name, (held_out, clips) in DIRECTIONS.items():
         folder = cache / name.split()[-1]
