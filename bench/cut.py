@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from common import hardware, write_result
-from dualface.align import compose, cut, matrix_scale
+from dualface.align import cut
 from dualface.video import read_video
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,15 +30,9 @@ SCALES = (0.95, 0.8, 0.625, 0.5, 0.4)
 
 
 def area_cut(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
-    """`align.cut` before 2026-12-06: a bilinear warp at k times the size, then cv2's area average."""
-    k = max(1, math.ceil(1 / matrix_scale(matrix) - 1e-3))
-    if k == 1:
-        return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
-    up = np.array([[k, 0, (k - 1) / 2], [0, k, (k - 1) / 2]], np.float32)
-    big = cv2.warpAffine(
-        image, compose(up, matrix), (size * k, size * k), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
-    )
-    return cv2.resize(big, (size, size), interpolation=cv2.INTER_AREA)
+    """`align.cut` before 2026-12-06, kept as its `fast` path: a bilinear warp at k times the size, then
+    cv2's area average."""
+    return cut(image, matrix, size, fast=True)
 
 
 def plain_cut(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
@@ -66,6 +60,12 @@ def faces(count: int = 12) -> list[np.ndarray]:
     return out
 
 
+def turned(scale: float, shift: tuple[float, float]) -> np.ndarray:
+    """A shrink by `scale` with a 7 degree turn, as an alignment has."""
+    c, s = scale * math.cos(math.radians(7)), scale * math.sin(math.radians(7))
+    return np.array([[c, -s, shift[0]], [s, c, shift[1]]], np.float32)
+
+
 def cost_ms(fn, image: np.ndarray, matrix: np.ndarray, size: int, repeats: int = 30) -> float:
     best = math.inf
     for _ in range(repeats):
@@ -86,9 +86,9 @@ def costs(frame: np.ndarray) -> dict:
     }
     out = {}
     for name, (image, scale, size) in cases.items():
-        c, s = scale * math.cos(math.radians(7)), scale * math.sin(math.radians(7))
-        matrix = np.array([[c, -s, 5], [s, c, -20]], np.float32)
-        out[name] = {cut_name: round(cost_ms(fn, image, matrix, size), 2) for cut_name, fn in CUTS.items()}
+        out[name] = {
+            cut_name: round(cost_ms(fn, image, turned(scale, (5, -20)), size), 2) for cut_name, fn in CUTS.items()
+        }
     return out
 
 
@@ -100,16 +100,13 @@ def main() -> None:
     for scale in SCALES:
         size = round(400 * scale)
         resize = np.array([[scale, 0, 0.5 * scale - 0.5], [0, scale, 0.5 * scale - 0.5]], np.float32)
-        turn = math.radians(7)
-        c, s = scale * math.cos(turn), scale * math.sin(turn)
-        turned = np.array([[c, -s, 20], [s, c, -10]], np.float32)
         row = {}
         for name, fn in CUTS.items():
             ratios = []
             for crop in crops:
                 reference = np.asarray(Image.fromarray(crop).resize((size, size), Image.Resampling.LANCZOS))
                 ratios.append(detail(fn(crop, resize, size)) / detail(reference))
-            moire = fn(stripes, turned, size)[20:-20, 20:-20].astype(np.float32).std()
+            moire = fn(stripes, turned(scale, (20, -10)), size)[20:-20, 20:-20].astype(np.float32).std()
             row[name] = {"detail_vs_lanczos": round(float(np.median(ratios)), 3), "moire": round(float(moire), 2)}
         rows[f"{scale}"] = row
     print(f"\n{'scale':>6s} " + " ".join(f"{n:>26s}" for n in CUTS) + "   (detail vs PIL Lanczos / moire of +-30)")

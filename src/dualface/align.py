@@ -191,7 +191,7 @@ def cut(image: Frame, matrix: Matrix, size: int, fast: bool = False) -> Frame:
     Extraction, training, conversion and evaluation all cut with this, so the model is shown the same
     pixels for the same face on every path.
 
-    `fast`: the bilinear warp and box average instead (5-7x cheaper, soft, little moire), for crops that are
+    `fast`: the bilinear warp and box average instead (7-13x cheaper, soft, more moire), for crops that are
     only compared with each other, such as the tracker's 32 px thumbnails (`track.thumbnail`).
     """
     k = max(1, math.ceil(1 / matrix_scale(matrix) - 1e-3))  # image pixels per crop pixel, rounded up
