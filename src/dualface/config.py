@@ -214,6 +214,12 @@ class TrainConfig:
         0.0, low=0, help="Weight of a patch critic's loss, for sharper faces (0: off; try 0.03, gan.py)."
     )
     gan_after: int = option(1000, low=0, help="Steps of reconstruction alone before the critic starts.")
+    code_power: float = option(
+        0.0,
+        low=0,
+        help="Weight of a code critic's loss, so every identity's codes look alike and each decoder draws "
+        "the others' (DeepFaceLab's true face power; 0: off; gan.py).",
+    )
     learn_mask: bool | None = option(
         None, help="Decoders also draw the face's mask, used when pasting (default: the preset's)."
     )

@@ -7,10 +7,17 @@ Networks", CVPR 2017), thin enough for a CPU: one logit per ~30 px patch, judged
 (the background is not what we paste). The loss is the non-saturating logistic one (Goodfellow et al. 2014).
 It is off by default, and, where switched on, starts after `--gan-after` steps, once the reconstruction has
 settled: a critic on faces that are still blobs teaches the decoders noise.
+
+The code critic is DeepFaceLab's "true face power" for every identity at once: a small classifier that
+guesses whose face a code (what the shared encoder hands the decoders) came from, and a loss that pushes the
+encoder towards codes it cannot tell apart. A swap hands one person's codes to another's decoder, which
+trained only on its own person's codes; where the two people's codes sit in different regions (other
+lighting, another camera), the decoder draws what it knows from that region, not the expression.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -21,6 +28,7 @@ from dualface.checkpoint import load_checkpoint, load_optimizer, save_checkpoint
 from dualface.errors import DualfaceError
 
 CRITIC_FILE = "critic.safetensors"  # beside the checkpoints: the critic is training state, never inference
+CODE_CRITIC_FILE = "code-critic.safetensors"
 
 
 class PatchCritic(nn.Module):
@@ -53,13 +61,52 @@ def critic_loss(critic: nn.Module, real: torch.Tensor, drawn: torch.Tensor, mask
     return F.softplus(-critic(real * mask)).mean() + F.softplus(critic(drawn.detach() * mask)).mean()
 
 
-def save_critic(folder: Path, critic: nn.Module, optimizer: torch.optim.Optimizer, step: int) -> None:
-    save_checkpoint(Path(folder) / CRITIC_FILE, critic, optimizer, step, {"role": "critic"})
+class CodeCritic(nn.Module):
+    def __init__(self, channels: int, identities: int, width: int = 64):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(channels, width, 3, stride=2, padding=1),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(width, width, 3, stride=2, padding=1),
+            nn.LeakyReLU(0.2),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(width, identities),
+        )
+
+    def forward(self, codes: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) codes -> (B, identities) logits of whose face each came from."""
+        return self.net(codes)
 
 
-def load_critic(folder: Path, critic: nn.Module, optimizer: torch.optim.Optimizer) -> int | None:
+def confusion_loss(critic: nn.Module, codes: torch.Tensor) -> torch.Tensor:
+    """How far the code critic is from being unable to tell whose codes these are: the KL divergence of
+    its guess from a uniform one, 0 when it cannot tell (its own weights get no gradient)."""
+    critic.requires_grad_(False)
+    try:
+        guess = F.log_softmax(critic(codes), 1)
+        return -guess.mean(1).mean() - math.log(guess.shape[1])
+    finally:
+        critic.requires_grad_(True)
+
+
+def code_critic_loss(critic: nn.Module, codes: torch.Tensor, identity: int) -> torch.Tensor:
+    """The code critic's cross entropy on (detached) codes, all of the identity numbered `identity`."""
+    whose = torch.full((len(codes),), identity, dtype=torch.long, device=codes.device)
+    return F.cross_entropy(critic(codes.detach()), whose)
+
+
+def save_critic(
+    folder: Path, critic: nn.Module, optimizer: torch.optim.Optimizer, step: int, file: str = CRITIC_FILE
+) -> None:
+    save_checkpoint(Path(folder) / file, critic, optimizer, step, {"role": file.removesuffix(".safetensors")})
+
+
+def load_critic(
+    folder: Path, critic: nn.Module, optimizer: torch.optim.Optimizer, file: str = CRITIC_FILE
+) -> int | None:
     """Restore a resumed run's critic; the step it was saved at, or None where there is none."""
-    path = Path(folder) / CRITIC_FILE
+    path = Path(folder) / file
     if not path.exists():
         return None
     saved = load_checkpoint(path)

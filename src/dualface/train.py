@@ -178,17 +178,22 @@ def step_loss(
     dtype: torch.dtype,
     device: torch.device,
     critic: torch.nn.Module | None = None,
+    code_critic: torch.nn.Module | None = None,
 ) -> tuple[torch.Tensor, dict]:
-    """What a step minimises on `faces`: the reconstruction losses, plus the critic's verdict once it
-    judges; with the losses by identity and the drawn faces (for the critic's own step)."""
+    """What a step minimises on `faces`: the reconstruction losses, plus the critics' verdicts where they
+    judge; with the losses by identity, and the drawn faces and codes (for the critics' own steps)."""
     losses, outputs = compute_losses(model, faces, cfg, dtype, device)
     total = sum(losses.values())
     drawn = {name: outputs[name].rgb.float() for name in faces} if critic is not None else {}
-    if critic is not None:  # the reconstruction losses stay what is logged and what picks the best weights
+    codes = {name: outputs[name].code.float() for name in faces} if code_critic is not None else {}
+    # The reconstruction losses alone stay what is logged and what picks the best weights.
+    if critic is not None:
         total = total + cfg.gan_power * sum(
             gan.generator_loss(critic, drawn[name], t["masks"]) for name, t in faces.items()
         )
-    return total, {"losses": losses, "drawn": drawn}
+    if code_critic is not None:
+        total = total + cfg.code_power * sum(gan.confusion_loss(code_critic, code) for code in codes.values())
+    return total, {"losses": losses, "drawn": drawn, "codes": {name: c.detach() for name, c in codes.items()}}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -246,6 +251,8 @@ def _train(
         raise DualfaceError(f"--liae {model_cfg.liae}: not one of the identities ({', '.join(cfg.names)})")
     if model_cfg.liae and cfg.cycle_weight > 0:
         raise DualfaceError("--cycle-weight: an LIAE model has a single decoder to cycle through")
+    if model_cfg.liae and cfg.code_power > 0:
+        raise DualfaceError("--code-power: an LIAE model's codes carry the identity by design (its own bottleneck)")
     if cfg.liae is not None and cfg.liae != model_cfg.liae:  # the shape came from the checkpoint
         built = f"as LIAE into {model_cfg.liae}" if model_cfg.liae else "with a decoder per identity"
         raise DualfaceError(f"--liae {cfg.liae}: the model it continues was built {built}")
@@ -290,7 +297,9 @@ def _train(
         step = resume_from.step
         lr_scale = resume_from.meta.get("lr_scale", 1.0)
         best = resume_from.meta.get("best_loss", math.inf)
-    critic, critic_optimizer = _critic(cfg, device, resume_from is not None)
+    critics = _critics(cfg, model_cfg, device, resume_from is not None)
+    critic = critics[gan.CRITIC_FILE][0] if gan.CRITIC_FILE in critics else None
+    code_critic = critics[gan.CODE_CRITIC_FILE][0] if gan.CODE_CRITIC_FILE in critics else None
     average = start_average(model, resume_from, cfg)
     shown = average if average is not None else model  # what previews, held-out figures and best.safetensors use
     train_model: torch.nn.Module = model
@@ -389,6 +398,7 @@ def _train(
                 dtype=dtype,
                 device=device,
                 critic=critic if adversarial else None,
+                code_critic=code_critic,
             )
             if lanes is not None and (lanes.count, lanes.threads) != (threads.lanes, threads.current):
                 lanes.close()
@@ -405,6 +415,7 @@ def _train(
                 parts = [(1.0, extras)]
             losses = {name: sum(share * e["losses"][name].detach() for share, e in parts) for name in tensors}
             drawn = {name: torch.cat([e["drawn"][name].detach() for _, e in parts]) for name in tensors if adversarial}
+            codes = {name: torch.cat([e["codes"][name] for _, e in parts]) for name in tensors if code_critic}
             if any_rank(not torch.isfinite(total), ctx):
                 rollbacks += 1
                 if rollbacks > 5:
@@ -424,14 +435,11 @@ def _train(
             torch.nn.utils.clip_grad_norm_(trainable, cfg.clip)
             optimizer.step()
             if adversarial:
-                critic_optimizer.zero_grad(set_to_none=True)
                 judged = (gan.critic_loss(critic, t["targets"], drawn[name], t["masks"]) for name, t in tensors.items())
-                sum(judged).backward()
-                if ctx.world > 1:  # one critic for all processes: average its gradients as DDP does the model's
-                    for p in critic.parameters():
-                        torch.distributed.all_reduce(p.grad)
-                        p.grad /= ctx.world
-                critic_optimizer.step()
+                judged = _critic_step(*critics[gan.CRITIC_FILE], sum(judged), ctx)
+            if code_critic is not None:
+                guessed = (gan.code_critic_loss(code_critic, c, cfg.names.index(name)) for name, c in codes.items())
+                guessed = _critic_step(*critics[gan.CODE_CRITIC_FILE], sum(guessed), ctx)
             step += 1
             if average is not None:
                 update_average(average, model, cfg.average, step)
@@ -452,6 +460,10 @@ def _train(
                     for name, v in values.items():
                         writer.add_scalar(f"loss/{name}", v, step)
                     writer.add_scalar("egs_per_s", egs, step)
+                    if adversarial:
+                        writer.add_scalar("critic/patch", judged, step)
+                    if code_critic is not None:  # ln N (here per identity, summed): it cannot tell whose code
+                        writer.add_scalar("critic/code", guessed, step)
                 bar.update(1)
                 bar.set_postfix(
                     {
@@ -471,8 +483,8 @@ def _train(
                 best_eval = _evaluate(shown, held_out, sets, cfg, step, writer, best_eval, meta_base)
             if step % cfg.save_every == 0 or reason:
                 best = save(model, optimizer, step, cfg, ctx, meta_base, lr_scale, ema, best, average)
-                if critic is not None and ctx.main:
-                    gan.save_critic(cfg.model_dir, critic, critic_optimizer, step)
+                if ctx.main:
+                    _save_critics(cfg, critics, step)
                 snapshot = (step, {k: v.detach().clone() for k, v in model.state_dict().items()})
                 rollbacks = 0
             if reason:
@@ -482,8 +494,7 @@ def _train(
         stopped_by = "interrupted"
         if ctx.main:
             best = save(model, optimizer, step, cfg, ctx, meta_base, lr_scale, ema, best, average, barrier=False)
-            if critic is not None:
-                gan.save_critic(cfg.model_dir, critic, critic_optimizer, step)
+            _save_critics(cfg, critics, step)
     finally:
         if lanes is not None:
             lanes.close()
@@ -502,15 +513,44 @@ def _train(
     )
 
 
-def _critic(cfg: TrainConfig, device: torch.device, resumed: bool):
-    """The patch critic and its optimizer where --gan-power asks for one (a resumed run's, restored)."""
-    if not cfg.gan_power:
-        return None, None
-    critic = gan.PatchCritic().to(device)
-    optimizer = torch.optim.Adam(critic.parameters(), lr=cfg.lr, betas=(0.5, 0.999), **_fused(device))
-    if resumed and gan.load_critic(cfg.model_dir, critic, optimizer) is None:
-        log.warning("--resume: no %s in %s; the critic starts afresh", gan.CRITIC_FILE, cfg.model_dir)
-    return critic, optimizer
+def _critics(
+    cfg: TrainConfig, model_cfg: ModelConfig, device: torch.device, resumed: bool
+) -> dict[str, tuple[torch.nn.Module, torch.optim.Optimizer]]:
+    """The critics a run trains, by file, each with its optimizer (a resumed run's, restored): the patch
+    critic where --gan-power asks for one, the code critic where --code-power does."""
+    wanted: dict[str, torch.nn.Module] = {}
+    if cfg.gan_power:
+        wanted[gan.CRITIC_FILE] = gan.PatchCritic()
+    if cfg.code_power:  # it judges what each identity's own decoder receives: after the shared trunk
+        channels = model_cfg.decoder_widths[model_cfg.shared_upscales]
+        wanted[gan.CODE_CRITIC_FILE] = gan.CodeCritic(channels, len(cfg.names))
+    critics = {}
+    for file, critic in wanted.items():
+        critic = critic.to(device)
+        optimizer = torch.optim.Adam(critic.parameters(), lr=cfg.lr, betas=(0.5, 0.999), **_fused(device))
+        if resumed and gan.load_critic(cfg.model_dir, critic, optimizer, file) is None:
+            log.warning("--resume: no %s in %s; that critic starts afresh", file, cfg.model_dir)
+        critics[file] = (critic, optimizer)
+    return critics
+
+
+def _critic_step(
+    critic: torch.nn.Module, optimizer: torch.optim.Optimizer, loss: torch.Tensor, ctx: Distributed
+) -> float:
+    """One step of a critic on its loss; the loss, for the log."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if ctx.world > 1:  # one critic for all processes: average its gradients as DDP does the model's
+        for p in critic.parameters():
+            torch.distributed.all_reduce(p.grad)
+            p.grad /= ctx.world
+    optimizer.step()
+    return loss.item()
+
+
+def _save_critics(cfg: TrainConfig, critics: dict, step: int) -> None:
+    for file, (critic, optimizer) in critics.items():
+        gan.save_critic(cfg.model_dir, critic, optimizer, step, file)
 
 
 def weights_digest(model: torch.nn.Module) -> str:
