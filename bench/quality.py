@@ -73,14 +73,14 @@ def dualface(*args: str, check: bool = True) -> None:
     subprocess.run(command, check=check)
 
 
-def faces(cache: Path, name: str, pattern: str) -> Path:
+def faces(cache: Path, name: str, pattern: str, root: Path = SHARED) -> Path:
     from dualface.config import CUT
 
     folder, complete = cache / "faces" / name, cache / "faces" / name / ".complete"
     if complete.exists() and complete.read_text() != CUT:  # an older extraction's faces (HD faces aliased or blurred)
         shutil.rmtree(folder)
     if not complete.exists():
-        clips = [p for p in sorted(SHARED.glob(pattern)) if p.stem not in HELD_OUT]
+        clips = [p for p in sorted(root.glob(pattern)) if p.stem not in HELD_OUT]
         # GRID's sgib8n has one frame FFmpeg conceals: extract keeps every decodable frame and exits 1
         dualface("extract", *map(str, clips), "-o", str(folder), "--no-progress", check=False)
         if len(list(folder.glob("*.png"))) < 10 * len(clips):
