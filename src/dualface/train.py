@@ -462,7 +462,7 @@ def _train(
                     writer.add_scalar("egs_per_s", egs, step)
                     if adversarial:
                         writer.add_scalar("critic/patch", judged, step)
-                    if code_critic is not None:  # ln N (here per identity, summed): it cannot tell whose code
+                    if code_critic is not None:  # a critic that cannot tell scores ln N per identity, summed here
                         writer.add_scalar("critic/code", guessed, step)
                 bar.update(1)
                 bar.set_postfix(
