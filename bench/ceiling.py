@@ -33,9 +33,8 @@ from dualface.model import ModelConfig
 from dualface.track import TrackerConfig
 from dualface.video import probe_video, read_video
 from dualface.writer import video_writer
-from quality import BAR, CACHE, DIRECTIONS, SHARED, faces, stills
+from quality import BAR, CACHE, DIRECTIONS, ROOT, SHARED, faces, stills
 
-ROOT = Path(__file__).resolve().parents[1]
 # direction: (source identity, where its faces' clips are, target identity, where its are, the held-out clip),
 # each "where" a (folder, glob pattern) as quality.faces takes it
 PAIRS = {

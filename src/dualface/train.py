@@ -298,8 +298,7 @@ def _train(
         lr_scale = resume_from.meta.get("lr_scale", 1.0)
         best = resume_from.meta.get("best_loss", math.inf)
     critics = _critics(cfg, model_cfg, device, resume_from is not None)
-    critic = critics[gan.CRITIC_FILE][0] if gan.CRITIC_FILE in critics else None
-    code_critic = critics[gan.CODE_CRITIC_FILE][0] if gan.CODE_CRITIC_FILE in critics else None
+    critic, code_critic = (critics.get(file, (None, None))[0] for file in (gan.CRITIC_FILE, gan.CODE_CRITIC_FILE))
     average = start_average(model, resume_from, cfg)
     shown = average if average is not None else model  # what previews, held-out figures and best.safetensors use
     train_model: torch.nn.Module = model
@@ -415,7 +414,7 @@ def _train(
                 parts = [(1.0, extras)]
             losses = {name: sum(share * e["losses"][name].detach() for share, e in parts) for name in tensors}
             drawn = {name: torch.cat([e["drawn"][name].detach() for _, e in parts]) for name in tensors if adversarial}
-            codes = {name: torch.cat([e["codes"][name] for _, e in parts]) for name in tensors if code_critic}
+            codes = {name: torch.cat([e["codes"][name] for _, e in parts]) for name in parts[0][1]["codes"]}
             if any_rank(not torch.isfinite(total), ctx):
                 rollbacks += 1
                 if rollbacks > 5:
@@ -436,10 +435,10 @@ def _train(
             optimizer.step()
             if adversarial:
                 judged = (gan.critic_loss(critic, t["targets"], drawn[name], t["masks"]) for name, t in tensors.items())
-                judged = _critic_step(*critics[gan.CRITIC_FILE], sum(judged), ctx)
+                patch_loss = _critic_step(*critics[gan.CRITIC_FILE], sum(judged), ctx)
             if code_critic is not None:
                 guessed = (gan.code_critic_loss(code_critic, c, cfg.names.index(name)) for name, c in codes.items())
-                guessed = _critic_step(*critics[gan.CODE_CRITIC_FILE], sum(guessed), ctx)
+                code_loss = _critic_step(*critics[gan.CODE_CRITIC_FILE], sum(guessed), ctx)
             step += 1
             if average is not None:
                 update_average(average, model, cfg.average, step)
@@ -461,9 +460,9 @@ def _train(
                         writer.add_scalar(f"loss/{name}", v, step)
                     writer.add_scalar("egs_per_s", egs, step)
                     if adversarial:
-                        writer.add_scalar("critic/patch", judged, step)
+                        writer.add_scalar("critic/patch", patch_loss, step)
                     if code_critic is not None:  # a critic that cannot tell scores ln N per identity, summed here
-                        writer.add_scalar("critic/code", guessed, step)
+                        writer.add_scalar("critic/code", code_loss, step)
                 bar.update(1)
                 bar.set_postfix(
                     {
