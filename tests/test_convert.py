@@ -11,15 +11,16 @@ import torch
 from PIL import Image
 
 from conftest import OTHER, S1, dualface, one_line_error, write_video
+from dualface.align import transform_points
 from dualface.alignments import load_alignments
 from dualface.color import COLOR_TRANSFERS, transfer_color
-from dualface.composite import model_input, sharpen
+from dualface.composite import MASK_SIZE, Face, face_mask, model_input, sharpen
 from dualface.config import ConvertConfig, EvaluateConfig, ExtractConfig, PasteConfig
 from dualface.convert import convert
 from dualface.errors import DualfaceError
 from dualface.evaluate import evaluate, flicker, recorded_conversion
 from dualface.extract import extract
-from dualface.masks import hull_in_frame
+from dualface.masks import hair, hull_in_frame, hull_mask
 from dualface.video import read_video
 from dualface.watermark import MAX_BIT_ERRORS, embed_watermark, read_watermark, verify
 from dualface.writer import video_writer
@@ -213,6 +214,39 @@ def test_bf16_channels_last_draws_what_fp32_draws(s1_frames, s1_landmarks):
     levels = np.abs(fast - exact) * 255
     assert levels.mean() < 0.5 and levels.max() < 4, (levels.mean(), levels.max())
     assert np.abs(exact - exact.mean(0)).mean() * 255 > 2  # the frames differ more than the formats do
+
+
+def test_hair_over_the_temple_is_left_out_of_the_paste(s1_frames, s1_landmarks):
+    """A real face drawn with a strand of brown hair down its temple (at lite128's crop the forehead is off
+    the top), and the same brown as a beard on its chin: the strand is found and left out of the paste's
+    mask; the skin, brows, eyes and the beard are not."""
+    size = 128
+    rng = np.random.default_rng(0)
+    matrix, crop = model_input(s1_frames[10], s1_landmarks[10], size, 0.9, "face")
+    points = transform_points(s1_landmarks[10], matrix)
+    face = crop.astype(np.float32) / 255
+    assert hair(face, points)[hull_mask(points, size) > 0].mean() < 0.01  # the bare face: nothing
+    brown = np.array([0.25, 0.17, 0.1], np.float32)
+    drawn = face.copy()
+    strand, beard = np.zeros((size, size), bool), np.zeros((size, size), bool)
+    left = int(points[[0, 1, 2], 0].max()) + 1  # inside the jaw line, from its top to the eye line's low side
+    strand[int(points[0, 1]) : int(points[2, 1]), left : left + 6] = True
+    chin = int(points[57, 1])
+    beard[chin + 3 : chin + 10, int(points[6, 0]) : int(points[10, 0])] = True
+    for where in (strand, beard):
+        drawn[where] = np.clip(brown + rng.normal(0, 0.03, (where.sum(), 3)), 0, 1)
+    found = hair(drawn, points)
+    core = cv2.erode(strand.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    assert found[core].mean() > 0.9
+    assert found[beard].max() == 0
+    skin = (hull_mask(points, size) > 0) & ~(cv2.dilate(strand.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0)
+    assert found[skin].mean() < 0.01
+    # and the paste's mask: the strand's pixels left out, as much of the rest kept as without the check
+    placed = Face(0, s1_landmarks[10], matrix, crop, swapped=drawn)
+    kept, plain = face_mask(placed, PasteConfig(), size), face_mask(placed, PasteConfig(hair=False), size)
+    at = cv2.resize(core.astype(np.uint8), (MASK_SIZE, MASK_SIZE), interpolation=cv2.INTER_NEAREST) > 0
+    assert plain[at].mean() > 0.5 and kept[at].mean() < 0.25 * plain[at].mean(), (plain[at].mean(), kept[at].mean())
+    assert kept.sum() > 0.85 * plain.sum()
 
 
 def test_color_transfers_match_the_reference():

@@ -17,7 +17,7 @@ from dualface.align import align_matrix, compose, cut, invert, transform_points
 from dualface.color import COLOR_TRANSFERS
 from dualface.config import PasteConfig
 from dualface.errors import DualfaceError
-from dualface.masks import MASKS
+from dualface.masks import MASKS, hair
 from dualface.types import Frame, Landmarks, Matrix
 
 MASK_SIZE = 256  # masks are drawn and feathered in an aligned crop this large, then warped into the frame
@@ -73,6 +73,9 @@ def face_mask(face: Face, cfg: PasteConfig, model_size: int) -> np.ndarray:
             # The source's face outline, but only where the decoder drew a face: a target whose face is
             # narrower than the source's is drawn with its own backdrop at the sides, which must not be pasted.
             mask = mask * learned
+        if cfg.hair and face.swapped is not None:
+            drawn = cv2.resize(face.swapped, (MASK_SIZE, MASK_SIZE), interpolation=cv2.INTER_LINEAR)
+            mask = mask * (1 - hair(drawn, points))
     # The extended hull reaches past the crop's top: close the mask there, so the feather runs along
     # the crop's edge too instead of leaving a hard line.
     mask[[0, -1], :] = 0

@@ -331,6 +331,11 @@ class PasteConfig:
         help="Blend mask: hull, extended, learned (the model's mask head), or auto: the extended hull cut to "
         "where the model's mask says face, where it has a mask head (else extended).",
     )
+    # A target whose hair falls over the forehead or temples has it drawn there, and pasted it reads as dark
+    # streaks on the source's face (the demo's brbk7n): DeepFaceLab's users mask it out by hand (XSeg).
+    hair: bool = option(
+        True, help="Leave out of the mask what the drawn face shows far darker than its skin above the nose (hair)."
+    )
     erode: float = option(0.0, above=-50, below=50, help="Shrink the mask by this % of the face crop (negative grows).")
     feather: float = option(5.0, low=0, below=50, help="Soft edge of the mask, % of the face crop.")
     # rct, not avg: a mean shift in RGB takes a pale face to a dark one by subtracting, which clips the
