@@ -77,7 +77,7 @@ def hair(image: np.ndarray, landmarks: Landmarks) -> Mask:
     spread = np.maximum(1.4826 * np.median(np.abs(lab[skin] - median), 0), 1.0)  # L of [0, 100], a around 0
     away = np.clip((median - lab) / spread, 0, None)  # darker, less red
     found = np.clip((np.sqrt((away**2).sum(-1)) - HAIR_FROM) / (HAIR_AT - HAIR_FROM), 0, 1).astype(np.float32)
-    found[int(np.ceil(landmarks[33, 1])) :] = 0  # nose tip and below
+    found[max(0, int(np.ceil(landmarks[33, 1]))) :] = 0  # nose tip and below
     found[features > 0] = 0
     # A strand, not grain: what survives an opening the size of a thin strand, grown back over its soft edge.
     small = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
