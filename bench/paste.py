@@ -17,7 +17,6 @@ held-out swau8n into brbk7n.
 """
 
 import argparse
-import json
 import re
 import shlex
 import sys
@@ -27,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 from common import hardware, write_result
-from quality import CACHE, DIRECTIONS, FIELDS, ROOT, close_ups, dualface, headline
+from quality import CACHE, DIRECTIONS, FIELDS, ROOT, close_ups, dualface, evaluate_swap, headline
 
 DEMO = ("s1", "brbk7n", ROOT / "data/grid/s1-held-out/swau8n.mpg")  # demo.py's pair and its held-out clip
 
@@ -46,10 +45,10 @@ def main() -> None:
     args = parser.parse_args()
     # direction: (source, target, held-out clip); the faces of each identity; which checkpoint converts
     if args.demo:
-        model, checkpoint, embed = args.demo / "model", "best", "100"  # as the demo converts and evaluates
+        model, checkpoint, embed = args.demo / "model", "best", 100  # as the demo converts and evaluates
         pairs, face = {"demo-s1-brbk7n": DEMO}, {name: args.demo / "faces" / name for name in DEMO[:2]}
     else:
-        model, checkpoint, embed = args.model, "last", "50"  # as bench/quality.py does
+        model, checkpoint, embed = args.model, "last", 50  # as bench/quality.py does
         pairs = {d: (src, tgt, held_out) for d, (src, _, tgt, _, held_out) in DIRECTIONS.items()}
         face = {name: CACHE / "faces" / name for name in ("s1", "obama")}
     if not any(model.glob("*.safetensors")):
@@ -62,10 +61,7 @@ def main() -> None:
             swaps.append(model / f"{tag}.mp4")
             dualface("convert", str(held_out), "-m", str(model), "--to", tgt, "-o", str(swaps[-1]),
                      "--checkpoint", checkpoint, "--no-progress", *shlex.split(variant))  # fmt: skip
-            dualface("evaluate", str(held_out), str(swaps[-1]), "-m", str(model), "--to", tgt, "--from", src,
-                     "--target-faces", str(face[tgt]), "-o", str(model / tag), "--embed-frames", embed,
-                     "--no-progress")  # fmt: skip
-            data = json.loads((model / tag / "report.json").read_text())
+            data = evaluate_swap(model, held_out, swaps[-1], src, tgt, face[tgt], tag, embed)
             frames = data["frames"]
             figure = {"step": data["step"], "usable": data["usable"], "failed": data["failed"]}
             figures[direction][variant or "(defaults)"] = figure | headline(data["scores"])

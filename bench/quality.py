@@ -89,13 +89,19 @@ def faces(cache: Path, name: str, pattern: str, root: Path = SHARED) -> Path:
     return folder
 
 
+def evaluate_swap(model: Path, held_out: Path, swap: Path, src: str, tgt: str, target_faces: Path, report: str,
+                  embed_frames: int = 50) -> dict:  # fmt: skip
+    """`dualface evaluate` of `swap`, `held_out` drawn as `tgt`, into `model`/`report`: the report's data."""
+    dualface("evaluate", str(held_out), str(swap), "-m", str(model), "--to", tgt, "--from", src,
+             "--target-faces", str(target_faces), "-o", str(model / report), "--embed-frames", str(embed_frames),
+             "--no-progress")  # fmt: skip
+    return json.loads((model / report / "report.json").read_text())
+
+
 def evaluate(model: Path, direction: str, swap: Path, face: dict[str, Path], report: str) -> dict:
     """`dualface evaluate` of a swap of `direction`'s held-out clip: the report's data."""
     src, _, tgt, _, held_out = DIRECTIONS[direction]
-    dualface("evaluate", str(held_out), str(swap), "-m", str(model), "--to", tgt, "--from", src,
-             "--target-faces", str(face[tgt]), "-o", str(model / report), "--embed-frames", "50",
-             "--no-progress")  # fmt: skip
-    return json.loads((model / report / "report.json").read_text())
+    return evaluate_swap(model, held_out, swap, src, tgt, face[tgt], report)
 
 
 def remeasure(run: str, directions: list[str], cache: Path, face: dict[str, Path]) -> None:
@@ -123,12 +129,10 @@ def redraw(model: Path, direction: str, face: dict[str, Path], tag: str) -> dict
     """The held-out clip of `direction` drawn as its own identity and evaluated against that identity's own
     faces: the redraw's figures (see the module's docstring)."""
     src, _, _, _, held_out = DIRECTIONS[direction]
-    video, report = model / f"redraw-{src}-{tag}.mp4", model / f"redraw-{src}-{tag}"
+    video = model / f"redraw-{src}-{tag}.mp4"
     dualface("convert", str(held_out), "-m", str(model), "--to", src, "-o", str(video), "--checkpoint", "last",
              "--no-progress")  # fmt: skip
-    dualface("evaluate", str(held_out), str(video), "-m", str(model), "--to", src, "--from", src,
-             "--target-faces", str(face[src]), "-o", str(report), "--embed-frames", "50", "--no-progress")  # fmt: skip
-    scores = json.loads((report / "report.json").read_text())["scores"]
+    scores = evaluate_swap(model, held_out, video, src, src, face[src], f"redraw-{src}-{tag}")["scores"]
     return {k: scores[k] for k in REDRAW_FIELDS}
 
 

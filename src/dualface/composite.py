@@ -67,7 +67,8 @@ def face_mask(face: Face, cfg: PasteConfig, model_size: int) -> np.ndarray:
     if cfg.mask == "learned":
         mask = learned
     else:
-        points = transform_points(face.landmarks, face.matrix) * (MASK_SIZE / model_size)
+        in_crop = transform_points(face.landmarks, face.matrix)
+        points = in_crop * (MASK_SIZE / model_size)
         mask = MASKS["extended" if cfg.mask == "auto" else cfg.mask](points, MASK_SIZE)
         if learned is not None:
             # The source's face outline, but only where the decoder drew a face: a target whose face is
@@ -75,7 +76,7 @@ def face_mask(face: Face, cfg: PasteConfig, model_size: int) -> np.ndarray:
             mask = mask * learned
         if cfg.hair and face.swapped is not None:
             # Looked for at the drawn face's own size, where its detail ends: 4x cheaper than at the mask's
-            found = hair(face.swapped, transform_points(face.landmarks, face.matrix))
+            found = hair(face.swapped, in_crop)
             mask = mask * (1 - cv2.resize(found, (MASK_SIZE, MASK_SIZE), interpolation=cv2.INTER_LINEAR))
     # The extended hull reaches past the crop's top: close the mask there, so the feather runs along
     # the crop's edge too instead of leaving a hard line.

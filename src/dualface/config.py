@@ -218,7 +218,7 @@ class TrainConfig:
         0.0,
         low=0,
         help="Weight of a code critic's loss, so every identity's codes look alike and each decoder draws "
-        "the others' (DeepFaceLab's true face power; 0: off; 0.01 measured no gain, README; gan.py).",
+        "the others' (DeepFaceLab's true face power; 0: off; 0.01 and 0.1 measured no gain, README; gan.py).",
     )
     learn_mask: bool | None = option(
         None, help="Decoders also draw the face's mask, used when pasting (default: the preset's)."
