@@ -199,6 +199,14 @@ def test_training_writes_everything_and_learns(face_dirs, tmp_path):
     assert [s for s, _ in steps] == [1, 2, 3, 4, 5, 6]
 
 
+def test_cycle_loss_trains_and_counts_in_the_logged_loss(face_dirs, tmp_path):
+    train(quick(face_dirs, tmp_path / "plain", iterations=2, seed=0))
+    cycled = train(quick(face_dirs, tmp_path / "cycled", iterations=2, seed=0, cycle_weight=1.0, cycle_faces=1))
+    assert cycled.step == 2
+    first = [losses_in(tmp_path / name)[0][1] for name in ("plain", "cycled")]
+    assert np.isfinite(first).all() and first[1] > first[0]  # same faces, same weights: plus the drift
+
+
 @pytest.mark.parametrize("layout", [None, True])  # None: the machine's default; True: channels-last anywhere
 def test_resume_continues_exactly(face_dirs, tmp_path, layout):
     # Channels-last once broke this: the checkpoint's Adam moments came back contiguous under channels-last

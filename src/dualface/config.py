@@ -209,7 +209,13 @@ class TrainConfig:
     clip: float = option(1.0, above=0, cli=False, help="Gradient norm clip.")
     loss: str = option("ssim_l1", choices=keys_of("dualface.losses", "LOSSES"), help="Reconstruction loss.")
     mask_loss_weight: float = option(1.0, low=0, cli=False, help="With a learned mask: weight of its L1 loss.")
-    cycle_weight: float = option(0.0, low=0, help="Latent cycle consistency: swaps encode back.")
+    cycle_weight: float = option(
+        0.0,
+        low=0,
+        help="Weight of a latent cycle loss: each identity's faces drawn as the next identity, encoded again, "
+        "should give back their own code (the expression carried across; 0: off).",
+    )
+    cycle_faces: int = option(4, low=1, help="With --cycle-weight: faces of each identity cycled a step (cost).")
     gan_power: float = option(
         0.0, low=0, help="Weight of a patch critic's loss, for sharper faces (0: off; try 0.03, gan.py)."
     )

@@ -265,12 +265,12 @@ class Autoencoder(nn.Module):
         self.trunk = Decoder(cfg, last=shared, heads=False) if shared else None
         self.decoders = nn.ModuleDict({name: Decoder(cfg, first=shared) for name in identities})
 
-    def forward(self, faces: dict[str, torch.Tensor], cycle: bool = False) -> dict[str, Output]:
+    def forward(self, faces: dict[str, torch.Tensor], cycle: int = 0) -> dict[str, Output]:
         """Each identity's faces through the shared encoder and its own decoder.
 
-        With `cycle`, each identity's codes are also drawn by the next identity's decoder and that swap is
-        encoded again (`Output.cycled`): a swap that keeps the source's expression encodes back to the
-        source's code, an "average face" does not.
+        With `cycle` N, the first N codes of each identity are also drawn by the next identity's decoder and
+        that swap is encoded again (`Output.cycled`, N long): a swap that keeps the source's expression
+        encodes back to the source's code, an "average face" does not.
         """
         names = list(faces)
         sizes = [len(faces[n]) for n in names]
@@ -293,11 +293,13 @@ class Autoencoder(nn.Module):
         codes_by_name = dict(zip(names, codes.split(sizes), strict=True))
         outputs = {name: Output(*self.decoders[name](code), code=code) for name, code in codes_by_name.items()}
         if cycle:
-            swaps = [self.decoders[names[(i + 1) % len(names)]](codes_by_name[n])[0] for i, n in enumerate(names)]
+            swaps = [
+                self.decoders[names[(i + 1) % len(names)]](codes_by_name[n][:cycle])[0] for i, n in enumerate(names)
+            ]
             cycled = self.encoder(torch.cat(swaps))
             if self.trunk is not None:
                 cycled = self.trunk.upscale(cycled)
-            cycled = cycled.split([len(faces[n]) for n in names])
+            cycled = cycled.split([len(swap) for swap in swaps])
             for name, again in zip(names, cycled, strict=True):
                 outputs[name].cycled = again
         return outputs

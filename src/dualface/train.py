@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
 from dualface import gan
@@ -155,7 +156,8 @@ def compute_losses(
     model's outputs."""
     loss_fn = LOSSES[cfg.loss]
     with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
-        outputs = model({name: t["inputs"] for name, t in tensors.items()}, cycle=cfg.cycle_weight > 0)
+        cycle = cfg.cycle_faces if cfg.cycle_weight > 0 else 0
+        outputs = model({name: t["inputs"] for name, t in tensors.items()}, cycle=cycle)
     losses = {}
     for name, t in tensors.items():
         out = outputs[name]
@@ -164,8 +166,11 @@ def compute_losses(
         if out.mask is not None:
             loss = loss + cfg.mask_loss_weight * (out.mask.float() - t["masks"]).abs().mean()
         if out.cycled is not None:
-            code = out.code.detach().float()
-            drift = (out.cycled.float() - code).abs().mean() / code.abs().mean().clamp_min(1e-6)
+            code = out.code[: len(out.cycled)].detach().float()
+            # Weighted as the reconstruction is (eyes and mouth up), the weights pooled to the code's cells:
+            # the expression is what a swap must carry back, more than the cheeks' shading.
+            where = F.adaptive_avg_pool2d(t["weights"][: len(code)], code.shape[-2:])
+            drift = ((out.cycled.float() - code).abs() * where).mean() / (code.abs() * where).mean().clamp_min(1e-6)
             loss = loss + cfg.cycle_weight * drift
         losses[name] = loss
     return losses, outputs
