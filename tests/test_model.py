@@ -233,7 +233,7 @@ def test_shared_trunk_keeps_a_decoder_per_identity(shared):
     classic = Autoencoder(ModelConfig.from_preset("lite", shared_upscales=0), ["a", "b"])
     assert parameter_count(model) < parameter_count(classic)
     faces = torch.rand(2, 3, 64, 64)
-    out = model({"a": faces, "b": faces}, cycle=2)
+    out = model({"a": faces, "b": faces}, swap=2, cycle=True)
     assert out["a"].rgb.shape == (2, 3, 64, 64) and out["a"].cycled.shape == out["a"].code.shape
     assert not torch.allclose(out["a"].rgb, out["b"].rgb)  # same faces, different decoders
     with pytest.raises(DualfaceError):
@@ -260,7 +260,7 @@ def test_liae_swaps_into_its_identity_through_shared_layers_only():
     with pytest.raises(DualfaceError, match="--liae c"):
         Autoencoder(ModelConfig.from_preset("lite", liae="c"), ["a", "b"])
     with pytest.raises(DualfaceError, match="single decoder"):
-        model({"a": faces, "b": faces}, cycle=2)
+        model({"a": faces, "b": faces}, swap=2, cycle=True)
 
 
 def test_cycle_draws_a_few_codes_as_the_next_identity_and_encodes_them_again():
@@ -268,8 +268,9 @@ def test_cycle_draws_a_few_codes_as_the_next_identity_and_encodes_them_again():
     again; its gradient teaches that other decoder (the one a swap runs through), never the face's own."""
     model = Autoencoder(ModelConfig.from_preset("lite"), ["a", "b"])
     faces = torch.rand(3, 3, 64, 64)
-    out = model({"a": faces, "b": faces.flip(0)}, cycle=2)
+    out = model({"a": faces, "b": faces.flip(0)}, swap=2, cycle=True)
     assert out["a"].cycled.shape == out["a"].code[:2].shape and out["b"].cycled.shape[0] == 2
+    assert out["a"].swap.shape == (2, 3, 64, 64)  # the swap the cycle encoded, which other losses judge
     out["a"].cycled.abs().sum().backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.decoders["b"].parameters())
     assert all(p.grad is None or not p.grad.any() for p in model.decoders["a"].parameters())

@@ -201,10 +201,20 @@ def test_training_writes_everything_and_learns(face_dirs, tmp_path):
 
 def test_cycle_loss_trains_and_counts_in_the_logged_loss(face_dirs, tmp_path):
     train(quick(face_dirs, tmp_path / "plain", iterations=2, seed=0))
-    cycled = train(quick(face_dirs, tmp_path / "cycled", iterations=2, seed=0, cycle_weight=1.0, cycle_faces=1))
+    cycled = train(quick(face_dirs, tmp_path / "cycled", iterations=2, seed=0, cycle_weight=1.0, swap_faces=1))
     assert cycled.step == 2
     first = [losses_in(tmp_path / name)[0][1] for name in ("plain", "cycled")]
     assert np.isfinite(first).all() and first[1] > first[0]  # same faces, same weights: plus the drift
+
+
+def test_expression_judge_trains_and_its_verdict_moves_the_weights_unlogged(face_dirs, tmp_path):
+    train(quick(face_dirs, tmp_path / "plain", iterations=2, seed=0))
+    settings = dict(iterations=2, seed=0, expression_weight=1.0, gan_after=0, swap_faces=1)
+    judged = train(quick(face_dirs, tmp_path / "judged", **settings))
+    assert judged.step == 2 and (tmp_path / "judged" / "expression-judge.safetensors").exists()
+    plain, swapped = ([loss for _, loss in losses_in(tmp_path / name)] for name in ("plain", "judged"))
+    assert plain[0] == swapped[0]  # the verdict is not in the logged loss...
+    assert plain[1] != swapped[1]  # ...but it trained the weights the second step starts from
 
 
 @pytest.mark.parametrize("layout", [None, True])  # None: the machine's default; True: channels-last anywhere

@@ -17,6 +17,7 @@ import numpy as np
 from dualface.color import COLOR_TRANSFERS
 from dualface.config import AugmentConfig
 from dualface.data import FaceSet
+from dualface.expression import openings
 from dualface.masks import MASKS, region_weights
 from dualface.types import Frame, Mask
 
@@ -35,6 +36,7 @@ class Batch:
     targets: np.ndarray  # (B, S, S, 3) uint8
     masks: np.ndarray  # (B, S, S) float32 in [0, 1]
     weights: np.ndarray  # (B, S, S) float32 >= 1: eyes and mouth count more
+    expressions: np.ndarray  # (B, 2) float32: the targets' mouth and eye openings (expression.py)
 
 
 def affine(rng: np.random.Generator, cfg: AugmentConfig, work: int, size: int) -> tuple[np.ndarray, bool]:
@@ -98,7 +100,7 @@ def sample_batch(
     work = faces.faces.shape[1]
     chances = faces.draw_probabilities(cfg.balance)
     picks = rng.integers(0, len(faces), batch) if chances is None else rng.choice(len(faces), batch, p=chances)
-    inputs, targets, masks, weights = [], [], [], []
+    inputs, targets, masks, weights, expressions = [], [], [], [], []
     for i in picks:
         matrix, _ = affine(rng, cfg, work, size)
         target = cv2.warpAffine(faces.faces[i], matrix, (size, size), flags=RESAMPLE, borderMode=cv2.BORDER_REPLICATE)
@@ -111,4 +113,5 @@ def sample_batch(
         inputs.append(random_warp(target, rng, cfg.warp))
         masks.append(mask)
         weights.append(region_weights(points, size, cfg.eye_weight, cfg.mouth_weight))
-    return Batch(np.stack(inputs), np.stack(targets), np.stack(masks), np.stack(weights))
+        expressions.append(openings(points))
+    return Batch(np.stack(inputs), np.stack(targets), np.stack(masks), np.stack(weights), np.stack(expressions))

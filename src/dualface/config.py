@@ -215,7 +215,16 @@ class TrainConfig:
         help="Weight of a latent cycle loss: each identity's faces drawn as the next identity, encoded again, "
         "should give back their own code (the expression carried across; 0: off).",
     )
-    cycle_faces: int = option(4, low=1, help="With --cycle-weight: faces of each identity cycled a step (cost).")
+    expression_weight: float = option(
+        0.0,
+        low=0,
+        help="Weight of an expression judge's loss: each identity's faces drawn as the next identity should "
+        "open mouth and eyes as their source does, read by a judge trained on real faces (expression.py; "
+        "it starts with --gan-after; 0: off).",
+    )
+    swap_faces: int = option(
+        4, low=1, help="With --cycle-weight or --expression-weight: faces of each identity swapped a step (cost)."
+    )
     gan_power: float = option(
         0.0, low=0, help="Weight of a patch critic's loss, for sharper faces (0: off; try 0.03, gan.py)."
     )

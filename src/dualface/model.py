@@ -233,7 +233,8 @@ class Output:
     rgb: torch.Tensor  # (B, 3, S, S) in [0, 1]
     mask: torch.Tensor | None = field(default=None)  # (B, 1, S, S) in [0, 1], with learn_mask
     code: torch.Tensor | None = field(default=None)  # (B, C, 8, 8): what the encoder made of the input
-    cycled: torch.Tensor | None = field(default=None)  # the same, re-encoded from a swap into another decoder
+    swap: torch.Tensor | None = field(default=None)  # (N, 3, S, S): the first N faces drawn as the next identity
+    cycled: torch.Tensor | None = field(default=None)  # the code of `swap`, encoded again
 
 
 class Autoencoder(nn.Module):
@@ -265,19 +266,20 @@ class Autoencoder(nn.Module):
         self.trunk = Decoder(cfg, last=shared, heads=False) if shared else None
         self.decoders = nn.ModuleDict({name: Decoder(cfg, first=shared) for name in identities})
 
-    def forward(self, faces: dict[str, torch.Tensor], cycle: int = 0) -> dict[str, Output]:
+    def forward(self, faces: dict[str, torch.Tensor], swap: int = 0, cycle: bool = False) -> dict[str, Output]:
         """Each identity's faces through the shared encoder and its own decoder.
 
-        With `cycle` N, the first N codes of each identity are also drawn by the next identity's decoder and
-        that swap is encoded again (`Output.cycled`, N long): a swap that keeps the source's expression
-        encodes back to the source's code, an "average face" does not.
+        With `swap` N, the first N codes of each identity are also drawn by the next identity's decoder
+        (`Output.swap`): the swap itself, for losses that judge it. With `cycle`, that swap is encoded again
+        (`Output.cycled`): a swap that keeps the source's expression encodes back to the source's code, an
+        "average face" does not.
         """
         names = list(faces)
         sizes = [len(faces[n]) for n in names]
         batch = torch.cat([faces[n] for n in names])
         if self.config.liae:
-            if cycle:
-                raise DualfaceError("--cycle-weight: an LIAE model has a single decoder to cycle through")
+            if swap:
+                raise DualfaceError("an LIAE model has a single decoder: no swap to draw in training")
             features = self.encoder.features(batch)
             shared = self.encoder.bottleneck(features).split(sizes)
             codes = []
@@ -292,14 +294,15 @@ class Autoencoder(nn.Module):
             codes = self.trunk.upscale(codes)  # (sum B, C', 8 * 2**shared, ...)
         codes_by_name = dict(zip(names, codes.split(sizes), strict=True))
         outputs = {name: Output(*self.decoders[name](code), code=code) for name, code in codes_by_name.items()}
-        if cycle:
-            swaps = [
-                self.decoders[names[(i + 1) % len(names)]](codes_by_name[n][:cycle])[0] for i, n in enumerate(names)
-            ]
+        if swap:
+            for i, n in enumerate(names):
+                outputs[n].swap = self.decoders[names[(i + 1) % len(names)]](codes_by_name[n][:swap])[0]
+        if swap and cycle:
+            swaps = [outputs[n].swap for n in names]
             cycled = self.encoder(torch.cat(swaps))
             if self.trunk is not None:
                 cycled = self.trunk.upscale(cycled)
-            cycled = cycled.split([len(swap) for swap in swaps])
+            cycled = cycled.split([len(s) for s in swaps])
             for name, again in zip(names, cycled, strict=True):
                 outputs[name].cycled = again
         return outputs

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from dualface import gan
+from dualface import expression, gan
 from dualface.allocator import keep_freed_memory
 from dualface.augment import Batch, sample_batch
 from dualface.checkpoint import (
@@ -144,20 +144,28 @@ def to_tensors(batches: dict[str, Batch], device: torch.device, channels_last: b
             "targets": image(b.targets),
             "masks": torch.from_numpy(b.masks).to(device)[:, None],  # (B, 1, S, S)
             "weights": torch.from_numpy(b.weights).to(device)[:, None],
+            "expressions": torch.from_numpy(b.expressions).to(device),  # (B, 2)
         }
         for name, b in batches.items()
     }
 
 
 def compute_losses(
-    model: torch.nn.Module, tensors: dict[str, dict], cfg: TrainConfig, dtype: torch.dtype, device: torch.device
+    model: torch.nn.Module,
+    tensors: dict[str, dict],
+    cfg: TrainConfig,
+    dtype: torch.dtype,
+    device: torch.device,
+    swap: bool = False,
 ) -> tuple[dict[str, torch.Tensor], dict]:
-    """Each identity's masked reconstruction loss (plus its mask loss, with a learned mask), and the
-    model's outputs."""
+    """Each identity's masked reconstruction loss (plus its mask loss, with a learned mask, and its cycle
+    loss, with --cycle-weight), and the model's outputs; with `swap` (or a cycle), their first faces drawn
+    as the next identity too."""
     loss_fn = LOSSES[cfg.loss]
     with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
-        cycle = cfg.cycle_faces if cfg.cycle_weight > 0 else 0
-        outputs = model({name: t["inputs"] for name, t in tensors.items()}, cycle=cycle)
+        cycle = cfg.cycle_weight > 0
+        swaps = cfg.swap_faces if swap or cycle else 0
+        outputs = model({name: t["inputs"] for name, t in tensors.items()}, swap=swaps, cycle=cycle)
     losses = {}
     for name, t in tensors.items():
         out = outputs[name]
@@ -184,12 +192,13 @@ def step_loss(
     device: torch.device,
     critic: torch.nn.Module | None = None,
     code_critic: torch.nn.Module | None = None,
+    judge: torch.nn.Module | None = None,
 ) -> tuple[torch.Tensor, dict]:
     """What a step minimises on `faces`: the reconstruction losses, plus the critics' verdicts where they
     judge; with the losses by identity, and the drawn faces and codes (for the critics' own steps)."""
-    losses, outputs = compute_losses(model, faces, cfg, dtype, device)
+    losses, outputs = compute_losses(model, faces, cfg, dtype, device, swap=judge is not None)
     total = sum(losses.values())
-    drawn = {name: outputs[name].rgb.float() for name in faces} if critic is not None else {}
+    drawn = {name: outputs[name].rgb.float() for name in faces} if critic is not None or judge is not None else {}
     codes = {name: outputs[name].code.float() for name in faces} if code_critic is not None else {}
     # The reconstruction losses alone stay what is logged and what picks the best weights.
     if critic is not None:
@@ -198,6 +207,11 @@ def step_loss(
         )
     if code_critic is not None:
         total = total + cfg.code_power * sum(gan.confusion_loss(code_critic, code) for code in codes.values())
+    if judge is not None:  # each identity's swaps, held to their own sources' openings
+        total = total + cfg.expression_weight * sum(
+            expression.swap_loss(judge, (swap := outputs[name].swap), t["expressions"][: len(swap)])
+            for name, t in faces.items()
+        )
     return total, {"losses": losses, "drawn": drawn, "codes": {name: c.detach() for name, c in codes.items()}}
 
 
@@ -256,6 +270,8 @@ def _train(
         raise DualfaceError(f"--liae {model_cfg.liae}: not one of the identities ({', '.join(cfg.names)})")
     if model_cfg.liae and cfg.cycle_weight > 0:
         raise DualfaceError("--cycle-weight: an LIAE model has a single decoder to cycle through")
+    if model_cfg.liae and cfg.expression_weight > 0:
+        raise DualfaceError("--expression-weight: an LIAE model has a single decoder, and no swap to judge in training")
     if model_cfg.liae and cfg.code_power > 0:
         raise DualfaceError("--code-power: an LIAE model's codes carry the identity by design (its own bottleneck)")
     if cfg.liae is not None and cfg.liae != model_cfg.liae:  # the shape came from the checkpoint
@@ -303,7 +319,9 @@ def _train(
         lr_scale = resume_from.meta.get("lr_scale", 1.0)
         best = resume_from.meta.get("best_loss", math.inf)
     critics = _critics(cfg, model_cfg, device, resume_from is not None)
-    critic, code_critic = (critics.get(file, (None, None))[0] for file in (gan.CRITIC_FILE, gan.CODE_CRITIC_FILE))
+    critic, code_critic, judge = (
+        critics.get(file, (None, None))[0] for file in (gan.CRITIC_FILE, gan.CODE_CRITIC_FILE, expression.JUDGE_FILE)
+    )
     average = start_average(model, resume_from, cfg)
     shown = average if average is not None else model  # what previews, held-out figures and best.safetensors use
     train_model: torch.nn.Module = model
@@ -403,6 +421,7 @@ def _train(
                 device=device,
                 critic=critic if adversarial else None,
                 code_critic=code_critic,
+                judge=judge if judge is not None and step >= cfg.gan_after else None,
             )
             if lanes is not None and (lanes.count, lanes.threads) != (threads.lanes, threads.current):
                 lanes.close()
@@ -418,7 +437,7 @@ def _train(
                 total, extras = part_loss(tensors)
                 parts = [(1.0, extras)]
             losses = {name: sum(share * e["losses"][name].detach() for share, e in parts) for name in tensors}
-            drawn = {name: torch.cat([e["drawn"][name].detach() for _, e in parts]) for name in tensors if adversarial}
+            drawn = {name: torch.cat([e["drawn"][name].detach() for _, e in parts]) for name in parts[0][1]["drawn"]}
             codes = {name: torch.cat([e["codes"][name] for _, e in parts]) for name in parts[0][1]["codes"]}
             if any_rank(not torch.isfinite(total), ctx):
                 rollbacks += 1
@@ -444,6 +463,10 @@ def _train(
             if code_critic is not None:
                 guessed = (gan.code_critic_loss(code_critic, c, cfg.names.index(name)) for name, c in codes.items())
                 code_loss = _critic_step(*critics[gan.CODE_CRITIC_FILE], sum(guessed), ctx)
+            if judge is not None:  # every step, on real faces; once it judges, on the faces drawn as themselves too
+                read = [expression.judge_loss(judge, t["targets"], t["expressions"]) for t in tensors.values()]
+                read += [expression.judge_loss(judge, drawn[name], tensors[name]["expressions"]) for name in drawn]
+                judge_loss = _critic_step(*critics[expression.JUDGE_FILE], sum(read), ctx)
             step += 1
             if average is not None:
                 update_average(average, model, cfg.average, step)
@@ -468,6 +491,8 @@ def _train(
                         writer.add_scalar("critic/patch", patch_loss, step)
                     if code_critic is not None:  # a critic that cannot tell scores ln N per identity, summed here
                         writer.add_scalar("critic/code", code_loss, step)
+                    if judge is not None:  # its mean error on real faces' openings
+                        writer.add_scalar("critic/expression", judge_loss, step)
                 bar.update(1)
                 bar.set_postfix(
                     {
@@ -528,6 +553,8 @@ def _critics(
     if cfg.code_power:  # it judges what each identity's own decoder receives: after the shared trunk
         channels = model_cfg.decoder_widths[model_cfg.shared_upscales]
         wanted[gan.CODE_CRITIC_FILE] = gan.CodeCritic(channels, len(cfg.names))
+    if cfg.expression_weight:
+        wanted[expression.JUDGE_FILE] = expression.ExpressionJudge()
     critics = {}
     for file, critic in wanted.items():
         critic = critic.to(device)
