@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dualface.gan import frozen
 from dualface.landmarks import mouth_opening
 from dualface.pose import eye_opening
 from dualface.types import Landmarks
@@ -54,16 +55,14 @@ class ExpressionJudge(nn.Module):
         return self.net(small * 2 - 1)
 
 
-def judge_loss(judge: nn.Module, real: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
-    """The judge's L1 error on real faces (detached) against their landmarks' openings."""
-    return (judge(real.detach().float()) - truth).abs().mean()
+def judge_loss(judge: nn.Module, faces: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """The judge's L1 error on faces (detached: real ones, or drawn ones of known expression) against the
+    openings of their landmarks."""
+    return (judge(faces.detach().float()) - truth).abs().mean()
 
 
 def swap_loss(judge: nn.Module, swaps: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
     """How far the swaps' openings, as the judge reads them, are from their sources' (the judge's own
     weights get no gradient)."""
-    judge.requires_grad_(False)
-    try:
+    with frozen(judge):
         return (judge(swaps.float()) - truth).abs().mean()
-    finally:
-        judge.requires_grad_(True)

@@ -18,6 +18,8 @@ lighting, another camera), the decoder draws what it knows from that region, not
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -47,13 +49,20 @@ class PatchCritic(nn.Module):
         return self.net(faces * 2 - 1)
 
 
-def generator_loss(critic: nn.Module, drawn: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """How far the drawn faces are from passing as real (the critic's own weights get no gradient)."""
+@contextmanager
+def frozen(critic: nn.Module) -> Iterator[nn.Module]:
+    """The critic as a fixed judge: what it judges gets gradients, its own weights none."""
     critic.requires_grad_(False)
     try:
-        return F.softplus(-critic(drawn * mask)).mean()
+        yield critic
     finally:
         critic.requires_grad_(True)
+
+
+def generator_loss(critic: nn.Module, drawn: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """How far the drawn faces are from passing as real (the critic's own weights get no gradient)."""
+    with frozen(critic):
+        return F.softplus(-critic(drawn * mask)).mean()
 
 
 def critic_loss(critic: nn.Module, real: torch.Tensor, drawn: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -82,12 +91,9 @@ class CodeCritic(nn.Module):
 def confusion_loss(critic: nn.Module, codes: torch.Tensor) -> torch.Tensor:
     """How far the code critic is from being unable to tell whose codes these are: the KL divergence of
     its guess from a uniform one, 0 when it cannot tell (its own weights get no gradient)."""
-    critic.requires_grad_(False)
-    try:
+    with frozen(critic):
         guess = F.log_softmax(critic(codes), 1)
         return -guess.mean(1).mean() - math.log(guess.shape[1])
-    finally:
-        critic.requires_grad_(True)
 
 
 def code_critic_loss(critic: nn.Module, codes: torch.Tensor, identity: int) -> torch.Tensor:

@@ -491,7 +491,7 @@ def _train(
                         writer.add_scalar("critic/patch", patch_loss, step)
                     if code_critic is not None:  # a critic that cannot tell scores ln N per identity, summed here
                         writer.add_scalar("critic/code", code_loss, step)
-                    if judge is not None:  # its mean error on real faces' openings
+                    if judge is not None:  # its mean error on the openings of the faces it learnt from
                         writer.add_scalar("critic/expression", judge_loss, step)
                 bar.update(1)
                 bar.set_postfix(
