@@ -130,6 +130,17 @@ def test_recolor_takes_the_other_identitys_colours_for_half_the_faces(face_dirs)
     )
 
 
+def test_input_recolor_recolours_the_input_alone(face_dirs):
+    s1, other = (load_face_set(d, LITE) for d in face_dirs)
+    still = dict(rotation=0, zoom=0, shift=0, flip=0, warp=0, lightness=0, color=0)
+    plain = sample_batch(s1, 64, 40, np.random.default_rng(0), AugmentConfig(**still), [other])
+    both = sample_batch(s1, 64, 40, np.random.default_rng(0), AugmentConfig(**still, input_recolor=1.0), [other])
+    assert np.array_equal(both.targets, plain.targets)  # the targets keep their own colours
+    inside = both.masks > 0.5
+    moved = [np.abs(i.astype(int) - t)[m].mean() for i, t, m in zip(both.inputs, both.targets, inside, strict=True)]
+    assert np.mean(np.array(moved) > 1) > 0.5  # most inputs recoloured (a few drew a face of like colour)
+
+
 def test_random_warp_changes_input_only_smoothly():
     image = np.tile(np.linspace(0, 255, 64, dtype=np.uint8)[None, :, None], (64, 1, 3))
     warped = random_warp(image, np.random.default_rng(0), 0.04)

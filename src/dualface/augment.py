@@ -6,7 +6,9 @@ unwarped, which teaches the decoder to draw a clean face from a code rather than
 the same flip, small rotation/scale/shift and colour jitter (in Lab, so lightness and colour move apart).
 With `recolor`, half the faces are first recoloured to a random face of another identity (DeepFaceLab's
 ct_mode), so each decoder also learns its person under the other's skin tone and light, which is what it is
-given to draw at conversion.
+given to draw at conversion. With `input_recolor`, a share of faces have their *input* alone recoloured to a
+random face of any identity, the target keeping its colours, as the random warp moves the input alone: the
+code should say what the face does, not how it was lit.
 """
 
 from dataclasses import dataclass
@@ -76,11 +78,13 @@ def jitter_color(image: Frame, rng: np.random.Generator, cfg: AugmentConfig) -> 
 RECOLOR_SHARE = 0.5  # the other half keep their own colours, which the decoder must still draw
 
 
-def recolor(image: Frame, mask: Mask, others: list[FaceSet], rng: np.random.Generator, cfg: AugmentConfig) -> Frame:
-    """`image` recoloured, inside `mask`, to a random face of `others` (`cfg.recolor`, a transfer of color.py)."""
+def recolor(
+    image: Frame, mask: Mask, others: list[FaceSet], rng: np.random.Generator, cfg: AugmentConfig, transfer: str
+) -> Frame:
+    """`image` recoloured, inside `mask`, to a random face of `others` (`transfer`, of color.py)."""
     other = others[rng.integers(len(others))]
     j = rng.integers(len(other))
-    transfer = COLOR_TRANSFERS[cfg.recolor]
+    transfer = COLOR_TRANSFERS[transfer]
     reference = other.faces[j].astype(np.float32) / 255
     wanted = transfer.stats(reference, MASKS[cfg.mask](other.landmarks[j], reference.shape[0]))
     face = image.astype(np.float32) / 255
@@ -107,10 +111,14 @@ def sample_batch(
         points = faces.landmarks[i] @ matrix[:, :2].T + matrix[:, 2]
         mask = MASKS[cfg.mask](points, size)
         if cfg.recolor != "none" and others and rng.random() < RECOLOR_SHARE:  # no draws when off: runs repeat
-            target = recolor(target, mask, others, rng, cfg)
+            target = recolor(target, mask, others, rng, cfg, cfg.recolor)
         target = jitter_color(target, rng, cfg)
         targets.append(target)
-        inputs.append(random_warp(target, rng, cfg.warp))
+        source = target
+        if cfg.input_recolor and rng.random() < cfg.input_recolor:  # no draws when off: runs repeat
+            transfer = cfg.recolor if cfg.recolor != "none" else "rct"
+            source = recolor(target, mask, [faces, *(others or [])], rng, cfg, transfer)
+        inputs.append(random_warp(source, rng, cfg.warp))
         masks.append(mask)
         weights.append(region_weights(points, size, cfg.eye_weight, cfg.mouth_weight))
         expressions.append(openings(points))

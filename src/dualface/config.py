@@ -143,6 +143,17 @@ class AugmentConfig:
         choices=keys_of("dualface.color", "COLOR_TRANSFERS"),
         help="Recolour half the faces to another identity's (a colour transfer, as for convert; none: off).",
     )
+    # A new recording lights and colours the same person differently, and an encoder that has seen three
+    # recordings of them hands the decoder codes it never learned (bench/mouth.py: Obama's training faces'
+    # mouths cross into s1 at 0.71, a new recording's at 0.44). Recoloured inputs with their own colours as
+    # the target ask for a code that does not carry the light.
+    input_recolor: float = option(
+        0.0,
+        low=0,
+        high=1,
+        help="Share of faces whose input alone is recoloured to a random face of any identity (the target "
+        "keeps its colours; transfer: --recolor's, else rct; 0: off).",
+    )
     eye_weight: float = option(2.0, low=0, help="Loss weight on the eyes.")
     mouth_weight: float = option(3.0, low=0, help="Loss weight on the mouth.")
     # Talking-head footage is mostly closed mouths and frontal faces; drawn uniformly, the rare open mouth

@@ -329,8 +329,8 @@ def draw(
     """
     rgb, masks = [], []
     device_type = torch.device(device).type
-    for i in range(0, len(crops), batch):
-        x = torch.from_numpy(np.ascontiguousarray(crops[i : i + batch])).to(device).permute(0, 3, 1, 2).float() / 255
+    for i in range(0, len(crops), batch):  # np.array copies: crops may be a read-only view
+        x = torch.from_numpy(np.array(crops[i : i + batch])).to(device).permute(0, 3, 1, 2).float() / 255
         with torch.autocast(device_type, dtype=dtype, enabled=dtype != torch.float32):
             out = model({identity: x})[identity]
         rgb.append(out.rgb.float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy())
