@@ -25,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
 
 from common import hardware, write_result
 from dualface.align import to_mean_face
@@ -38,7 +37,7 @@ from dualface.expression import JUDGE_FILE, ExpressionJudge
 from dualface.landmarks import mouth_opening
 from dualface.masks import MASKS
 from dualface.metrics import concordance, drawn_landmarks
-from dualface.model import as_uint8, draw
+from dualface.model import Autoencoder, as_uint8, draw
 from quality import CACHE, DIRECTIONS, faces
 
 PERCENTILES = (5, 50, 90, 95, 99, 100)
@@ -72,27 +71,29 @@ def agreement(source: np.ndarray, swap: np.ndarray) -> dict[str, float]:
 
 
 def judge_of(run: Path) -> ExpressionJudge | None:
+    """The run's expression judge, where it trained one (saved as the critics are: `gan.save_critic`)."""
     if not (run / JUDGE_FILE).exists():
         return None
     judge = ExpressionJudge()
-    state = load_file(run / JUDGE_FILE)
-    judge.load_state_dict({k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")})
+    judge.load_state_dict(load_checkpoint(run / JUDGE_FILE).model)
     return judge.eval()
 
 
-def dlib_reading(swaps: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Mouth opening of swap crops by the evaluation's drawn-face measure, placed by the source's landmarks."""
-    return np.array([mouth_opening(drawn_landmarks(s, to_mean_face(p))) for s, p in zip(swaps, points, strict=True)])
+def followed(model: Autoencoder, crops: np.ndarray, points: np.ndarray, target: str) -> tuple[dict, np.ndarray]:
+    """How far the crops drawn as `target` follow their landmarks' mouths, by the evaluation's drawn-face
+    measure (dlib, placed by the source's landmarks); and the swaps."""
+    swaps = as_uint8(draw(model, crops, target)[0])
+    source = np.array([mouth_opening(p) for p in points])
+    read = np.array([mouth_opening(drawn_landmarks(s, to_mean_face(p))) for s, p in zip(swaps, points, strict=True)])
+    return agreement(source, read), swaps
 
 
 def recoloured(crops: np.ndarray, points: np.ndarray, like: FaceSet, size: int) -> np.ndarray:
     """Each crop recoloured (rct, inside its face mask) to a random face of `like`: the held-out faces in the
     training faces' light and colour, their shapes untouched."""
-    rng, out = np.random.default_rng(0), []
-    for crop, p in zip(crops, points, strict=True):
-        cfg = AugmentConfig(rotation=0, zoom=0, shift=0, flip=0, warp=0, lightness=0, color=0)
-        out.append(recolor(crop, MASKS[cfg.mask](p, size), [like], rng, cfg, "rct"))
-    return np.stack(out)
+    rng, cfg = np.random.default_rng(0), AugmentConfig()
+    pairs = zip(crops, points, strict=True)
+    return np.stack([recolor(c, MASKS[cfg.mask](p, size), [like], rng, cfg, "rct") for c, p in pairs])
 
 
 def readers(run: Path, direction: str, folder: Path) -> dict:
@@ -102,20 +103,16 @@ def readers(run: Path, direction: str, folder: Path) -> dict:
     src, src_clips, tgt, _, _ = DIRECTIONS[direction]
     model = model_from(load_checkpoint(resolve_checkpoint(run, "last")))
     size = model.config.size
-    faceset = load_face_set(folder, model.config)
-    crops, points = center_crop(faceset.faces, faceset.landmarks, size)
-    source = np.array([mouth_opening(p) for p in points])
-    swaps = as_uint8(draw(model, crops, tgt)[0])
-    row = {"faces": len(crops), "dlib": agreement(source, dlib_reading(swaps, points))}
+    held = load_face_set(folder, model.config)
+    crops, points = center_crop(held.faces, held.landmarks, size)
     trained = load_face_set(faces(CACHE, src, src_clips), model.config, limit=300)
-    t_crops, t_points = center_crop(trained.faces, trained.landmarks, size)
-    t_source = np.array([mouth_opening(p) for p in t_points])
-    t_swaps = as_uint8(draw(model, t_crops, tgt)[0])
-    row["dlib_on_training_faces"] = agreement(t_source, dlib_reading(t_swaps, t_points))
-    relit = as_uint8(draw(model, recoloured(crops, points, trained, size), tgt)[0])
-    row["dlib_recoloured_to_training_faces"] = agreement(source, dlib_reading(relit, points))
+    row: dict = {"faces": len(crops)}
+    row["dlib"], swaps = followed(model, crops, points, tgt)
+    row["dlib_on_training_faces"], _ = followed(model, *center_crop(trained.faces, trained.landmarks, size), tgt)
+    row["dlib_recoloured_to_training_faces"], _ = followed(model, recoloured(crops, points, trained, size), points, tgt)
     judge = judge_of(run)
     if judge is not None:
+        source = np.array([mouth_opening(p) for p in points])
         with torch.no_grad():
             read = judge(torch.from_numpy(swaps).permute(0, 3, 1, 2).float() / 255)[:, 0].numpy()
             real = judge(torch.from_numpy(crops).permute(0, 3, 1, 2).float() / 255)[:, 0].numpy()

@@ -84,11 +84,11 @@ def recolor(
     """`image` recoloured, inside `mask`, to a random face of `others` (`transfer`, of color.py)."""
     other = others[rng.integers(len(others))]
     j = rng.integers(len(other))
-    transfer = COLOR_TRANSFERS[transfer]
+    move = COLOR_TRANSFERS[transfer]
     reference = other.faces[j].astype(np.float32) / 255
-    wanted = transfer.stats(reference, MASKS[cfg.mask](other.landmarks[j], reference.shape[0]))
+    wanted = move.stats(reference, MASKS[cfg.mask](other.landmarks[j], reference.shape[0]))
     face = image.astype(np.float32) / 255
-    return (transfer.apply(face, transfer.stats(face, mask), wanted) * 255).round().astype(np.uint8)
+    return (move.apply(face, move.stats(face, mask), wanted) * 255).round().astype(np.uint8)
 
 
 def sample_batch(
