@@ -10,6 +10,7 @@ whose verdict is usable.
     python bench/quality.py --summary                        # every run's last figures -> quality.json
     python bench/quality.py --redraw-only MODEL --name NAME  # a trained model's redraws (below), no training
     python bench/quality.py --remeasure RUN                  # RUN's saved swaps evaluated by today's code
+    python bench/quality.py --reconvert RUN --name NAME -- --recentre 0  # RUN's model converted again, no training
     python bench/quality.py --minutes 120 --every 60 --name NAME --resume-from RUN -- ...  # RUN, on to 120
 
 Arguments after `--` go to `dualface train` as they are (e.g. `--preset`, `--init`, `--lr`). Faces come
@@ -125,6 +126,36 @@ def remeasure(run: str, directions: list[str], cache: Path, face: dict[str, Path
         })  # fmt: skip
 
 
+def reconvert(args: argparse.Namespace, extra: list[str], face: dict[str, Path]) -> None:
+    """An earlier run's model (its last checkpoint) converts each held-out clip again with today's code and
+    `extra` convert options, evaluated and written as a run of its own (`--name`), beside the run's figures."""
+    model = args.cache / args.reconvert
+    if not model.is_dir() or args.name == args.reconvert:
+        raise SystemExit(f"--reconvert {args.reconvert}: no such run in {args.cache}, or --name is the run itself")
+    for direction in args.directions:
+        earlier = json.loads((ROOT / "bench/results" / f"{args.reconvert}-{direction}.json").read_text())
+        _, _, tgt, _, held_out = DIRECTIONS[direction]
+        t = time.perf_counter()
+        swap = model / f"swap-{direction}-{args.name}.mp4"
+        dualface("convert", str(held_out), "-m", str(model), "--to", tgt, "-o", str(swap), "--checkpoint", "last",
+                 "--no-progress", *extra)  # fmt: skip
+        data = evaluate(model, direction, swap, face, f"report-{direction}-{args.name}")
+        last = earlier["evaluations"][-1]
+        row = {"minutes": last["minutes"], "evaluate_wall_minutes": round((time.perf_counter() - t) / 60, 1),
+               "step": data["step"], "usable": data["usable"], "failed": data["failed"],
+               **{k: data["scores"][k] for k in FIELDS}}  # fmt: skip
+        print(json.dumps({"direction": direction, **row}), flush=True)
+        docs = ROOT / "docs" / f"{args.name}-{direction}.png"
+        stills(held_out, swap, data, docs)
+        write_result(f"{args.name}-{direction}", {
+            "command": "python bench/quality.py " + shlex.join(sys.argv[1:]), "direction": direction,
+            "reconverted_from": {"run": args.reconvert, "command": earlier["command"]},
+            "trained_on": earlier["trained_on"], "held_out": earlier["held_out"], "train_args": earlier["train_args"],
+            "convert_args": extra, "usable_at": row if row["usable"] else None, "evaluations": [row],
+            "stills": str(docs.relative_to(ROOT)), "hardware": hardware(),
+        })  # fmt: skip
+
+
 def redraw(model: Path, direction: str, face: dict[str, Path], tag: str) -> dict:
     """The held-out clip of `direction` drawn as its own identity and evaluated against that identity's own
     faces: the redraw's figures (see the module's docstring)."""
@@ -232,6 +263,11 @@ def main() -> None:
     parser.add_argument("--redraw-only", type=Path, metavar="MODEL", help="only the redraws of a trained model")
     parser.add_argument("--remeasure", metavar="RUN", help="evaluate an earlier run's saved swaps again, no training")
     parser.add_argument(
+        "--reconvert",
+        metavar="RUN",
+        help="convert with an earlier run's last checkpoint again (arguments after -- go to `dualface convert`)",
+    )
+    parser.add_argument(
         "--resume-from",
         metavar="RUN",
         help="go on training an earlier run's model (same arguments after --): its evaluations open the table",
@@ -251,6 +287,8 @@ def main() -> None:
     face = {source: faces(args.cache, source, source_clips), target: faces(args.cache, target, target_clips)}
     if args.remeasure:
         return remeasure(args.remeasure, args.directions, args.cache, face)
+    if args.reconvert:
+        return reconvert(args, extra, face)
     if args.redraw_only:
         from dualface.checkpoint import resolve_checkpoint
 

@@ -400,6 +400,18 @@ class ConvertConfig:
     checkpoint: str = option("best", help="best, last, or a checkpoint file.")
     from_identity: str | None = option(None, flag="--from", help="Swap only faces of this identity (by embedding).")
     alignments: Path | None = option(None, help="Reuse this alignments file from `dualface extract`.")
+    recentre: bool = option(
+        True,
+        help="Move the input's mean face code onto the codes the model trained on (its mean pose kept): a "
+        "recording the model never saw then draws about as expressively as the faces it trained on.",
+    )
+    toward_target: float = option(
+        0.5,
+        low=0,
+        high=1,
+        help="How far recentring also moves the codes from the source person's mean to the target's: further "
+        "draws more of the target's face shape, and a mouth that follows more, at a cost in landmark agreement.",
+    )
     paste: PasteConfig = field(default_factory=PasteConfig)
     crf: int = option(18, low=0, high=51, help="H.264 quality: 0 lossless, 18 visually clean, 28 small.")
     x264_preset: str = option("veryfast", help="x264 speed preset (ultrafast ... veryslow).")

@@ -7,6 +7,7 @@ mask. Temporal smoothing, on by default, works at three places where a swap shim
 place the face (the 1-euro filter of extraction), the mask, and the colour statistics (both averaged
 over the frames before, in the face's own aligned coordinates, so head motion doesn't smear them).
 Decoding, finding the faces, the model, compositing and encoding overlap in threads (`_converted`).
+Before that, faces from frames spread over the input set the code shift that recentres it (`recentre`).
 """
 
 import itertools
@@ -14,8 +15,8 @@ import json
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from dualface.align import transform_points
 from dualface.allocator import keep_freed_memory
 from dualface.composite import Face, TrackState, composite, model_input
 from dualface.config import ConvertConfig
@@ -31,12 +33,14 @@ from dualface.faces import recorded, tracked
 from dualface.files import ensure_writable_dir
 from dualface.identity import distance
 from dualface.model import Autoencoder, draw, to_channels_last
+from dualface.pose import head_pose
 from dualface.precision import pick_dtype, wants_channels_last
 from dualface.prefetch import prefetch
+from dualface.recentre import SAMPLE_FRAMES, code_shift, codes, sample_frames, stored_stats
 from dualface.threads import ThreadPolicy
 from dualface.track import TrackerConfig
 from dualface.types import Frame
-from dualface.video import Source, expand_inputs, probe_video, read_frames
+from dualface.video import Source, expand_inputs, probe_video, read_frames, read_image
 from dualface.watermark import embed_watermark
 from dualface.writer import IMAGE_OUTPUTS, video_writer, write_image
 
@@ -50,6 +54,7 @@ class ConvertSummary:
     frames_swapped: int = 0  # frames with at least one face swapped
     faces_swapped: int = 0
     faces_skipped: int = 0  # found but not --from's identity
+    shift: float = 0.0  # the length of the recentring shift (0: none)
     seconds: float = 0.0
     checkpoint: Path | None = None  # the checkpoint file that drew the faces
     step: int = 0  # its training step
@@ -64,11 +69,18 @@ class ConvertSummary:
         return self.frames - self.frames_swapped
 
 
-def swap(model: Autoencoder, faces: list[Face], identity: str, device: str, dtype: torch.dtype) -> None:
+def swap(
+    model: Autoencoder,
+    faces: list[Face],
+    identity: str,
+    device: str,
+    dtype: torch.dtype,
+    shift: np.ndarray | None = None,
+) -> None:
     """Draw every face as `identity`, in one batch."""
     if not faces:
         return
-    rgb, masks = draw(model, np.stack([f.crop for f in faces]), identity, device, len(faces), dtype)
+    rgb, masks = draw(model, np.stack([f.crop for f in faces]), identity, device, len(faces), dtype, shift)
     for i, face in enumerate(faces):
         face.swapped, face.learned_mask = rgb[i], None if masks is None else masks[i]
 
@@ -146,23 +158,25 @@ def convert(cfg: ConvertConfig) -> ConvertSummary:
         info = probe_video(source.path)
         fps, total = info.fps, info.frame_count
 
+    tracking = TrackerConfig(
+        detector=cfg.detector,
+        detect_every=cfg.detect_every,
+        detect_size=cfg.detect_size,
+        still=source.kind == "images",
+        smooth=cfg.paste.smooth,
+        embed_every=100 if source_embedding is not None else 0,
+    )
+    try:
+        shift = _recentring(cfg, model, meta, source, total, tracking, fps, source_embedding, others)
+    except DamagedMediaError as error:
+        raise DualfaceError(f"{error}; nothing was written") from None
+    summary.shift = float(np.linalg.norm(shift)) if shift is not None else 0.0
     decoded = prefetch(read_frames(source))
-    if cfg.alignments:
-        frames = recorded(decoded, source, cfg.alignments)
-    else:
-        tracking = TrackerConfig(
-            detector=cfg.detector,
-            detect_every=cfg.detect_every,
-            detect_size=cfg.detect_size,
-            still=source.kind == "images",
-            smooth=cfg.paste.smooth,
-            embed_every=100 if source_embedding is not None else 0,
-        )
-        frames = tracked(decoded, tracking, fps)
+    frames = recorded(decoded, source, cfg.alignments) if cfg.alignments else tracked(decoded, tracking, fps)
     bar = tqdm(total=total or None, unit="frame", desc=f"converting {source.name}", disable=not cfg.progress)
 
     def results(write_frame) -> None:
-        for index, out in _converted(frames, model, cfg, source_embedding, others, summary):
+        for index, out in _converted(frames, model, cfg, source_embedding, others, summary, shift):
             t = time.perf_counter()
             write_frame(index, out)
             summary.timings["encode"] += time.perf_counter() - t
@@ -225,6 +239,8 @@ def recorded_settings(cfg: ConvertConfig, summary: ConvertSummary) -> dict[str, 
         "checkpoint": str(Path(summary.checkpoint).resolve()),
         "step": summary.step,
         "to": cfg.to,
+        "recentre": cfg.recentre,
+        "toward_target": cfg.toward_target,
         "paste": asdict(cfg.paste),
     }
 
@@ -241,7 +257,49 @@ def _image_path(cfg: ConvertConfig, source: Source, index: int) -> Path:
     return cfg.output / f"{source.files[index].stem}.png"
 
 
-def _converted(frames, model, cfg, source_embedding, others, summary) -> Iterator[tuple[int, Frame]]:
+def _recentring(cfg, model, meta, source, total, tracking, fps, source_embedding, others) -> np.ndarray | None:
+    """The code shift that recentres the input (`recentre`), from the faces of up to SAMPLE_FRAMES frames
+    spread over it; None when off or when the model cannot be recentred."""
+    if not cfg.recentre:
+        return None
+    if model.config.liae:
+        log.info("an LIAE model's codes are not recentred (recentring needs one shared code)")
+        return None
+    stats = stored_stats(model, meta)
+    if stats is None:
+        log.warning("the model stores no code statistics and its training faces are gone: not recentred")
+        return None
+    picks = sample_frames(total)
+    if source.kind == "images":
+        frames = _images(source, sorted(picks) if picks is not None else range(len(source.files)))
+    else:
+        frames = ((i, f) for i, f in read_frames(source) if picks is None or i in picks)
+        frames = itertools.islice(frames, len(picks) if picks is not None else SAMPLE_FRAMES)
+    still = replace(tracking, still=True, embed_every=1 if source_embedding is not None else 0)
+    found = recorded(frames, source, cfg.alignments) if cfg.alignments else tracked(frames, still, fps)
+    size, crops, poses = model.config.size, [], []
+    bar = tqdm(found, total=len(picks) if picks else None, unit="frame", desc="recentring", disable=not cfg.progress)
+    for _, frame, faces in bar:
+        for f in faces:
+            if _is_source(f.embedding, source_embedding, others, cfg.threshold):
+                matrix, crop = model_input(frame, f.landmarks, size, model.config.coverage, model.config.centering)
+                crops.append(crop)
+                poses.append(head_pose(transform_points(f.landmarks, matrix), (size, size)))
+    video = codes(model, np.stack(crops)).mean(0) if crops else np.zeros(model.config.latent, np.float32)
+    pose = np.mean(poses, axis=0) if poses else np.zeros(3)
+    return code_shift(stats, video, pose, len(crops), cfg.to, cfg.from_identity, cfg.toward_target)
+
+
+def _images(source: Source, chosen: Iterable[int]) -> Iterator[tuple[int, Frame]]:
+    """The chosen images of a folder, an unreadable one skipped (the conversion itself says so)."""
+    for index in chosen:
+        try:
+            yield index, read_image(source.files[index])
+        except DualfaceError:
+            continue
+
+
+def _converted(frames, model, cfg, source_embedding, others, summary, shift=None) -> Iterator[tuple[int, Frame]]:
     """(index, converted frame) in order, from stages that overlap in threads: finding and cropping the
     faces (decoding runs ahead of it in a thread of its own), the model on batches of `cfg.batch` frames,
     and compositing; the caller marks and encodes (libx264 threads of its own). Stages hand their
@@ -249,7 +307,7 @@ def _converted(frames, model, cfg, source_embedding, others, summary) -> Iterato
     memory holds a few batches of frames at most. `summary.timings` gets each stage's busy seconds: with
     the overlap they add up to more than the wall time."""
     found = prefetch(_found(frames, model, cfg, source_embedding, others, summary), depth=2 * cfg.batch)
-    drawn = prefetch(_drawn(found, model, cfg, summary), depth=cfg.batch)
+    drawn = prefetch(_drawn(found, model, cfg, summary, shift), depth=cfg.batch)
     composited = prefetch(_composited(drawn, model.config.size, cfg, summary), depth=cfg.batch)
     try:
         yield from composited
@@ -282,7 +340,7 @@ def _found(frames, model, cfg, source_embedding, others, summary) -> Iterator[tu
         yield index, frame, faces
 
 
-def _drawn(found, model, cfg, summary) -> Iterator[tuple[int, Frame, list[Face]]]:
+def _drawn(found, model, cfg, summary, shift=None) -> Iterator[tuple[int, Frame, list[Face]]]:
     """The same frames, in order, their faces drawn by the model `cfg.batch` frames at a time."""
     threads = ThreadPolicy(share=0.5)
     device = torch.device(cfg.device)
@@ -295,7 +353,7 @@ def _drawn(found, model, cfg, summary) -> Iterator[tuple[int, Frame, list[Face]]
             pending.append(item)
         if pending and (item is None or len(pending) >= cfg.batch):
             t = time.perf_counter()
-            swap(model, [f for _, _, faces in pending for f in faces], cfg.to, cfg.device, dtype)
+            swap(model, [f for _, _, faces in pending for f in faces], cfg.to, cfg.device, dtype, shift)
             summary.timings["model"] += time.perf_counter() - t
             yield from pending
             pending = []
