@@ -37,7 +37,7 @@ from dualface.expression import JUDGE_FILE, ExpressionJudge
 from dualface.landmarks import mouth_opening
 from dualface.masks import MASKS
 from dualface.metrics import concordance, drawn_landmarks
-from dualface.model import Autoencoder, as_uint8, draw
+from dualface.model import Autoencoder, as_input, as_uint8, draw
 from quality import CACHE, DIRECTIONS, faces
 
 PERCENTILES = (5, 50, 90, 95, 99, 100)
@@ -114,8 +114,8 @@ def readers(run: Path, direction: str, folder: Path) -> dict:
     if judge is not None:
         source = np.array([mouth_opening(p) for p in points])
         with torch.no_grad():
-            read = judge(torch.from_numpy(swaps).permute(0, 3, 1, 2).float() / 255)[:, 0].numpy()
-            real = judge(torch.from_numpy(crops).permute(0, 3, 1, 2).float() / 255)[:, 0].numpy()
+            read = judge(as_input(swaps, "cpu"))[:, 0].numpy()
+            real = judge(as_input(crops, "cpu"))[:, 0].numpy()
         row["judge"] = agreement(source, read)
         row["judge_on_the_real_faces"] = agreement(source, real)
     return row

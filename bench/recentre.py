@@ -27,8 +27,7 @@ from dualface.data import center_crop, load_face_set
 from dualface.landmarks import mouth_opening
 from dualface.metrics import concordance, drawn_landmarks, interocular, refit
 from dualface.model import as_uint8
-from dualface.pose import head_pose
-from dualface.recentre import code_shift, codes, stored_stats
+from dualface.recentre import code_shift, codes, crop_poses, stored_stats
 from mouth import held_out_faces
 from quality import CACHE, DIRECTIONS, faces
 
@@ -80,7 +79,7 @@ def main() -> None:
         zh = codes(model, crops)
         opening = [mouth_opening(p) for p in points]
         result["ridge_r"][clip.stem] = round(float(np.corrcoef((zh - mean) @ w, opening)[0, 1]), 3)
-        pose = np.array([head_pose(p, (size, size)) for p in points]).mean(0)
+        pose = crop_poses(points, size).mean(0)
         shifts = {"none": np.zeros_like(zh[0]), "target_mean_no_pose": stats.means[tgt] - zh.mean(0)}
         for toward in (0.0, 0.5, 1.0):
             shifts[f"toward_target_{toward:g}"] = code_shift(stats, zh.mean(0), pose, len(zh), tgt, src, toward)

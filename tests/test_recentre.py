@@ -8,7 +8,7 @@ from dualface.checkpoint import load_checkpoint, model_from, resolve_checkpoint
 from dualface.config import ConvertConfig
 from dualface.convert import convert, recorded_settings
 from dualface.data import center_crop, load_face_set
-from dualface.recentre import PRIOR_FACES, CodeStats, code_shift, code_stats
+from dualface.recentre import PRIOR_FACES, CodeStats, code_shift, code_stats, crop_poses
 from dualface.video import read_video
 
 
@@ -22,7 +22,8 @@ def test_each_checkpoint_stores_its_identities_code_statistics(tiny_model, face_
     faces = {}
     for folder in face_dirs:
         found = load_face_set(folder, model.config, folder.name)
-        faces[folder.name] = center_crop(found.faces, found.landmarks, model.config.size)
+        crops, points = center_crop(found.faces, found.landmarks, model.config.size)
+        faces[folder.name] = crops, crop_poses(points, model.config.size)
     again = code_stats(model, faces)
     for name in faces:
         assert np.allclose(again["means"][name], stored["means"][name], atol=1e-4)

@@ -33,10 +33,9 @@ from dualface.faces import recorded, tracked
 from dualface.files import ensure_writable_dir
 from dualface.identity import distance
 from dualface.model import Autoencoder, draw, to_channels_last
-from dualface.pose import head_pose
 from dualface.precision import pick_dtype, wants_channels_last
 from dualface.prefetch import prefetch
-from dualface.recentre import SAMPLE_FRAMES, code_shift, codes, sample_frames, stored_stats
+from dualface.recentre import SAMPLE_FRAMES, code_shift, codes, crop_poses, sample_frames, stored_stats
 from dualface.threads import ThreadPolicy
 from dualface.track import TrackerConfig
 from dualface.types import Frame
@@ -277,16 +276,16 @@ def _recentring(cfg, model, meta, source, total, tracking, fps, source_embedding
         frames = itertools.islice(frames, len(picks) if picks is not None else SAMPLE_FRAMES)
     still = replace(tracking, still=True, embed_every=1 if source_embedding is not None else 0)
     found = recorded(frames, source, cfg.alignments) if cfg.alignments else tracked(frames, still, fps)
-    size, crops, poses = model.config.size, [], []
+    size, crops, points = model.config.size, [], []
     bar = tqdm(found, total=len(picks) if picks else None, unit="frame", desc="recentring", disable=not cfg.progress)
     for _, frame, faces in bar:
         for f in faces:
             if _is_source(f.embedding, source_embedding, others, cfg.threshold):
                 matrix, crop = model_input(frame, f.landmarks, size, model.config.coverage, model.config.centering)
                 crops.append(crop)
-                poses.append(head_pose(transform_points(f.landmarks, matrix), (size, size)))
+                points.append(transform_points(f.landmarks, matrix))
     video = codes(model, np.stack(crops)).mean(0) if crops else np.zeros(model.config.latent, np.float32)
-    pose = np.mean(poses, axis=0) if poses else np.zeros(3)
+    pose = crop_poses(np.array(points), size).mean(0) if points else np.zeros(3)
     return code_shift(stats, video, pose, len(crops), cfg.to, cfg.from_identity, cfg.toward_target)
 
 

@@ -342,8 +342,8 @@ def draw(
     rgb, masks = [], []
     device_type = torch.device(device).type
     moved = torch.from_numpy(np.asarray(shift, np.float32)).to(device) if shift is not None else None
-    for i in range(0, len(crops), batch):  # np.array copies: crops may be a read-only view
-        x = torch.from_numpy(np.array(crops[i : i + batch])).to(device).permute(0, 3, 1, 2).float() / 255
+    for i in range(0, len(crops), batch):
+        x = as_input(crops[i : i + batch], device)
         with torch.autocast(device_type, dtype=dtype, enabled=dtype != torch.float32):
             out = model({identity: x}, shift=moved)[identity]
         rgb.append(out.rgb.float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy())
@@ -353,6 +353,12 @@ def draw(
     if not rgb:
         return np.zeros((0, size, size, 3), np.float32), None
     return np.concatenate(rgb), np.concatenate(masks) if masks else None
+
+
+def as_input(crops: np.ndarray, device: str | torch.device) -> torch.Tensor:
+    """(N, S, S, 3) uint8 crops -> the (N, 3, S, S) float input in [0, 1] on `device`."""
+    # np.array copies: crops may be a read-only view, which torch warns of
+    return torch.from_numpy(np.array(crops)).to(device).permute(0, 3, 1, 2).float() / 255
 
 
 def as_uint8(images: np.ndarray) -> np.ndarray:

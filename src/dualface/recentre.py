@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from dualface.model import Autoencoder
+from dualface.model import Autoencoder, as_input
 from dualface.pose import head_pose
 
 log = logging.getLogger(__name__)
@@ -41,22 +41,24 @@ def codes(model: Autoencoder, crops: np.ndarray, batch: int = 64) -> np.ndarray:
     device = next(model.parameters()).device
     out = []
     for i in range(0, len(crops), batch):
-        x = torch.from_numpy(np.array(crops[i : i + batch])).to(device).permute(0, 3, 1, 2).float() / 255
-        out.append(model.encoder.code(x).float().cpu().numpy())
+        out.append(model.encoder.code(as_input(crops[i : i + batch], device)).float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, model.config.latent), np.float32)
 
 
+def crop_poses(points: np.ndarray, size: int) -> np.ndarray:
+    """(N, 3) head poses (yaw, pitch, roll) of (N, 68, 2) landmarks in a `size` px model crop."""
+    return np.array([head_pose(p, (size, size)) for p in points]).reshape(-1, 3)
+
+
 def code_stats(model: Autoencoder, faces: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
-    """What a checkpoint stores as meta["codes"], from each identity's (crops, landmarks in the crop):
-    its mean code and mean head pose, and how codes move with pose within a person (least squares, pose
-    (3,) -> code (latent,)), which keeps a video's own mean pose when its mean code is replaced."""
+    """What a checkpoint stores as meta["codes"], from each identity's (crops, their `crop_poses`): its
+    mean code and mean head pose, and how codes move with pose within a person (least squares, pose (3,) ->
+    code (latent,)), which keeps a video's own mean pose when its mean code is replaced."""
     if model.config.liae or not faces:
         return {}
-    size = model.config.size
     means, poses, moved, turned = {}, {}, [], []
-    for name, (crops, points) in faces.items():
+    for name, (crops, angles) in faces.items():
         z = codes(model, crops)
-        angles = np.array([head_pose(p, (size, size)) for p in points])
         means[name], poses[name] = z.mean(0), angles.mean(0)
         moved.append(z - means[name])
         turned.append(angles - poses[name])
@@ -91,7 +93,8 @@ def stored_stats(model: Autoencoder, meta: dict[str, Any]) -> CodeStats | None:
         for name, folder in meta.get("faces", {}).items():
             if Path(folder).is_dir():
                 faces = load_face_set(Path(folder), model.config, name, STORED_FACES)
-                found[name] = center_crop(faces.faces, faces.landmarks, model.config.size)
+                crops, points = center_crop(faces.faces, faces.landmarks, model.config.size)
+                found[name] = crops, crop_poses(points, model.config.size)
         if len(found) < len(model.identities):
             return None
         log.info("the model stores no code statistics (saved by an older dualface): computed from its faces")

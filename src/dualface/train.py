@@ -46,7 +46,7 @@ from dualface.model import Autoencoder, ModelConfig, to_channels_last
 from dualface.precision import pick_dtype, wants_channels_last
 from dualface.prefetch import prefetch
 from dualface.preview import plot_loss_curve, preview_grid, save_png
-from dualface.recentre import STORED_FACES, code_stats
+from dualface.recentre import STORED_FACES, code_stats, crop_poses
 from dualface.runstate import (
     init_point,
     renamed,
@@ -599,13 +599,14 @@ def _fused(device: torch.device) -> dict[str, Any]:
 
 
 def _code_faces(sets: list[FaceSet], model_cfg: ModelConfig) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Up to STORED_FACES of each identity's faces, spread over them, as model crops and their landmarks:
+    """Up to STORED_FACES of each identity's faces, spread over them, as model crops and their head poses:
     each checkpoint stores their code statistics, which `convert` recentres a new recording by (`recentre`)."""
-    crops = {}
+    found = {}
     for s in sets:
         chosen = np.linspace(0, len(s) - 1, min(STORED_FACES, len(s))).round().astype(int)
-        crops[s.name] = center_crop(s.faces[chosen], s.landmarks[chosen], model_cfg.size)
-    return crops
+        crops, points = center_crop(s.faces[chosen], s.landmarks[chosen], model_cfg.size)
+        found[s.name] = crops, crop_poses(points, model_cfg.size)
+    return found
 
 
 def _hold_out(sets: list[FaceSet], cfg: TrainConfig, model_cfg: ModelConfig) -> dict:
