@@ -32,7 +32,7 @@ DEMO = ("s1", "brbk7n", ROOT / "data/grid/s1-held-out/swau8n.mpg")  # demo.py's 
 
 
 def slug(variant: str) -> str:
-    return re.sub(r"[^a-z0-9.]+", "_", variant.lower()).strip("_") or "default"
+    return re.sub(r"[^a-z0-9.-]+", "_", variant.lower()).strip("_-") or "default"  # "--erode -2" != "--erode 2"
 
 
 def main() -> None:

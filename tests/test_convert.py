@@ -249,6 +249,23 @@ def test_hair_over_the_temple_is_left_out_of_the_paste(s1_frames, s1_landmarks):
     assert kept.sum() > 0.85 * plain.sum()
 
 
+def test_a_grown_mask_is_feathered_at_the_crop_edge_too(s1_frames, s1_landmarks):
+    """At lite128's crop the forehead runs off the crop's top: a mask grown past it (--erode -2) must fade
+    at the edge as the default's does (to a quarter), not end in a hard line across the forehead."""
+    size = 128
+    matrix, crop = model_input(s1_frames[10], s1_landmarks[10], size, 0.9, "face")
+    face = Face(0, s1_landmarks[10], matrix, crop, swapped=crop.astype(np.float32) / 255)
+    for erode in (0, -2, -4):
+        mask = face_mask(face, PasteConfig(erode=erode, hair=False), size)
+        assert mask[0].max() < 0.3, erode  # the top edge: 1.0 before growing was closed after it
+        assert mask[MASK_SIZE // 2, MASK_SIZE // 2] > 0.99
+    grown, plain = (
+        face_mask(face, PasteConfig(erode=-4, hair=False), size),
+        face_mask(face, PasteConfig(hair=False), size),
+    )
+    assert grown.sum() > 1.05 * plain.sum()
+
+
 def test_color_transfers_match_the_reference():
     source, target = frames(S1)[0][40:200, 100:260], frames(OTHER)[0][40:200, 100:260]
     image, reference = source.astype(np.float32) / 255, target.astype(np.float32) / 255

@@ -39,6 +39,7 @@ def test_the_source_against_itself_is_the_ceiling(tiny_model, tmp_path, face_dir
     for name in ("mouth", "eyes"):
         assert ev.scores[name].value == pytest.approx(1.0) and ev.scores[name].normalised >= 0.95
     assert ev.scores["landmark_error"].value == 0 and ev.scores["flicker_ratio"].value == 1.0
+    assert ev.scores["landmark_shape"].value == ev.scores["landmark_tracking"].value == 0
     assert ev.scores["sharpness_in_place"].value == pytest.approx(1.0)
     # s1's own face is s1, not brbk7n: no identity transfer at all, far from brbk7n's own faces
     assert ev.scores["identity_transfer"].value == 0.0 and ev.scores["identity_gap"].value > 1.5

@@ -1,6 +1,8 @@
 """The measures behind `evaluate` and training's held-out figures, on real frames: they must see the
 drawn face, and a useless output (a still face pasted on every frame) must fail them."""
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import pytest
@@ -17,11 +19,13 @@ from dualface.metrics import (
     drawn_landmarks,
     face_scale,
     normalised,
+    observe,
     passes,
     pearson,
     rank,
     score,
     sharpness,
+    summarise,
     verdict,
 )
 from dualface.pose import eye_opening
@@ -69,6 +73,24 @@ def test_drawn_mouth_follows_real_mouths_and_ignores_a_pasted_still(tracked):
     assert abs(concordance(mouth, static_mouth)) <= 0.15
     assert abs(concordance(eyes, static_eyes)) <= 0.15
     assert static_mouth.std() < 0.25 * mouth.std()
+
+
+def test_landmark_error_splits_into_a_shared_shape_and_what_was_not_followed(tracked):
+    """A face drawn with its mouth higher on every frame (another person's proportions) is all shape and
+    no tracking error; the pasted still (the floor) follows no expression: its tracking error is its own."""
+    seen = [observe(frame, p) for frame, p in tracked]
+    up = np.zeros((68, 2))
+    up[48:68, 1] = -0.1 * np.linalg.norm(tracked[0][1][36:42].mean(0) - tracked[0][1][42:48].mean(0))
+    higher = [(s, replace(s, fitted=s.fitted + up)) for s in seen]
+    assert summarise("landmark_shape", higher) == pytest.approx(0.1 * 20 / 68, rel=0.1)
+    assert summarise("landmark_tracking", higher) < 0.002
+    assert summarise("landmark_error", higher) == pytest.approx(summarise("landmark_shape", higher), rel=0.05)
+    static = [(s, observe(f, p)) for s, f, (_, p) in zip(seen, _static(tracked), tracked, strict=True)]
+    itself = [(s, s) for s in seen]
+    assert summarise("landmark_shape", itself) == summarise("landmark_tracking", itself) == 0
+    floor, followed = summarise("landmark_tracking", static), summarise("landmark_tracking", higher)
+    assert floor > 0.01 and floor > 5 * followed
+    assert score("landmark_tracking", floor, floor, 0.0).normalised == 0
 
 
 def test_sharpness_does_not_jump_with_the_measuring_size(tracked):

@@ -78,14 +78,15 @@ def face_mask(face: Face, cfg: PasteConfig, model_size: int) -> np.ndarray:
             # Looked for at the drawn face's own size, where its detail ends: 4x cheaper than at the mask's
             found = hair(face.swapped, in_crop)
             mask = mask * (1 - cv2.resize(found, (MASK_SIZE, MASK_SIZE), interpolation=cv2.INTER_LINEAR))
-    # The extended hull reaches past the crop's top: close the mask there, so the feather runs along
-    # the crop's edge too instead of leaving a hard line.
-    mask[[0, -1], :] = 0
-    mask[:, [0, -1]] = 0
     if cfg.erode:
         radius = max(1, round(abs(cfg.erode) / 100 * MASK_SIZE))
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
         mask = (cv2.erode if cfg.erode > 0 else cv2.dilate)(mask, kernel)
+    # The extended hull, or a grown mask, reaches past the crop's edge: close the mask there, after any
+    # growing (before it, growing filled the border back in and left a hard line across the forehead), so
+    # the feather runs along the crop's edge too.
+    mask[[0, -1], :] = 0
+    mask[:, [0, -1]] = 0
     if cfg.feather:
         # Feather inward, so the soft edge never reaches past the hull onto the background.
         radius = max(1, round(cfg.feather / 100 * MASK_SIZE))
