@@ -2,7 +2,8 @@
 
 For each direction of bench/quality.py, every frame of the held-out clip gets the target's training face
 whose pose and expression are nearest (its 68 landmarks in mean-face units), cut to `lite128`'s crop (128 px,
-the face across 0.9 of it) as training cuts it, and pasted through convert's own compositing (the landmark
+the face across 0.9 of it) as training cuts it, and pasted through convert's own compositing
+(`dualface.real_faces`, which `evaluate` also runs beside every swap) (the landmark
 mask, the colour transfer, the feather). `dualface evaluate`'s measures of that video bound what a trained
 model pasted this way can reach: a decoder that drew the target perfectly, at the pose and expression
 nearest the source's that the target ever showed, would score this. The nearest face is a retrieval, so
@@ -17,22 +18,13 @@ demo trains on and its reference) is measured the same way.
 
 import json
 import time
-from pathlib import Path
-
-import numpy as np
 
 from common import hardware, write_result
-from dualface.align import align_matrix, cut, to_mean_face, transform_points
-from dualface.alignments import read_face_png, read_face_record
-from dualface.composite import Face, composite, model_input
 from dualface.config import PasteConfig
 from dualface.data import face_files, mean_embedding
 from dualface.evaluate import TargetFaces, evaluate_video
-from dualface.faces import largest, tracked
 from dualface.model import ModelConfig
-from dualface.track import TrackerConfig
-from dualface.video import probe_video, read_video
-from dualface.writer import video_writer
+from dualface.real_faces import paste_real_faces
 from quality import BAR, CACHE, DIRECTIONS, ROOT, SHARED, faces, stills
 
 # direction: (source identity, where its faces' clips are, target identity, where its are, the held-out clip),
@@ -51,46 +43,6 @@ COLORS = ("rct", "none")  # convert's default colour transfer, and none: how muc
 FIELDS = ("identity_transfer", "identity_gap", "mouth", "eyes", "landmark_error", "sharpness")
 
 
-def shape(landmarks: np.ndarray) -> np.ndarray:
-    """68 landmarks in mean-face units, flat: pose and expression (and the person's face shape)."""
-    return transform_points(landmarks, to_mean_face(landmarks)).ravel()
-
-
-def target_shapes(folder: Path) -> tuple[list[Path], np.ndarray]:
-    """The target's training faces and their landmarks (face-image pixels) as mean-face shapes."""
-    files = face_files(folder)
-    points = []
-    for path in files:
-        record = read_face_record(path)
-        points.append(transform_points(np.array(record["landmarks"], np.float32), np.array(record["matrix"])))
-    return files, np.stack([shape(p) for p in points])
-
-
-def paste_nearest(source: Path, target: Path, out: Path, cfg: ModelConfig, paste: PasteConfig) -> int:
-    """`source` with every face replaced by the target's nearest real face; the count of faces replaced."""
-    files, shapes = target_shapes(target)
-    cache: dict[int, np.ndarray] = {}
-    states: dict = {}
-    replaced = 0
-    with video_writer(out, like=source, kind="perfect-decoder ceiling") as write:
-        for _, frame, found in tracked(read_video(source), TrackerConfig(embed_every=0), probe_video(source).fps):
-            face = largest(found)
-            if face is None:
-                write(frame)
-                continue
-            nearest = int(np.argmin(((shapes - shape(face.raw)) ** 2).sum(1)))
-            if nearest not in cache:
-                image, record = read_face_png(files[nearest])
-                landmarks = transform_points(np.array(record["landmarks"], np.float32), np.array(record["matrix"]))
-                drawn = cut(image, align_matrix(landmarks, cfg.size, cfg.coverage, cfg.centering), cfg.size)
-                cache[nearest] = drawn.astype(np.float32) / 255
-            matrix, crop = model_input(frame, face.landmarks, cfg.size, cfg.coverage, cfg.centering)
-            swapped = Face(face.track, face.landmarks, matrix, crop, swapped=cache[nearest])
-            write(composite(frame, [swapped], paste, cfg.size, states))
-            replaced += 1
-    return replaced
-
-
 def main() -> None:
     cfg = ModelConfig.from_preset("lite128")
     clips = {src: a for src, a, *_ in PAIRS.values()} | {tgt: b for _, _, tgt, b, _ in PAIRS.values()}
@@ -103,7 +55,7 @@ def main() -> None:
             started = time.perf_counter()
             video = CACHE / "ceiling" / f"{direction.replace(' ', '-')}-{color}.mp4"
             video.parent.mkdir(parents=True, exist_ok=True)
-            replaced = paste_nearest(held_out, face[tgt], video, cfg, PasteConfig(color=color))
+            replaced = paste_real_faces(held_out, face[tgt], video, cfg, PasteConfig(color=color))
             evaluation, *_ = evaluate_video(held_out, video, embeddings, tgt, src, reference=reference, embed_frames=50)
             scores = {k: evaluation.scores[k].value for k in FIELDS if k in evaluation.scores}
             results[f"{direction} --color {color}"] = {

@@ -29,12 +29,13 @@ from dualface.writer import video_writer
 
 def run(model: Path, source: Path, output: Path, to: str, tmp_path: Path, **settings):
     settings.setdefault("embed_frames", 5)
+    settings.setdefault("real_faces", False)  # scored by the first test alone: it doubles the evaluation's time
     config = EvaluateConfig(source, output, model, to, report=tmp_path / "report", progress=False, **settings)
     return evaluate(config)
 
 
 def test_the_source_against_itself_is_the_ceiling(tiny_model, tmp_path, face_dirs):
-    ev, html = run(tiny_model, S1, S1, "brbk7n", tmp_path, target_faces=face_dirs[1])
+    ev, html = run(tiny_model, S1, S1, "brbk7n", tmp_path, target_faces=face_dirs[1], real_faces=True)
     assert ev.frames == ev.frames_scored == 75
     for name in ("mouth", "eyes"):
         assert ev.scores[name].value == pytest.approx(1.0) and ev.scores[name].normalised >= 0.95
@@ -44,9 +45,16 @@ def test_the_source_against_itself_is_the_ceiling(tiny_model, tmp_path, face_dir
     # s1's own face is s1, not brbk7n: no identity transfer at all, far from brbk7n's own faces
     assert ev.scores["identity_transfer"].value == 0.0 and ev.scores["identity_gap"].value > 1.5
     assert not ev.usable and "identity_transfer" in ev.failed
+    # brbk7n's own real faces pasted over s1 instead: her identity, so the failed transfer was reachable and is
+    # not excused; what they fail too is named, and only among what the output failed
+    assert ev.real_faces == 75 and ev.scores["identity_transfer"].reachable >= 0.95
+    assert "identity_transfer" not in ev.out_of_reach and set(ev.out_of_reach) <= set(ev.failed)
+    assert ev.scores["identity_gap"].reachable < ev.scores["identity_gap"].value
+    assert ev.scores["landmark_error"].reachable > 0 and ev.scores["mouth"].reachable is not None
     assert ev.step == load_checkpoint(resolve_checkpoint(tiny_model)).step
     page = html.read_text()
-    for words in ("floor (static swap)", "normalised", "least sharp", "Verdict: not usable yet", f"step {ev.step}"):
+    for words in ("floor (static swap)", "normalised", "least sharp", "Verdict: not usable yet", f"step {ev.step}",
+                  "real faces pasted (75 faces)"):  # fmt: skip
         assert words in page
     data = json.loads((tmp_path / "report" / "report.json").read_text())
     assert len(data["per_frame"]) == 75 and data["scores"]["identity_transfer"]["value"] == 0.0

@@ -273,14 +273,14 @@ def demo_command(config: DemoConfig) -> None:
 
 
 def _print_evaluation(ev) -> None:
-    from dualface.report import score_table
+    from dualface.report import score_table, verdict_line
 
     print(f"{ev.output}: {ev.target} drawn by {ev.checkpoint} (step {ev.step}); {ev.frames_scored} frames with a face")
     for row in score_table(ev):
         print("  " + row)
     for name, q in ev.reconstruction.items():
         print(f"reconstruction of {name}: SSIM {q['ssim']:.3f}, PSNR {q['psnr']:.1f} dB on {q['faces']} held-out faces")
-    print("verdict: " + ("usable" if ev.usable else "not usable yet (failing: " + ", ".join(ev.failed) + ")"))
+    print("verdict: " + verdict_line(ev))
 
 
 # ---------------------------------------------------------------------------------------------------------

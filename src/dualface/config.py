@@ -463,6 +463,11 @@ class EvaluateConfig:
     target_faces: Path | None = option(
         None, help="Real faces of the target, for sharpness and the identity gap (default: its training faces)."
     )
+    real_faces: bool = option(
+        True,
+        help="Also paste the target's own nearest real faces (of --target-faces) the same way, and score them: "
+        "which bars a perfect decoder pasted this way would clear.",
+    )
     progress: bool = option(True, help=PROGRESS)
 
     def __post_init__(self) -> None:

@@ -11,6 +11,7 @@ own faces cut at the same on-screen size. The measures themselves live in `metri
 import heapq
 import json
 import logging
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ from dualface.metrics import (
     aligned_crop,
     face_scale,
     observe,
+    passes,
     score,
     sharpness,
     summarise,
@@ -48,6 +50,7 @@ from dualface.metrics import (
 from dualface.model import Autoencoder, draw
 from dualface.pose import eye_opening
 from dualface.prefetch import prefetch
+from dualface.real_faces import paste_real_faces
 from dualface.track import TrackerConfig
 from dualface.video import count_frames, probe_video, read_video
 
@@ -366,6 +369,32 @@ def _summarise(
     )
 
 
+def reach(
+    evaluation: VideoEvaluation,
+    cfg: EvaluateConfig,
+    model: Autoencoder,
+    embeddings: dict[str, np.ndarray],
+    source_identity: str | None,
+    reference: TargetFaces,
+    paste: PasteConfig,
+) -> None:
+    """Score the target's own real faces pasted the same way (`real_faces`) into each score's `reachable`,
+    and name the failed measures they fail too (`out_of_reach`). The verdict does not change: a bar that
+    no decoder pasted this way could clear still fails, and the report says so beside it."""
+    with tempfile.TemporaryDirectory(prefix="dualface-real-faces-") as scratch:
+        video = Path(scratch) / "real-faces.mp4"
+        evaluation.real_faces = paste_real_faces(Path(cfg.source), reference.folder, video, model.config, paste)
+        real, *_ = evaluate_video(
+            Path(cfg.source), video, embeddings, cfg.to, source_identity, None, reference, cfg.embed_frames
+        )
+    for name, s in evaluation.scores.items():
+        if name in real.scores:
+            s.reachable = real.scores[name].value
+    evaluation.out_of_reach = [
+        name for name in evaluation.failed if passes(name, evaluation.scores[name].reached(name)) is False
+    ]
+
+
 # ---------------------------------------------------------------------------------------------------------
 # the model alone: how well each decoder draws its own person
 
@@ -451,6 +480,8 @@ def evaluate(cfg: EvaluateConfig) -> tuple[VideoEvaluation, Path]:
     if sharpen := evaluation.paste.get("sharpen"):  # edge contrast the paste added, not detail the model drew
         evaluation.scores["sharpness"].not_credited = f"pasted with --sharpen {sharpen:g}"
         evaluation.usable, evaluation.failed = verdict(evaluation.scores)
+    if cfg.real_faces and reference is not None:
+        reach(evaluation, cfg, model, embeddings, source_identity, reference, static.paste)
     for name, faces_folder in cfg.held_out.items():
         evaluation.reconstruction[name] = reconstruction_quality(model, face_files(faces_folder), name)
     out = cfg.report_folder

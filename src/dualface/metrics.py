@@ -359,10 +359,15 @@ class Score:
     ceiling: float | None = None  # the source's against itself (or the target's own faces)
     normalised: float | None = None
     not_credited: str | None = None  # why the value, though measured, does not count toward the verdict
+    reachable: float | None = None  # the target's own real faces pasted instead (`real_faces`): a perfect decoder
 
     @property
     def scored(self) -> float | None:
         return self.normalised if self.normalised is not None else self.value
+
+    def reached(self, name: str) -> "Score":
+        """The real faces' score read against the same controls: what a perfect decoder would have scored."""
+        return score(name, self.reachable, self.floor, self.ceiling)
 
 
 def score(name: str, value: float | None, floor: float | None = None, ceiling: float | None = None) -> Score:
@@ -427,6 +432,8 @@ class VideoEvaluation:
     reference_faces: str | None  # the target faces sharpness and the identity gap were read against
     reconstruction: dict[str, dict[str, float]] = field(default_factory=dict)  # identity -> ssim, psnr
     paste: dict[str, Any] = field(default_factory=dict)  # the paste settings the conversion recorded
+    real_faces: int | None = None  # faces the real-faces control replaced (None: not run)
+    out_of_reach: list[str] = field(default_factory=list)  # failed measures the target's real faces fail too
     per_frame: list[FrameScore] = field(default_factory=list)
     changes: list[list[float]] = field(default_factory=list)  # (frame, source change, output change): flicker
 
