@@ -379,8 +379,8 @@ def reach(
     paste: PasteConfig,
 ) -> None:
     """Score the target's own real faces pasted the same way (`real_faces`) into each score's `reachable`,
-    and name the failed measures they fail too (`out_of_reach`). The verdict does not change: a bar that
-    no decoder pasted this way could clear still fails, and the report says so beside it."""
+    and name the failed measures they fail too (`out_of_reach`). The verdict does not change: a bar the
+    target's own faces fail too still fails; the report says so beside it."""
     with tempfile.TemporaryDirectory(prefix="dualface-real-faces-") as scratch:
         video = Path(scratch) / "real-faces.mp4"
         evaluation.real_faces = paste_real_faces(Path(cfg.source), reference.folder, video, model.config, paste)
