@@ -383,10 +383,13 @@ def reach(
     target's own faces fail too still fails; the report says so beside it."""
     with tempfile.TemporaryDirectory(prefix="dualface-real-faces-") as scratch:
         video = Path(scratch) / "real-faces.mp4"
-        evaluation.real_faces = paste_real_faces(Path(cfg.source), reference.folder, video, model.config, paste)
-        real, *_ = evaluate_video(
-            Path(cfg.source), video, embeddings, cfg.to, source_identity, None, reference, cfg.embed_frames
+        evaluation.real_faces = paste_real_faces(
+            Path(cfg.source), reference.folder, video, model.config, paste, cfg.progress
         )
+        real, *_ = evaluate_video(
+            Path(cfg.source), video, embeddings, cfg.to, source_identity, None, reference, cfg.embed_frames,
+            cfg.progress,
+        )  # fmt: skip
     for name, s in evaluation.scores.items():
         if name in real.scores:
             s.reachable = real.scores[name].value

@@ -14,6 +14,7 @@ pose, can score a little better (by about 0.1 on the identity gap, and 0.01 on t
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from dualface.align import align_matrix, cut, to_mean_face, transform_points
 from dualface.alignments import read_face_png, read_face_record
@@ -47,15 +48,25 @@ def face_shapes(folder: Path) -> tuple[list[Path], np.ndarray]:
     return files, np.stack([shape(_landmarks(read_face_record(path))) for path in files])
 
 
-def paste_real_faces(source: Path, faces: Path, out: Path, model: ModelConfig, paste: PasteConfig) -> int:
+def paste_real_faces(
+    source: Path, faces: Path, out: Path, model: ModelConfig, paste: PasteConfig, progress: bool = False
+) -> int:
     """Write `source` with its largest face in every frame replaced by the nearest of the real faces in
     `faces`, cut to `model`'s crop; returns how many faces were replaced. The video is marked synthetic."""
     files, shapes = face_shapes(faces)
     drawn: dict[int, np.ndarray] = {}
     states: dict = {}
     replaced = 0
+    info = probe_video(source)
+    frames = tqdm(
+        tracked(read_video(source), TrackerConfig(embed_every=0), info.fps),
+        total=info.frame_count,
+        unit="frame",
+        desc="real faces",
+        disable=not progress,
+    )
     with video_writer(out, like=source, kind="the target's real faces pasted (evaluation control)") as write:
-        for _, frame, found in tracked(read_video(source), TrackerConfig(embed_every=0), probe_video(source).fps):
+        for _, frame, found in frames:
             face = largest(found)
             if face is None:
                 write(frame)
