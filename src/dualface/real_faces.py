@@ -8,7 +8,7 @@ it, not training: a pair whose heads differ keeps the source's head outline, ear
 inner face (the identity gap), and a face drawn in the target's proportions sits off the source's
 landmarks (the landmark error). It is a retrieval, not a strict bound: the mouth and eyes follow the
 source only as closely as the target's own faces happen to, and a trained decoder, which draws the exact
-pose, can score a little better (by about 0.1 on the identity gap, and 0.01 on the landmark error, here).
+pose, can score a little better (here by up to 0.1 on the identity gap and 0.02 on the landmark error).
 """
 
 from pathlib import Path
