@@ -21,7 +21,7 @@ import numpy as np
 from common import hardware, write_result
 from dualface.align import to_mean_face, transform_points
 from dualface.faces import largest, tracked
-from dualface.metrics import interocular, landmark_offsets, observe
+from dualface.metrics import METRICS, interocular, landmark_offsets, observe
 from dualface.track import TrackerConfig
 from dualface.video import probe_video, read_video
 from quality import CACHE, DIRECTIONS
@@ -53,8 +53,9 @@ def split(moved: np.ndarray, at: np.ndarray) -> dict:
     out = {
         "frames": len(moved),
         "landmark_error": float(np.linalg.norm(moved, axis=2).mean()),
-        "landmark_shape": float(np.linalg.norm(shared, axis=1).mean()),
-        "landmark_tracking": float(np.linalg.norm(varying, axis=2).mean()),
+        # read as `evaluate` reads them, from the same per-frame offsets
+        "landmark_shape": METRICS["landmark_shape"].summary(moved.reshape(len(moved), -1)),
+        "landmark_tracking": METRICS["landmark_tracking"].summary(moved.reshape(len(moved), -1)),
     }
     for name, part in FEATURES.items():
         out[name] = {

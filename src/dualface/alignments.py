@@ -23,9 +23,10 @@ import numpy as np
 from PIL import Image, PngImagePlugin
 
 from dualface import __version__
+from dualface.align import transform_points
 from dualface.errors import DualfaceError
 from dualface.files import atomic_write_bytes
-from dualface.types import Frame
+from dualface.types import Frame, Landmarks
 from dualface.video import open_image
 
 SCHEMA = "dualface.alignments"
@@ -114,6 +115,12 @@ def _record(path: Path, text: str | None) -> dict[str, Any]:
     if not isinstance(record.get("size"), int) or not 16 <= record["size"] <= 4096:
         raise DualfaceError(f"{path}: its '{PNG_KEY}' record is damaged (size {record.get('size')!r})")
     return record
+
+
+def face_landmarks(record: dict[str, Any]) -> Landmarks:
+    """A face image's 68 landmarks in its own pixels (the record keeps them in the frame's, with the matrix
+    that cut the face out)."""
+    return transform_points(np.array(record["landmarks"], np.float32), np.array(record["matrix"], np.float32))
 
 
 def read_face_record(path: Path) -> dict[str, Any]:

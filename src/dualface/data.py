@@ -14,7 +14,7 @@ import numpy as np
 from tqdm import tqdm
 
 from dualface.align import compose, crop_matrix, cut, invert, matrix_scale, transform_points
-from dualface.alignments import read_face_png, read_face_record
+from dualface.alignments import face_landmarks, read_face_png, read_face_record
 from dualface.config import CUT
 from dualface.errors import DualfaceError
 from dualface.landmarks import mouth_opening
@@ -96,8 +96,7 @@ def load_face(path: Path, cfg: ModelConfig) -> tuple[np.ndarray, np.ndarray, int
     to_work = work_matrix(record, cfg)
     size = work_size(cfg)
     work = cut(face, to_work, size)
-    aligned = transform_points(np.array(record["landmarks"], np.float32), np.array(record["matrix"], np.float32))
-    return work, transform_points(aligned, to_work), face.shape[0]
+    return work, transform_points(face_landmarks(record), to_work), face.shape[0]
 
 
 def face_files(folder: Path) -> list[Path]:

@@ -21,8 +21,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from dualface.align import crop_matrix, to_mean_face, transform_points
-from dualface.alignments import read_face_png
+from dualface.align import crop_matrix, to_mean_face
+from dualface.alignments import face_landmarks, read_face_png
 from dualface.composite import Face, composite, model_input
 from dualface.config import SAME_PERSON, EvaluateConfig, PasteConfig
 from dualface.data import center_crop, face_files, load_face, warn_if_cut_otherwise
@@ -150,7 +150,7 @@ class TargetFaces:
         images, to_mean, points = [], [], []
         for path in chosen:
             image, record = read_face_png(path)
-            landmarks = transform_points(np.array(record["landmarks"], np.float32), np.array(record["matrix"]))
+            landmarks = face_landmarks(record)
             images.append(image)
             points.append(landmarks)
             to_mean.append(to_mean_face(landmarks))

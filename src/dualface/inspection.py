@@ -30,8 +30,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
-from dualface.align import transform_points
-from dualface.alignments import read_face_record
+from dualface.alignments import face_landmarks, read_face_record
 from dualface.data import face_files
 from dualface.errors import DualfaceError
 from dualface.files import atomic_write_bytes, ensure_writable_dir
@@ -78,8 +77,8 @@ class Gap:
 
 def face_measures(record: dict) -> tuple[float, float, float, float]:
     """(yaw, pitch, mouth, eyes) of one face from its PNG record."""
-    landmarks = np.asarray(record["landmarks"], np.float32)
-    crop = transform_points(landmarks, np.asarray(record["matrix"], np.float32))
+    landmarks = np.asarray(record["landmarks"], np.float32)  # in the frame: mouth and eyes are ratios
+    crop = face_landmarks(record)
     size = float(record["size"])
     view = VIEW_FACE_WIDTHS * float(record.get("coverage", 0.6)) * size
     # Centre the crop in the virtual frame: the principal point falls on the crop's centre.

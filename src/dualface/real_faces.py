@@ -17,7 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from dualface.align import align_matrix, cut, to_mean_face, transform_points
-from dualface.alignments import read_face_png, read_face_record
+from dualface.alignments import face_landmarks, read_face_png, read_face_record
 from dualface.composite import Face, composite, model_input
 from dualface.config import PasteConfig
 from dualface.data import face_files
@@ -35,17 +35,12 @@ def shape(landmarks: Landmarks) -> np.ndarray:
     return transform_points(landmarks, to_mean_face(landmarks)).ravel()
 
 
-def _landmarks(record: dict) -> Landmarks:
-    """A face image's landmarks in its own pixels (the record keeps them in the frame's, with the matrix)."""
-    return transform_points(np.array(record["landmarks"], np.float32), np.array(record["matrix"], np.float32))
-
-
 def face_shapes(folder: Path) -> tuple[list[Path], np.ndarray]:
     """The extracted faces in `folder` and their `shape`s, (N, 136)."""
     files = face_files(folder)
     if not files:
         raise DualfaceError(f"{folder}: no extracted faces to paste")
-    return files, np.stack([shape(_landmarks(read_face_record(path))) for path in files])
+    return files, np.stack([shape(face_landmarks(read_face_record(path))) for path in files])
 
 
 def paste_real_faces(
@@ -74,7 +69,7 @@ def paste_real_faces(
             nearest = int(np.argmin(((shapes - shape(face.raw)) ** 2).sum(1)))
             if nearest not in drawn:
                 image, record = read_face_png(files[nearest])
-                matrix = align_matrix(_landmarks(record), model.size, model.coverage, model.centering)
+                matrix = align_matrix(face_landmarks(record), model.size, model.coverage, model.centering)
                 drawn[nearest] = cut(image, matrix, model.size).astype(np.float32) / 255
             matrix, crop = model_input(frame, face.landmarks, model.size, model.coverage, model.centering)
             pasted = Face(face.track, face.landmarks, matrix, crop, swapped=drawn[nearest])

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from dualface.data import center_crop, load_face_set
 from dualface.model import Autoencoder, as_input
 from dualface.pose import head_pose
 
@@ -48,6 +49,14 @@ def codes(model: Autoencoder, crops: np.ndarray, batch: int = 64) -> np.ndarray:
 def crop_poses(points: np.ndarray, size: int) -> np.ndarray:
     """(N, 3) head poses (yaw, pitch, roll) of (N, 68, 2) landmarks in a `size` px model crop."""
     return np.array([head_pose(p, (size, size)) for p in points]).reshape(-1, 3)
+
+
+def code_faces(faces: np.ndarray, landmarks: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Up to STORED_FACES of a face set's faces (work crops and their landmarks), spread over it, as model
+    crops and their `crop_poses`: what `code_stats` reads for one identity."""
+    chosen = np.linspace(0, len(faces) - 1, min(STORED_FACES, len(faces))).round().astype(int)
+    crops, points = center_crop(faces[chosen], landmarks[chosen], size)
+    return crops, crop_poses(points, size)
 
 
 def code_stats(model: Autoencoder, faces: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
@@ -87,14 +96,11 @@ def stored_stats(model: Autoencoder, meta: dict[str, Any]) -> CodeStats | None:
     faces where their folders (meta["faces"]) are still there; None where neither is."""
     stats = meta.get("codes")
     if not stats:
-        from dualface.data import center_crop, load_face_set  # only for models saved before meta["codes"]
-
         found = {}
         for name, folder in meta.get("faces", {}).items():
             if Path(folder).is_dir():
                 faces = load_face_set(Path(folder), model.config, name, STORED_FACES)
-                crops, points = center_crop(faces.faces, faces.landmarks, model.config.size)
-                found[name] = crops, crop_poses(points, model.config.size)
+                found[name] = code_faces(faces.faces, faces.landmarks, model.config.size)
         if len(found) < len(model.identities):
             return None
         log.info("the model stores no code statistics (saved by an older dualface): computed from its faces")

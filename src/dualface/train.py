@@ -46,7 +46,7 @@ from dualface.model import Autoencoder, ModelConfig, to_channels_last
 from dualface.precision import pick_dtype, wants_channels_last
 from dualface.prefetch import prefetch
 from dualface.preview import plot_loss_curve, preview_grid, save_png
-from dualface.recentre import STORED_FACES, code_stats, crop_poses
+from dualface.recentre import code_faces, code_stats
 from dualface.runstate import (
     init_point,
     renamed,
@@ -345,7 +345,8 @@ def _train(
         "faces": {name: str(Path(folder).resolve()) for name, folder in zip(cfg.names, cfg.faces, strict=True)},
     }
     preview_faces = _preview_faces(sets, model_cfg, device, cfg)
-    code_faces = _code_faces(sets, model_cfg)
+    # each checkpoint stores their code statistics, which `convert` recentres a new recording by
+    stored_faces = {s.name: code_faces(s.faces, s.landmarks, model_cfg.size) for s in sets}
 
     largest = max(len(s) for s in sets)
     steps_per_epoch = largest / (cfg.batch_size * ctx.world)
@@ -514,7 +515,7 @@ def _train(
                 best_eval = _evaluate(shown, held_out, sets, cfg, step, writer, best_eval, meta_base)
             if step % cfg.save_every == 0 or reason:
                 if ctx.main:
-                    meta_base["codes"] = code_stats(shown, code_faces)
+                    meta_base["codes"] = code_stats(shown, stored_faces)
                 best = save(model, optimizer, step, cfg, ctx, meta_base, lr_scale, ema, best, average)
                 if ctx.main:
                     _save_critics(cfg, critics, step)
@@ -526,7 +527,7 @@ def _train(
     except KeyboardInterrupt:
         stopped_by = "interrupted"
         if ctx.main:
-            meta_base["codes"] = code_stats(shown, code_faces)
+            meta_base["codes"] = code_stats(shown, stored_faces)
             best = save(model, optimizer, step, cfg, ctx, meta_base, lr_scale, ema, best, average, barrier=False)
             _save_critics(cfg, critics, step)
     finally:
@@ -596,17 +597,6 @@ def weights_digest(model: torch.nn.Module) -> str:
 def _fused(device: torch.device) -> dict[str, Any]:
     """Fused Adam: one kernel for all parameters (CPU support since torch 2.4)."""
     return {"fused": True} if device.type in ("cpu", "cuda") else {}
-
-
-def _code_faces(sets: list[FaceSet], model_cfg: ModelConfig) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Up to STORED_FACES of each identity's faces, spread over them, as model crops and their head poses:
-    each checkpoint stores their code statistics, which `convert` recentres a new recording by (`recentre`)."""
-    found = {}
-    for s in sets:
-        chosen = np.linspace(0, len(s) - 1, min(STORED_FACES, len(s))).round().astype(int)
-        crops, points = center_crop(s.faces[chosen], s.landmarks[chosen], model_cfg.size)
-        found[s.name] = crops, crop_poses(points, model_cfg.size)
-    return found
 
 
 def _hold_out(sets: list[FaceSet], cfg: TrainConfig, model_cfg: ModelConfig) -> dict:
