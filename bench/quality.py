@@ -167,16 +167,19 @@ def redraw(model: Path, direction: str, face: dict[str, Path], tag: str) -> dict
     return {k: scores[k] for k in REDRAW_FIELDS}
 
 
-def close_ups(source: Path, swaps: list[Path], frames: int, count: int) -> list[list[np.ndarray]]:
+def close_ups(
+    source: Path, swaps: list[Path], frames: int, count: int, at: set[int] | None = None
+) -> list[list[np.ndarray]]:
     """192 px face close-ups of `source` and of each of `swaps` (conversions of it), aligned on the source's
-    own landmarks, at `count` frames spread over its `frames`: a list per frame, the source's first."""
+    own landmarks, at `count` frames spread over its `frames` (or at the frames `at`): a list per frame, the
+    source's first."""
     from dualface.align import crop_matrix, to_mean_face
     from dualface.faces import largest, tracked
     from dualface.metrics import aligned_crop
     from dualface.track import TrackerConfig
     from dualface.video import probe_video, read_video
 
-    wanted = set(np.linspace(0, frames - 1, count + 2).round().astype(int)[1:-1].tolist())
+    wanted = at or set(np.linspace(0, frames - 1, count + 2).round().astype(int)[1:-1].tolist())
     crop, tiles = crop_matrix(192, 0.8, "face"), []
     faces = tracked(read_video(source), TrackerConfig(embed_every=0), probe_video(source).fps)
     for (index, frame, found), *swapped in zip(faces, *map(read_video, swaps), strict=False):

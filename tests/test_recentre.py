@@ -1,15 +1,34 @@
 """Recentring: each checkpoint stores its identities' code statistics, and `convert` moves a video's mean code
 by them, keeping the video's own pose, leaning on the training faces where the video shows few faces."""
 
+from pathlib import Path
+
 import numpy as np
+import pytest
+import torch
 
 from conftest import OTHER
 from dualface.checkpoint import load_checkpoint, model_from, resolve_checkpoint
 from dualface.config import ConvertConfig
 from dualface.convert import convert, recorded_settings
 from dualface.data import center_crop, load_face_set
-from dualface.recentre import PRIOR_FACES, CodeStats, code_shift, code_stats, crop_poses
+from dualface.landmarks import predict_landmarks
+from dualface.model import draw
+from dualface.recentre import (
+    MOUTH_GAINS,
+    PRIOR_FACES,
+    CodeMove,
+    CodeStats,
+    code_shift,
+    code_stats,
+    codes,
+    crop_poses,
+    mouth_gain,
+    mouths,
+)
 from dualface.video import read_video
+
+STARTER = Path(__file__).parents[1] / "models" / "starter-lite128-grid.safetensors"
 
 
 def test_each_checkpoint_stores_its_identities_code_statistics(tiny_model, face_dirs):
@@ -23,11 +42,14 @@ def test_each_checkpoint_stores_its_identities_code_statistics(tiny_model, face_
     for folder in face_dirs:
         found = load_face_set(folder, model.config, folder.name)
         crops, points = center_crop(found.faces, found.landmarks, model.config.size)
-        faces[folder.name] = crops, crop_poses(points, model.config.size)
+        faces[folder.name] = crops, crop_poses(points, model.config.size), mouths(points)
     again = code_stats(model, faces)
     for name in faces:
         assert np.allclose(again["means"][name], stored["means"][name], atol=1e-4)
         assert np.allclose(again["poses"][name], stored["poses"][name], atol=1e-4)
+        assert np.isclose(again["mouth_var"][name], stored["mouth_var"][name], rtol=1e-3)
+        assert stored["mouth_var"][name] > 0  # GRID's speakers open and close their mouths
+    assert np.isclose(np.linalg.norm(stored["mouth"]), 1, atol=1e-3) and len(stored["mouth"]) == model.config.latent
     # two people encode apart, or there would be nothing to move
     assert np.linalg.norm(np.subtract(stored["means"]["s1"], stored["means"]["brbk7n"])) > 1e-3
 
@@ -80,3 +102,77 @@ def test_convert_recentres_by_default_and_records_it(tiny_model, tmp_path):
     assert np.abs(a - b).mean() > 0.05  # the faces were drawn from other codes
     _, nearer = run(tmp_path / "nearer.mp4", toward_target=1.0)
     assert nearer.shift > 0 and nearer.shift != on.shift
+    # the mouth is matched by default (a tiny model's gain is whatever it is, but not exactly 1), and not
+    # when asked not to
+    assert on.mouth_gain != 1.0 and recorded_settings(cfg, on)["mouth_gain"] == round(on.mouth_gain, 4)
+    _, plain = run(tmp_path / "plain.mp4", match_mouth=False)
+    assert plain.mouth_gain == 1.0 and plain.shift == pytest.approx(on.shift)
+
+
+def _with_mouth(stats: CodeStats, rng: np.random.Generator, slopes: dict[str, float]) -> CodeStats:
+    mouth = rng.normal(size=len(stats.pose_map[0]))
+    stats.mouth = mouth / np.linalg.norm(mouth)
+    stats.mouth_var = {k: 0.004 for k in slopes}  # an opening's spread of about 0.06, as GRID's
+    stats.mouth_cov = {k: slope * 0.004 for k, slope in slopes.items()}
+    return stats
+
+
+def test_the_mouth_gain_reads_the_videos_mouth_in_the_targets_code_units():
+    rng = np.random.default_rng(2)
+    stats = _with_mouth(_stats(rng), rng, {"a": 24.0, "b": 30.0})
+    opening = rng.uniform(0, 0.4, 10**5)  # a long video whose codes move 15 units per unit of opening
+    video = rng.normal(size=8) + (15.0 * (opening - 0.2))[:, None] * stats.mouth
+    assert mouth_gain(stats, video, opening, "b", "a") == pytest.approx(2.0, rel=0.01)  # 30 / 15
+    # a photo (no spread of its own) is read by the source's training faces
+    assert mouth_gain(stats, video[:1], opening[:1], "b", "a") == pytest.approx(30 / 24)
+    # a video that opens its mouth further than the target's faces do is drawn less stretched
+    assert mouth_gain(stats, 4 * video, opening, "b", "a") < 1
+    # a slope from few faces can be wild: the gain stays within bounds
+    assert MOUTH_GAINS[0] <= mouth_gain(stats, -100 * video[:3], opening[:3], "b", "a") <= MOUTH_GAINS[1]
+    # a model that stores no mouth direction stretches nothing
+    stats.mouth = None
+    assert mouth_gain(stats, video, opening, "b", "a") == 1.0
+
+
+def test_a_code_move_stretches_only_along_the_mouth_about_the_videos_mean():
+    rng = np.random.default_rng(3)
+    stats = _with_mouth(_stats(rng), rng, {"a": 24.0, "b": 30.0})
+    center, shift = rng.normal(size=8), rng.normal(size=8)
+    z = torch.from_numpy(center + rng.normal(size=(5, 8))).float()
+    plain = CodeMove(shift)(z).numpy()
+    assert np.allclose(plain, z.numpy() + shift, atol=1e-5)
+    moved = CodeMove(shift, center, stats.mouth, 2.0)(z).numpy()
+    along = (z.numpy() - center) @ stats.mouth
+    assert np.allclose((moved - plain) @ stats.mouth, along, atol=1e-4)  # twice as far from the mean
+    across = np.eye(8) - np.outer(stats.mouth, stats.mouth)
+    assert np.allclose((moved - plain) @ across, 0, atol=1e-4)  # nothing else moves
+
+
+def test_stretching_along_the_mouth_direction_opens_the_drawn_mouth(face_dirs):
+    """On the shipped starter model and real faces: the mouth direction reads the mouth, and a decoder
+    drawing codes stretched along it opens its mouth further, in step with the source's."""
+    torch.manual_seed(0)
+    model = model_from(load_checkpoint(STARTER))
+    size, faces, landmarks = model.config.size, {}, {}
+    for folder in face_dirs:
+        found = load_face_set(folder, model.config, folder.name)
+        crops, landmarks[folder.name] = center_crop(found.faces, found.landmarks, size)
+        faces[folder.name] = crops, crop_poses(landmarks[folder.name], size), mouths(landmarks[folder.name])
+    stats = code_stats(model, faces)
+    crops, _, opening = faces["s1"]
+    z = codes(model, crops)
+    along = (z - z.mean(0)) @ np.array(stats["mouth"])
+    assert np.corrcoef(along, opening)[0, 1] > 0.6  # the direction is the mouth's, not noise
+
+    def drawn_mouths(gain: float) -> np.ndarray:
+        move = CodeMove(np.zeros(model.config.latent, np.float32), z.mean(0), np.array(stats["mouth"]), gain)
+        rgb, _ = draw(model, crops, "brbk7n", move=move)
+        images = (rgb * 255).round().astype(np.uint8)
+        boxes = [(*p.min(0), *p.max(0)) for p in landmarks["s1"]]  # where the source's face is
+        return mouths(
+            np.array([predict_landmarks(np.ascontiguousarray(i), b) for i, b in zip(images, boxes, strict=True)])
+        )
+
+    plain, stretched = drawn_mouths(1.0), drawn_mouths(2.0)
+    assert stretched.std() > 1.3 * plain.std()
+    assert np.corrcoef(stretched, opening)[0, 1] > 0.5  # wider, and still the source's mouth

@@ -412,6 +412,12 @@ class ConvertConfig:
         help="How far recentring also moves the codes from the source person's mean to the target's: further "
         "draws more of the target's face shape, and a mouth that follows more, at a cost in landmark agreement.",
     )
+    match_mouth: bool = option(
+        True,
+        help="With recentring, stretch the codes along the mouth direction so the target's mouth opens as far, "
+        "in its own faces' terms, as the input's does (a recording the model never saw encodes its mouth "
+        "movements smaller than the training faces').",
+    )
     paste: PasteConfig = field(default_factory=PasteConfig)
     crf: int = option(18, low=0, high=51, help="H.264 quality: 0 lossless, 18 visually clean, 28 small.")
     x264_preset: str = option("veryfast", help="x264 speed preset (ultrafast ... veryslow).")

@@ -35,7 +35,18 @@ from dualface.identity import distance
 from dualface.model import Autoencoder, draw, to_channels_last
 from dualface.precision import pick_dtype, wants_channels_last
 from dualface.prefetch import prefetch
-from dualface.recentre import SAMPLE_FRAMES, code_shift, codes, crop_poses, sample_frames, stored_stats
+from dualface.recentre import (
+    SAMPLE_FRAMES,
+    CodeMove,
+    code_shift,
+    codes,
+    crop_poses,
+    mouth_gain,
+    mouths,
+    sample_frames,
+    stored_stats,
+    video_mean,
+)
 from dualface.threads import ThreadPolicy
 from dualface.track import TrackerConfig
 from dualface.types import Frame
@@ -54,6 +65,7 @@ class ConvertSummary:
     faces_swapped: int = 0
     faces_skipped: int = 0  # found but not --from's identity
     shift: float = 0.0  # the length of the recentring shift (0: none)
+    mouth_gain: float = 1.0  # how far the codes were stretched along the mouth direction (`recentre.mouth_gain`)
     seconds: float = 0.0
     checkpoint: Path | None = None  # the checkpoint file that drew the faces
     step: int = 0  # its training step
@@ -74,12 +86,12 @@ def swap(
     identity: str,
     device: str,
     dtype: torch.dtype,
-    shift: np.ndarray | None = None,
+    move: CodeMove | None = None,
 ) -> None:
     """Draw every face as `identity`, in one batch."""
     if not faces:
         return
-    rgb, masks = draw(model, np.stack([f.crop for f in faces]), identity, device, len(faces), dtype, shift)
+    rgb, masks = draw(model, np.stack([f.crop for f in faces]), identity, device, len(faces), dtype, move)
     for i, face in enumerate(faces):
         face.swapped, face.learned_mask = rgb[i], None if masks is None else masks[i]
 
@@ -166,16 +178,17 @@ def convert(cfg: ConvertConfig) -> ConvertSummary:
         embed_every=100 if source_embedding is not None else 0,
     )
     try:
-        shift = _recentring(cfg, model, meta, source, total, tracking, fps, source_embedding, others)
+        move = _recentring(cfg, model, meta, source, total, tracking, fps, source_embedding, others)
     except DamagedMediaError as error:
         raise DualfaceError(f"{error}; nothing was written") from None
-    summary.shift = float(np.linalg.norm(shift)) if shift is not None else 0.0
+    summary.shift = float(np.linalg.norm(move.shift)) if move is not None else 0.0
+    summary.mouth_gain = move.mouth_gain if move is not None else 1.0
     decoded = prefetch(read_frames(source))
     frames = recorded(decoded, source, cfg.alignments) if cfg.alignments else tracked(decoded, tracking, fps)
     bar = tqdm(total=total or None, unit="frame", desc=f"converting {source.name}", disable=not cfg.progress)
 
     def results(write_frame) -> None:
-        for index, out in _converted(frames, model, cfg, source_embedding, others, summary, shift):
+        for index, out in _converted(frames, model, cfg, source_embedding, others, summary, move):
             t = time.perf_counter()
             write_frame(index, out)
             summary.timings["encode"] += time.perf_counter() - t
@@ -240,6 +253,7 @@ def recorded_settings(cfg: ConvertConfig, summary: ConvertSummary) -> dict[str, 
         "to": cfg.to,
         "recentre": cfg.recentre,
         "toward_target": cfg.toward_target,
+        "mouth_gain": round(summary.mouth_gain, 4),
         "paste": asdict(cfg.paste),
     }
 
@@ -256,9 +270,10 @@ def _image_path(cfg: ConvertConfig, source: Source, index: int) -> Path:
     return cfg.output / f"{source.files[index].stem}.png"
 
 
-def _recentring(cfg, model, meta, source, total, tracking, fps, source_embedding, others) -> np.ndarray | None:
-    """The code shift that recentres the input (`recentre`), from the faces of up to SAMPLE_FRAMES frames
-    spread over it; None when off or when the model cannot be recentred."""
+def _recentring(cfg, model, meta, source, total, tracking, fps, source_embedding, others) -> CodeMove | None:
+    """The code move that recentres the input (`recentre`: its shift, and its stretch along the mouth
+    direction with --match-mouth), from the faces of up to SAMPLE_FRAMES frames spread over it; None when
+    off or when the model cannot be recentred."""
     if not cfg.recentre:
         return None
     if model.config.liae:
@@ -284,9 +299,18 @@ def _recentring(cfg, model, meta, source, total, tracking, fps, source_embedding
                 matrix, crop = model_input(frame, f.landmarks, size, model.config.coverage, model.config.centering)
                 crops.append(crop)
                 points.append(transform_points(f.landmarks, matrix))
-    video = codes(model, np.stack(crops)).mean(0) if crops else np.zeros(model.config.latent, np.float32)
+    z = codes(model, np.stack(crops)) if crops else np.zeros((0, model.config.latent), np.float32)
+    video = z.mean(0) if crops else np.zeros(model.config.latent, np.float32)
     pose = crop_poses(np.array(points), size).mean(0) if points else np.zeros(3)
-    return code_shift(stats, video, pose, len(crops), cfg.to, cfg.from_identity, cfg.toward_target)
+    shift = code_shift(stats, video, pose, len(crops), cfg.to, cfg.from_identity, cfg.toward_target)
+    if not cfg.match_mouth or stats.mouth is None:
+        if cfg.match_mouth:
+            log.info("the model stores no mouth direction and its training faces are gone: the mouth is not matched")
+        return CodeMove(shift)
+    gain = mouth_gain(stats, z, mouths(np.array(points)) if points else np.zeros(0), cfg.to, cfg.from_identity)
+    log.info("mouth matched: codes stretched %.2fx along the mouth direction", gain)
+    center = video_mean(stats, video, len(crops), cfg.to, cfg.from_identity)
+    return CodeMove(shift, center, stats.mouth, gain)
 
 
 def _images(source: Source, chosen: Iterable[int]) -> Iterator[tuple[int, Frame]]:
@@ -298,7 +322,7 @@ def _images(source: Source, chosen: Iterable[int]) -> Iterator[tuple[int, Frame]
             continue
 
 
-def _converted(frames, model, cfg, source_embedding, others, summary, shift=None) -> Iterator[tuple[int, Frame]]:
+def _converted(frames, model, cfg, source_embedding, others, summary, move=None) -> Iterator[tuple[int, Frame]]:
     """(index, converted frame) in order, from stages that overlap in threads: finding and cropping the
     faces (decoding runs ahead of it in a thread of its own), the model on batches of `cfg.batch` frames,
     and compositing; the caller marks and encodes (libx264 threads of its own). Stages hand their
@@ -306,7 +330,7 @@ def _converted(frames, model, cfg, source_embedding, others, summary, shift=None
     memory holds a few batches of frames at most. `summary.timings` gets each stage's busy seconds: with
     the overlap they add up to more than the wall time."""
     found = prefetch(_found(frames, model, cfg, source_embedding, others, summary), depth=2 * cfg.batch)
-    drawn = prefetch(_drawn(found, model, cfg, summary, shift), depth=cfg.batch)
+    drawn = prefetch(_drawn(found, model, cfg, summary, move), depth=cfg.batch)
     composited = prefetch(_composited(drawn, model.config.size, cfg, summary), depth=cfg.batch)
     try:
         yield from composited
@@ -339,7 +363,7 @@ def _found(frames, model, cfg, source_embedding, others, summary) -> Iterator[tu
         yield index, frame, faces
 
 
-def _drawn(found, model, cfg, summary, shift=None) -> Iterator[tuple[int, Frame, list[Face]]]:
+def _drawn(found, model, cfg, summary, move=None) -> Iterator[tuple[int, Frame, list[Face]]]:
     """The same frames, in order, their faces drawn by the model `cfg.batch` frames at a time."""
     threads = ThreadPolicy(share=0.5)
     device = torch.device(cfg.device)
@@ -352,7 +376,7 @@ def _drawn(found, model, cfg, summary, shift=None) -> Iterator[tuple[int, Frame,
             pending.append(item)
         if pending and (item is None or len(pending) >= cfg.batch):
             t = time.perf_counter()
-            swap(model, [f for _, _, faces in pending for f in faces], cfg.to, cfg.device, dtype, shift)
+            swap(model, [f for _, _, faces in pending for f in faces], cfg.to, cfg.device, dtype, move)
             summary.timings["model"] += time.perf_counter() - t
             yield from pending
             pending = []

@@ -11,7 +11,7 @@ Single Image and Video Super-Resolution Using an Efficient Sub-Pixel Convolution
 
 from dataclasses import asdict, dataclass, field, replace
 from itertools import pairwise
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -20,6 +20,9 @@ from torch import nn
 
 from dualface.errors import DualfaceError
 from dualface.presets import MODEL_PRESETS
+
+if TYPE_CHECKING:
+    from dualface.recentre import CodeMove
 
 
 @dataclass
@@ -160,10 +163,10 @@ class Inter(nn.Module):
         self.upscale = Upscale(cfg.bottleneck_width, cfg.decoder_widths[0], small_map=True)  # 4x4 in
         self.bottleneck_width = cfg.bottleneck_width
 
-    def bottleneck(self, features: torch.Tensor, shift: torch.Tensor | None = None) -> torch.Tensor:
+    def bottleneck(self, features: torch.Tensor, move: "CodeMove | None" = None) -> torch.Tensor:
         x = self.to_latent(features)  # (B, latent)
-        if shift is not None:  # `recentre`: the video's mean code moved onto the target's
-            x = x + shift
+        if move is not None:  # `recentre`: the video's mean code moved onto the target's
+            x = move(x)
         x = self.from_latent(x).view(-1, self.bottleneck_width, 4, 4)
         return self.upscale(x)  # (B, decoder_widths[0], 8, 8)
 
@@ -191,11 +194,11 @@ class Encoder(Inter):
             x = F.leaky_relu(conv(x), 0.1)  # (B, 3, S, S) -> ... -> (B, C, 4, 4)
         return x.flatten(1)
 
-    def forward(self, x: torch.Tensor, shift: torch.Tensor | None = None) -> torch.Tensor:
-        return self.bottleneck(self.features(x), shift)
+    def forward(self, x: torch.Tensor, move: "CodeMove | None" = None) -> torch.Tensor:
+        return self.bottleneck(self.features(x), move)
 
     def code(self, x: torch.Tensor) -> torch.Tensor:
-        """The dense code (B, latent): what `shift` moves."""
+        """The dense code (B, latent): what a `CodeMove` moves."""
         return self.to_latent(self.features(x))
 
 
@@ -273,14 +276,14 @@ class Autoencoder(nn.Module):
         self.decoders = nn.ModuleDict({name: Decoder(cfg, first=shared) for name in identities})
 
     def forward(
-        self, faces: dict[str, torch.Tensor], swap: int = 0, cycle: bool = False, shift: torch.Tensor | None = None
+        self, faces: dict[str, torch.Tensor], swap: int = 0, cycle: bool = False, move: "CodeMove | None" = None
     ) -> dict[str, Output]:
         """Each identity's faces through the shared encoder and its own decoder.
 
         With `swap` N, the first N codes of each identity are also drawn by the next identity's decoder
         (`Output.swap`): the swap itself, for losses that judge it. With `cycle`, that swap is encoded again
         (`Output.cycled`): a swap that keeps the source's expression encodes back to the source's code, an
-        "average face" does not. `shift` (latent,) is added to every dense code (`recentre`).
+        "average face" does not. `move` changes every dense code (`recentre`).
         """
         names = list(faces)
         sizes = [len(faces[n]) for n in names]
@@ -288,7 +291,7 @@ class Autoencoder(nn.Module):
         if self.config.liae:
             if swap:
                 raise DualfaceError("an LIAE model has a single decoder: no swap to draw in training")
-            if shift is not None:
+            if move is not None:
                 raise DualfaceError("an LIAE model's codes are two bottlenecks: there is no one code to shift")
             features = self.encoder.features(batch)
             shared = self.encoder.bottleneck(features).split(sizes)
@@ -299,7 +302,7 @@ class Autoencoder(nn.Module):
             masks = mask.split(sizes) if mask is not None else [None] * len(names)
             drawn = zip(names, rgb.split(sizes), masks, codes, strict=True)
             return {n: Output(rgb, mask, code=code) for n, rgb, mask, code in drawn}
-        codes = self.encoder(batch, shift)  # (sum B, C, 8, 8)
+        codes = self.encoder(batch, move)  # (sum B, C, 8, 8)
         if self.trunk is not None:
             codes = self.trunk.upscale(codes)  # (sum B, C', 8 * 2**shared, ...)
         codes_by_name = dict(zip(names, codes.split(sizes), strict=True))
@@ -326,7 +329,7 @@ def draw(
     device: str | torch.device = "cpu",
     batch: int = 64,
     dtype: torch.dtype = torch.float32,
-    shift: np.ndarray | None = None,
+    move: "CodeMove | None" = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Model crops drawn as `identity`: the one place a model runs on faces outside training.
 
@@ -334,18 +337,17 @@ def draw(
         crops: (N, S, S, 3) uint8 model inputs.
         dtype: what the model computes in (`precision.pick_dtype`); its weights stay fp32. A model moved to
             channels-last (`precision.wants_channels_last`) runs in that layout from its first layer on.
-        shift: (latent,) added to every face's dense code (`recentre.code_shift`).
+        move: what is done to every face's dense code before it is drawn (`recentre.CodeMove`).
 
     Returns:
         (N, S, S, 3) float32 RGB in [0, 1], and the (N, S, S) learned masks when the model has a mask head.
     """
     rgb, masks = [], []
     device_type = torch.device(device).type
-    moved = torch.from_numpy(np.asarray(shift, np.float32)).to(device) if shift is not None else None
     for i in range(0, len(crops), batch):
         x = as_input(crops[i : i + batch], device)
         with torch.autocast(device_type, dtype=dtype, enabled=dtype != torch.float32):
-            out = model({identity: x}, shift=moved)[identity]
+            out = model({identity: x}, move=move)[identity]
         rgb.append(out.rgb.float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy())
         if out.mask is not None:
             masks.append(out.mask[:, 0].float().cpu().numpy())

@@ -15,10 +15,18 @@ from 0.35 to 0.55 on average (README, "Recentring"; bench/results/quality_*_rece
 A video's mean is estimated from few faces badly (one photo is its own mean: recentring it would draw the
 target's average face), so the estimate leans on the source's training means, which count as
 `PRIOR_FACES` faces.
+
+Recentring moves the mean; the mouth also needs its *range*. A new recording's codes move less per unit of
+mouth opening than the training faces' do (measured on Obama's held-out address: 18 code units along the
+mouth direction per unit of opening, against 24 for his training faces and 29 for s1's), and a decoder
+opens its person's mouth by what it learned from its own faces, so s1 drew Obama's mouth at 0.6x its
+spread. `mouth_gain` stretches each code's distance from the video's mean along the mouth direction (a
+within-person regression of codes on mouth opening, stored with the means) by the target's slope over
+the video's: the video's opening, read in the target's code units.
 """
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +34,7 @@ import numpy as np
 import torch
 
 from dualface.data import center_crop, load_face_set
+from dualface.landmarks import mouth_opening
 from dualface.model import Autoencoder, as_input
 from dualface.pose import head_pose
 
@@ -34,6 +43,7 @@ log = logging.getLogger(__name__)
 SAMPLE_FRAMES = 64  # frames spread over a video whose faces estimate its mean code
 PRIOR_FACES = 16  # how many faces the source identity's training mean counts as, beside the video's own
 STORED_FACES = 256  # training faces per identity whose mean code the checkpoint stores
+MOUTH_GAINS = (0.5, 3.0)  # the mouth gain is kept within these: a slope from few faces can be far off
 
 
 @torch.no_grad()
@@ -51,28 +61,39 @@ def crop_poses(points: np.ndarray, size: int) -> np.ndarray:
     return np.array([head_pose(p, (size, size)) for p in points]).reshape(-1, 3)
 
 
-def code_faces(faces: np.ndarray, landmarks: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+def mouths(points: np.ndarray) -> np.ndarray:
+    """(N,) `mouth_opening` of (N, 68, 2) landmarks."""
+    return np.array([mouth_opening(p) for p in points], np.float64)
+
+
+def code_faces(faces: np.ndarray, landmarks: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Up to STORED_FACES of a face set's faces (work crops and their landmarks), spread over it, as model
-    crops and their `crop_poses`: what `code_stats` reads for one identity."""
+    crops, their `crop_poses` and their `mouths`: what `code_stats` reads for one identity."""
     chosen = np.linspace(0, len(faces) - 1, min(STORED_FACES, len(faces))).round().astype(int)
     crops, points = center_crop(faces[chosen], landmarks[chosen], size)
-    return crops, crop_poses(points, size)
+    return crops, crop_poses(points, size), mouths(points)
 
 
-def code_stats(model: Autoencoder, faces: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
-    """What a checkpoint stores as meta["codes"], from each identity's (crops, their `crop_poses`): its
-    mean code and mean head pose, and how codes move with pose within a person (least squares, pose (3,) ->
-    code (latent,)), which keeps a video's own mean pose when its mean code is replaced."""
+def code_stats(model: Autoencoder, faces: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]) -> dict[str, Any]:
+    """What a checkpoint stores as meta["codes"], from each identity's `code_faces`: its mean code and mean
+    head pose; how codes move with pose within a person (least squares, pose (3,) -> code (latent,)), which
+    keeps a video's own mean pose when its mean code is replaced; and the mouth direction (the within-person
+    regression of codes on mouth opening, unit length) with each identity's covariance of its codes along
+    it with its mouth opening, and its opening's variance: their ratio is its codes' move per unit opening."""
     if model.config.liae or not faces:
         return {}
-    means, poses, moved, turned = {}, {}, [], []
-    for name, (crops, angles) in faces.items():
+    means, poses, moved, turned, opened = {}, {}, [], [], []
+    for name, (crops, angles, opening) in faces.items():
         z = codes(model, crops)
         means[name], poses[name] = z.mean(0), angles.mean(0)
         moved.append(z - means[name])
         turned.append(angles - poses[name])
-    p, z = np.concatenate(turned), np.concatenate(moved)
+        opened.append(opening - opening.mean())
+    p, z, m = np.concatenate(turned), np.concatenate(moved), np.concatenate(opened)
     pose_map = np.linalg.solve(p.T @ p + 1e-3 * len(p) * np.eye(3), p.T @ z)  # (3, latent)
+    mouth = z.T @ m
+    mouth = mouth / max(float(np.linalg.norm(mouth)), 1e-12)
+    along = [dz @ mouth for dz in moved]
 
     def rounded(a: np.ndarray) -> list:
         return np.round(a, 5).tolist()
@@ -81,6 +102,9 @@ def code_stats(model: Autoencoder, faces: dict[str, tuple[np.ndarray, np.ndarray
         "means": {k: rounded(v) for k, v in means.items()},
         "poses": {k: rounded(v) for k, v in poses.items()},
         "pose_map": rounded(pose_map),
+        "mouth": rounded(mouth),
+        "mouth_cov": {k: round(float(np.mean(t * o)), 7) for k, t, o in zip(faces, along, opened, strict=True)},
+        "mouth_var": {k: round(float(np.mean(o * o)), 7) for k, o in zip(faces, opened, strict=True)},
     }
 
 
@@ -89,28 +113,38 @@ class CodeStats:
     means: dict[str, np.ndarray]  # identity -> (latent,) mean code of its training faces
     poses: dict[str, np.ndarray]  # identity -> (3,) their mean (yaw, pitch, roll) in the model's crop
     pose_map: np.ndarray  # (3, latent): a code's move per degree of pose, within a person
+    mouth: np.ndarray | None = None  # (latent,) unit: the direction codes move in as the mouth opens
+    mouth_cov: dict[str, float] = field(default_factory=dict)  # identity -> cov(code along `mouth`, opening)
+    mouth_var: dict[str, float] = field(default_factory=dict)  # identity -> var(opening)
+
+    def mouth_slope(self, name: str) -> float:
+        """How far `name`'s training codes move along `mouth` per unit of mouth opening."""
+        return self.mouth_cov[name] / max(self.mouth_var[name], 1e-12)
 
 
 def stored_stats(model: Autoencoder, meta: dict[str, Any]) -> CodeStats | None:
     """The checkpoint's code statistics; for a model saved before it stored them, computed from its training
     faces where their folders (meta["faces"]) are still there; None where neither is."""
-    stats = meta.get("codes")
-    if not stats:
+    stats = meta.get("codes") or {}
+    if "mouth" not in stats and not model.config.liae:
         found = {}
         for name, folder in meta.get("faces", {}).items():
             if Path(folder).is_dir():
                 faces = load_face_set(Path(folder), model.config, name, STORED_FACES)
                 found[name] = code_faces(faces.faces, faces.landmarks, model.config.size)
-        if len(found) < len(model.identities):
-            return None
-        log.info("the model stores no code statistics (saved by an older dualface): computed from its faces")
-        stats = code_stats(model, found)
+        if len(found) == len(model.identities):
+            log.info("the model stores no mouth statistics (saved by an older dualface): computed from its faces")
+            stats = {**code_stats(model, found), **stats}  # what it stored stays as it was
     if not stats:
         return None
+    mouth = stats.get("mouth")
     return CodeStats(
         {k: np.array(v, np.float32) for k, v in stats["means"].items()},
         {k: np.array(v, np.float32) for k, v in stats["poses"].items()},
         np.array(stats["pose_map"], np.float32),
+        np.array(mouth, np.float32) if mouth is not None else None,
+        dict(stats.get("mouth_cov", {})),
+        dict(stats.get("mouth_var", {})),
     )
 
 
@@ -135,15 +169,70 @@ def code_shift(
             faces both lean on the source's training means, which count as `PRIOR_FACES` faces.
         source: the identity the video shows (--from); None: the mean of the identities other than `target`.
     """
-    others = [k for k in stats.means if k != target]
-    names = [source] if source in stats.means else others
+    names = _sources(stats, target, source)
     code = np.mean([stats.means[k] for k in names], axis=0)
     pose = np.mean([stats.poses[k] for k in names], axis=0)
-    video = (faces * video + PRIOR_FACES * code) / (faces + PRIOR_FACES)
+    video = video_mean(stats, video, faces, target, source)
     video_pose = (faces * video_pose + PRIOR_FACES * pose) / (faces + PRIOR_FACES)
     aim = code + toward_target * (stats.means[target] - code)
     aim_pose = pose + toward_target * (stats.poses[target] - pose)
     return (aim + (video_pose - aim_pose) @ stats.pose_map - video).astype(np.float32)
+
+
+def _sources(stats: CodeStats, target: str, source: str | None) -> list[str]:
+    """The identities a video is taken to show: `source`, or every identity but the target."""
+    return [source] if source in stats.means else [k for k in stats.means if k != target]
+
+
+def video_mean(stats: CodeStats, video: np.ndarray, faces: int, target: str, source: str | None = None) -> np.ndarray:
+    """A video's mean code from `faces` faces whose mean is `video`, leaning on the source's training mean."""
+    code = np.mean([stats.means[k] for k in _sources(stats, target, source)], axis=0)
+    return (faces * video + PRIOR_FACES * code) / (faces + PRIOR_FACES)
+
+
+def mouth_gain(
+    stats: CodeStats, video: np.ndarray, opening: np.ndarray, target: str, source: str | None = None
+) -> float:
+    """How far to stretch a video's codes along the mouth direction: the target's codes' move per unit of
+    mouth opening over the video's (its (N, latent) sampled codes against their (N,) `mouths`), so its
+    decoder opens the mouth as far as the video's face does. The video's slope leans on the source's
+    training faces as `code_shift`'s mean does; 1.0 where the model stores no mouth direction."""
+    if stats.mouth is None or target not in stats.mouth_cov:
+        return 1.0
+    names = _sources(stats, target, source)
+    cov = PRIOR_FACES * np.mean([stats.mouth_cov[k] for k in names])
+    var = PRIOR_FACES * np.mean([stats.mouth_var[k] for k in names])
+    if len(video) > 1:
+        along, opened = (video - video.mean(0)) @ stats.mouth, opening - opening.mean()
+        cov, var = cov + float(along @ opened), var + float(opened @ opened)
+    slope = cov / max(var, 1e-12)
+    if slope <= 0:
+        return 1.0
+    return float(np.clip(stats.mouth_slope(target) / slope, *MOUTH_GAINS))
+
+
+@dataclass
+class CodeMove:
+    """What `convert` does to each face's dense code before drawing it: stretch its distance from the video's
+    mean `center` along `mouth` by `mouth_gain`, then add `shift` (`code_shift`)."""
+
+    shift: np.ndarray  # (latent,)
+    center: np.ndarray | None = None  # (latent,)
+    mouth: np.ndarray | None = None  # (latent,) unit
+    mouth_gain: float = 1.0
+
+    def __call__(self, code: torch.Tensor) -> torch.Tensor:
+        """(B, latent) dense codes, moved."""
+
+        def tensor(a: np.ndarray) -> torch.Tensor:
+            return torch.as_tensor(a, dtype=torch.float32, device=code.device)
+
+        moved = code.float() + tensor(self.shift)
+        if self.mouth is not None and self.center is not None and self.mouth_gain != 1.0:
+            mouth = tensor(self.mouth)
+            along = (code.float() - tensor(self.center)) @ mouth  # (B,)
+            moved = moved + (self.mouth_gain - 1.0) * along[:, None] * mouth
+        return moved.to(code.dtype)
 
 
 def sample_frames(total: int) -> set[int] | None:
