@@ -129,6 +129,14 @@ def test_the_mouth_gain_reads_the_videos_mouth_in_the_targets_code_units():
     assert mouth_gain(stats, 4 * video, opening, "b", "a") < 1
     # a slope from few faces can be wild: the gain stays within bounds
     assert MOUTH_GAINS[0] <= mouth_gain(stats, -100 * video[:3], opening[:3], "b", "a") <= MOUTH_GAINS[1]
+    # a target whose faces never open their mouth has no scale to read the video's in
+    shut = _with_mouth(_stats(rng), rng, {"a": 24.0, "b": 30.0})
+    shut.mouth, shut.mouth_var["b"] = stats.mouth, 1e-6
+    assert mouth_gain(shut, video, opening, "b", "a") == 1.0
+    # nor does a photo of a person whose training faces never open it
+    shut = _with_mouth(_stats(rng), rng, {"a": 24.0, "b": 30.0})
+    shut.mouth, shut.mouth_var["a"] = stats.mouth, 1e-6
+    assert mouth_gain(shut, video[:1], opening[:1], "b", "a") == 1.0
     # a model that stores no mouth direction stretches nothing
     stats.mouth = None
     assert mouth_gain(stats, video, opening, "b", "a") == 1.0

@@ -17,10 +17,10 @@ target's average face), so the estimate leans on the source's training means, wh
 `PRIOR_FACES` faces.
 
 Recentring moves the mean; the mouth also needs its *range*. A new recording's codes move less per unit of
-mouth opening than the training faces' do (measured on Obama's held-out address: 18 code units along the
-mouth direction per unit of opening, against 24 for his training faces and 29 for s1's), and a decoder
-opens its person's mouth by what it learned from its own faces, so s1 drew Obama's mouth at 0.6x its
-spread. `mouth_gain` stretches each code's distance from the video's mean along the mouth direction (a
+mouth opening than the training faces' do (measured on Obama's held-out address: 18.5 code units along the
+mouth direction per unit of opening, against 25 for his training faces and for s1's: bench/mouth_gain.py),
+and a decoder opens its person's mouth by what it learned from its own faces, so s1 drew Obama's mouth at
+0.6x its spread. `mouth_gain` stretches each code's distance from the video's mean along the mouth direction (a
 within-person regression of codes on mouth opening, stored with the means) by the target's slope over
 the video's: the video's opening, read in the target's code units.
 """
@@ -44,6 +44,7 @@ SAMPLE_FRAMES = 64  # frames spread over a video whose faces estimate its mean c
 PRIOR_FACES = 16  # how many faces the source identity's training mean counts as, beside the video's own
 STORED_FACES = 256  # training faces per identity whose mean code the checkpoint stores
 MOUTH_GAINS = (0.5, 3.0)  # the mouth gain is kept within these: a slope from few faces can be far off
+MOUTH_SPREAD = 0.02  # faces whose mouth opening varies less than this (sd) give no slope: no stretch
 
 
 @torch.no_grad()
@@ -197,16 +198,17 @@ def mouth_gain(
     mouth opening over the video's (its (N, latent) sampled codes against their (N,) `mouths`), so its
     decoder opens the mouth as far as the video's face does. The video's slope leans on the source's
     training faces as `code_shift`'s mean does; 1.0 where the model stores no mouth direction."""
-    if stats.mouth is None or target not in stats.mouth_cov:
-        return 1.0
+    if stats.mouth is None or stats.mouth_var.get(target, 0.0) < MOUTH_SPREAD**2:
+        return 1.0  # no direction stored, or a target whose faces never open their mouth: no scale to read
     names = _sources(stats, target, source)
     cov = PRIOR_FACES * np.mean([stats.mouth_cov[k] for k in names])
     var = PRIOR_FACES * np.mean([stats.mouth_var[k] for k in names])
+    faces = PRIOR_FACES
     if len(video) > 1:
         along, opened = (video - video.mean(0)) @ stats.mouth, opening - opening.mean()
-        cov, var = cov + float(along @ opened), var + float(opened @ opened)
+        cov, var, faces = cov + float(along @ opened), var + float(opened @ opened), faces + len(video)
     slope = cov / max(var, 1e-12)
-    if slope <= 0:
+    if slope <= 0 or var / faces < MOUTH_SPREAD**2:
         return 1.0
     return float(np.clip(stats.mouth_slope(target) / slope, *MOUTH_GAINS))
 
