@@ -8,7 +8,7 @@ extracted them), on the model crops, before any paste:
    training faces, and the held-out recording's. `recentre.mouth_gain` is the target's over the recording's.
 2. **What the decoder draws.** The recording's faces, recentred as `convert` recentres them, drawn as the
    target with their codes stretched along the direction by a few gains (1, `mouth_gain`'s, 1.5, 2, 3); the
-   drawn crops' landmarks fitted by dlib where the source's are; the drawn opening's spread over the
+   drawn crops' landmarks read as `evaluate` reads a drawn face; the drawn opening's spread over the
    source's, and their concordance (what `evaluate`'s mouth score reads, here without the paste).
 3. **The eyes, the same way** (eye opening, a direction of its own), which `convert` does not stretch: the
    figures say why.
@@ -29,13 +29,14 @@ import torch
 from PIL import Image
 
 from common import hardware, write_result
+from dualface.align import to_mean_face
 from dualface.checkpoint import load_checkpoint, model_from, resolve_checkpoint
 from dualface.data import center_crop, load_face_set
-from dualface.landmarks import mouth_opening, predict_landmarks
-from dualface.metrics import concordance
+from dualface.landmarks import mouth_opening
+from dualface.metrics import concordance, drawn_landmarks
 from dualface.model import draw
 from dualface.pose import eye_opening
-from dualface.recentre import CodeMove, code_shift, codes, crop_poses, mouth_gain, stored_stats
+from dualface.recentre import CodeMove, code_shift, codes, crop_poses, mouth_gain, mouths, stored_stats
 from quality import CACHE, DIRECTIONS, ROOT, close_ups
 
 MEASURES = {"mouth": mouth_opening, "eyes": eye_opening}
@@ -63,15 +64,10 @@ def slope(z: np.ndarray, values: np.ndarray, unit: np.ndarray) -> float:
 
 
 def drawn(model, crops, points, target, move) -> np.ndarray:
-    """(N, 68, 2) dlib landmarks of the crops drawn as `target`, fitted where the source's face is."""
+    """(N, 68, 2) landmarks of the crops drawn as `target`, read as `evaluate` reads a drawn face."""
     rgb, _ = draw(model, crops, target, move=move)
     images = (rgb * 255).round().astype(np.uint8)
-    return np.array(
-        [
-            predict_landmarks(np.ascontiguousarray(i), (*p.min(0), *p.max(0)))
-            for i, p in zip(images, points, strict=True)
-        ]
-    )
+    return np.array([drawn_landmarks(i, to_mean_face(p)) for i, p in zip(images, points, strict=True)])
 
 
 def main() -> None:
@@ -90,7 +86,7 @@ def main() -> None:
     for key, (src, _, tgt, _, held_out) in DIRECTIONS.items():
         crops, points, z = faces_of(model, args.cache / "faces" / f"held-out-{held_out.stem}", src, 10**6)
         shift = code_shift(stats, z.mean(0), crop_poses(points, model.config.size).mean(0), len(z), tgt, src)
-        opening = np.array([mouth_opening(p) for p in points])
+        opening = mouths(points)
         rule = mouth_gain(stats, z, opening, tgt, src)
         row = {"faces": len(z), "mouth_gain": round(rule, 3)}
         for measure, fn in MEASURES.items():

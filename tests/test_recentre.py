@@ -8,11 +8,12 @@ import pytest
 import torch
 
 from conftest import OTHER
+from dualface.align import to_mean_face
 from dualface.checkpoint import load_checkpoint, model_from, resolve_checkpoint
 from dualface.config import ConvertConfig
 from dualface.convert import convert, recorded_settings
 from dualface.data import center_crop, load_face_set
-from dualface.landmarks import predict_landmarks
+from dualface.metrics import drawn_landmarks
 from dualface.model import draw
 from dualface.recentre import (
     MOUTH_GAINS,
@@ -176,10 +177,8 @@ def test_stretching_along_the_mouth_direction_opens_the_drawn_mouth(face_dirs):
         move = CodeMove(np.zeros(model.config.latent, np.float32), z.mean(0), np.array(stats["mouth"]), gain)
         rgb, _ = draw(model, crops, "brbk7n", move=move)
         images = (rgb * 255).round().astype(np.uint8)
-        boxes = [(*p.min(0), *p.max(0)) for p in landmarks["s1"]]  # where the source's face is
-        return mouths(
-            np.array([predict_landmarks(np.ascontiguousarray(i), b) for i, b in zip(images, boxes, strict=True)])
-        )
+        pairs = zip(images, landmarks["s1"], strict=True)  # read as `evaluate` reads a drawn face
+        return mouths(np.array([drawn_landmarks(i, to_mean_face(p)) for i, p in pairs]))
 
     plain, stretched = drawn_mouths(1.0), drawn_mouths(2.0)
     assert stretched.std() > 1.3 * plain.std()

@@ -307,7 +307,7 @@ def _recentring(cfg, model, meta, source, total, tracking, fps, source_embedding
         if cfg.match_mouth:
             log.info("the model stores no mouth direction and its training faces are gone: the mouth is not matched")
         return CodeMove(shift)
-    gain = mouth_gain(stats, z, mouths(np.array(points)) if points else np.zeros(0), cfg.to, cfg.from_identity)
+    gain = mouth_gain(stats, z, mouths(np.array(points)), cfg.to, cfg.from_identity)
     log.info("mouth matched: codes stretched %.2fx along the mouth direction", gain)
     center = video_mean(stats, video, len(crops), cfg.to, cfg.from_identity)
     return CodeMove(shift, center, stats.mouth, gain)
