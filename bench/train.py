@@ -2,6 +2,7 @@
 
     python bench/train.py                 # writes bench/results/train.json
     python bench/train.py --quick         # a few steps of each run: checks the bench itself, not speed
+    python bench/train.py --presets lite128 --layouts --name train-xeon  # another CPU; both memory layouts
 
 EGs/s is faceswap's figure: batch per identity x identities x steps / seconds, at batch 16 per identity,
 with the real data pipeline feeding dualface's own `train()`. The steps are timed from its
@@ -34,7 +35,7 @@ from dualface.config import ExtractConfig, TrainConfig
 from dualface.data import load_face_set
 from dualface.extract import extract
 from dualface.model import ModelConfig, train_flops_per_example
-from dualface.precision import hardware_bf16
+from dualface.precision import hardware_bf16, wants_channels_last
 from dualface.threads import ThreadPolicy
 from dualface.train import batch_stream, train
 
@@ -93,9 +94,12 @@ def extract_faces(work: Path) -> list[Path]:
     return faces
 
 
-def timed_run(faces: list[Path], work: Path, preset: str, precision: str, warm: int, timed: int) -> dict:
-    """Train warm + timed steps in one `train()` call; time the steps from its log, the closing work apart."""
-    model_dir = work / f"{preset}-{precision}"
+def timed_run(
+    faces: list[Path], work: Path, preset: str, precision: str, warm: int, timed: int, channels_last: bool | None
+) -> dict:
+    """Train warm + timed steps in one `train()` call; time the steps from its log, the closing work apart.
+    `channels_last` None: the layout training picks (`precision.wants_channels_last`)."""
+    model_dir = work / f"{preset}-{precision}-{channels_last}"
     cfg = TrainConfig(
         faces=faces,
         model_dir=model_dir,
@@ -108,6 +112,7 @@ def timed_run(faces: list[Path], work: Path, preset: str, precision: str, warm: 
         preview_every=10**6,
         progress=False,
         tensorboard=False,
+        channels_last=channels_last,
     )
     load_before = round(os.getloadavg()[0], 2)
     summary = train(cfg)
@@ -156,17 +161,21 @@ def data_time_ms(faces: list[Path]) -> float:
     return (time.perf_counter() - start) / 20 * 1000
 
 
-def plan(native: bool, quick: bool, presets: list[str]) -> dict[str, tuple | str]:
-    """run name -> (preset, precision, warm-up steps, timed steps), or the reason it is skipped."""
+def plan(native: bool, quick: bool, presets: list[str], layouts: bool) -> dict[str, tuple | str]:
+    """run name -> (preset, precision, warm-up steps, timed steps, channels-last or None: training's pick), or
+    the reason it is skipped. With `layouts`, each fp32 run again in the layout training does not pick."""
     runs: dict[str, tuple | str] = {}
+    other = "contiguous" if wants_channels_last(torch.device("cpu")) else "channels-last"
     for preset in presets:
         timed = 2 if quick else TIMED[preset]
         warm = 1 if quick else WARM_UP
-        runs[f"{preset} fp32"] = (preset, "fp32", warm, timed)
+        runs[f"{preset} fp32"] = (preset, "fp32", warm, timed, None)
+        if layouts:
+            runs[f"{preset} fp32 {other}"] = (preset, "fp32", warm, timed, other == "channels-last")
         if native:
-            runs[f"{preset} bf16"] = (preset, "bf16", warm, timed)
+            runs[f"{preset} bf16"] = (preset, "bf16", warm, timed, None)
         elif preset == "lite" and not quick:
-            runs[f"{preset} bf16"] = (preset, "bf16", 1, 1)
+            runs[f"{preset} bf16"] = (preset, "bf16", 1, 1, None)
         else:
             runs[f"{preset} bf16"] = "skipped: bf16 is emulated on this CPU (no AMX/AVX-512-bf16), ~100x below fp32"
     return runs
@@ -176,6 +185,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="2 timed steps per run: checks the bench, not speed")
     parser.add_argument("--presets", nargs="+", default=list(PRESETS), choices=PRESETS)
+    parser.add_argument("--layouts", action="store_true", help="each fp32 run also in the layout not picked")
+    parser.add_argument("--name", default="train", help="bench/results/<name>.json (another CPU: another name)")
     args = parser.parse_args()
     native = hardware_bf16(torch.device("cpu"))
     # The thread count train() will pick (auto: the cores other processes leave idle); peaks use the same.
@@ -186,13 +197,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         faces = extract_faces(work)
-        for name, how in plan(native, args.quick, args.presets).items():
+        for name, how in plan(native, args.quick, args.presets, args.layouts).items():
             if isinstance(how, str):
                 results[name] = {"skipped": how}
                 continue
-            preset, precision, warm, timed = how
+            preset, precision, warm, timed, layout = how
             print(f"{time.strftime('%H:%M:%S')} {name}: {warm} warm-up + {timed} timed steps", flush=True)
-            run = timed_run(faces, work, preset, precision, warm, timed)
+            run = timed_run(faces, work, preset, precision, warm, timed, layout)
             flops = train_flops_per_example(ModelConfig.from_preset(preset))
             gflops = run["egs_per_s"] * flops / 1e9
             run |= {
@@ -216,13 +227,13 @@ def main() -> None:
             f"{p['conv1x1_gflop_per_s']:.1f} GFLOP/s ({p['how']})"
         )
     columns = ("EGs/s", "s/step", "GFLOP/s", "of peak", "x lite fp32", "save s", "preview s", "old EGs/s")
-    header = f"\n{'run':<14}" + "".join(f"{c:>12}" for c in columns)
+    header = f"\n{'run':<24}" + "".join(f"{c:>12}" for c in columns)
     print(header)
     print("-" * (len(header) - 1))
     base = results.get("lite fp32", {}).get("egs_per_s")
     for name, r in results.items():
         if "skipped" in r:
-            print(f"{name:<14}  {r['skipped']}")
+            print(f"{name:<24}  {r['skipped']}")
             continue
         r["ratio_to_lite_fp32"] = round(r["egs_per_s"] / base, 3) if base else None
         cells = (
@@ -235,7 +246,7 @@ def main() -> None:
             f"{r['closing_s']['preview']:.2f}",
             f"{r['whole_call_egs_per_s']:.2f}",
         )
-        print(f"{name:<14}" + "".join(f"{c:>12}" for c in cells))
+        print(f"{name:<24}" + "".join(f"{c:>12}" for c in cells))
     print(
         "\nEGs/s: steady-state steps only. 'old EGs/s': the same run timed as the old bench did, the whole "
         "train() call\nincluding the closing save and preview. 'of peak': of the better of matmul and 1x1 conv "
@@ -250,7 +261,7 @@ def main() -> None:
     if args.quick:
         return
     write_result(
-        "train",
+        args.name,
         {
             "version": __version__,
             "hardware": machine,

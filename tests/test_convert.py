@@ -181,16 +181,18 @@ def test_sharpen_is_an_unsharp_mask_at_the_models_size(s1_frames, s1_landmarks):
     assert np.abs(cv2.GaussianBlur(out, (0, 0), 4) - cv2.GaussianBlur(face, (0, 0), 4)).mean() < 0.01
 
 
-def test_sharpen_changes_the_face_only_and_is_recorded(tiny_model, converted, s1_landmarks, face_dirs, tmp_path):
+def test_sharpen_changes_the_face_only_and_is_recorded(tiny_model, s1_landmarks, face_dirs, tmp_path):
     """`--sharpen` touches the pasted face, and is recorded: evaluate pastes its static-swap
     floor the same way and does not credit the sharpness an unsharp mask added."""
-    plain, _ = converted
-    output = tmp_path / "sharp.mp4"
-    run(tiny_model, S1, output, paste=PasteConfig(sharpen=1.0))
+    # Both encoded losslessly: the tiny model's soft face gains about a grey level, which at the default
+    # CRF is no more than H.264 shifts the backdrop when it re-decides its blocks (an Intel Xeon: 0.94 / 0.96).
+    plain, output = tmp_path / "plain.mp4", tmp_path / "sharp.mp4"
+    run(tiny_model, S1, plain, crf=0)
+    run(tiny_model, S1, output, crf=0, paste=PasteConfig(sharpen=1.0))
     assert recorded_conversion(output)["paste"]["sharpen"] == 1.0
     inside, elsewhere = changes(frames(plain), frames(output), s1_landmarks)
-    # elsewhere only H.264's own shifts (it re-decides blocks when the face changes: test_only_the_face_changes)
-    assert np.median(inside) > max(0.5, 2 * np.median(elsewhere)) and max(elsewhere) < 3
+    # the same conversion twice changes nothing anywhere; sharpened, the face's edges gain about half a level
+    assert max(elsewhere) < 0.05 and np.median(inside) > 0.25
     config = EvaluateConfig(S1, output, tiny_model, "brbk7n", target_faces=face_dirs[1], embed_frames=5,
                             report=tmp_path / "report", progress=False)  # fmt: skip
     ev, html = evaluate(config)
