@@ -21,8 +21,8 @@ pass a bar. A grown mask takes in the target's jaw and hairline, a lower coverag
 that starts with "--" takes a leading space, or the bench's own parser reads it.) Stills: face close-ups in
 docs/<name>-<direction>.png, rows the source and then one per variant.
 
-    python bench/ceiling.py --name ceiling_reach --pairs s1-obama obama-s1 \
-        --variants "" " --erode -4" " --erode -10" " --coverage 0.7 --erode -10" " --coverage 0.6 --erode -20"
+    python bench/ceiling.py --name ceiling_reach --variants "" " --erode -4" " --erode -10" \
+        " --coverage 0.75" " --coverage 0.75 --erode -6" " --coverage 0.6 --erode -15"
 """
 
 import argparse
