@@ -36,7 +36,7 @@ from dualface.landmarks import mouth_opening
 from dualface.metrics import concordance, drawn_landmarks
 from dualface.model import draw
 from dualface.pose import eye_opening
-from dualface.recentre import CodeMove, code_shift, codes, crop_poses, mouth_gain, mouths, stored_stats
+from dualface.recentre import MOUTH_GAINS, CodeMove, code_shift, codes, crop_poses, mouth_gain, mouths, stored_stats
 from quality import CACHE, DIRECTIONS, ROOT, close_ups
 
 MEASURES = {"mouth": mouth_opening, "eyes": eye_opening}
@@ -96,7 +96,7 @@ def main() -> None:
             rule_here = (
                 rule
                 if measure == "mouth"
-                else float(np.clip(slope(*train[tgt], unit) / slope(z, source, unit), 0.5, 3))
+                else float(np.clip(slope(*train[tgt], unit) / slope(z, source, unit), *MOUTH_GAINS))
             )
             entry = {
                 "slopes": {
