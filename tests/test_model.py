@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -72,11 +74,18 @@ def test_lite128_draws_four_times_the_pixels_for_under_twice_the_flops():
     assert ModelConfig.from_preset("lite128").size == 128 and lite128 < 2 * lite
 
 
-def test_every_preset_has_a_learning_rate():
-    from dualface.presets import MODEL_PRESETS, preset_lr
+def test_every_preset_has_a_learning_rate_and_a_batch_that_training_takes():
+    from dualface.config import TrainConfig
+    from dualface.presets import MODEL_PRESETS, preset_batch, preset_lr
 
     assert all(0 < preset_lr(name) < 1e-2 for name in MODEL_PRESETS)
-    assert "lr" not in ModelConfig.from_preset("lite").to_dict()
+    assert all(isinstance(preset_batch(name), int) and preset_batch(name) >= 1 for name in MODEL_PRESETS)
+    shape = ModelConfig.from_preset("lite128").to_dict()
+    assert "lr" not in shape and "batch" not in shape
+    faces = [Path("a"), Path("b")]
+    assert TrainConfig(faces=faces, model_dir=Path("m"), preset="lite128").batch_size == 8
+    assert TrainConfig(faces=faces, model_dir=Path("m"), preset="lite").batch_size == 16
+    assert TrainConfig(faces=faces, model_dir=Path("m"), preset="lite128", batch_size=4).batch_size == 4
 
 
 @pytest.mark.parametrize("preset", ["lite", "lite128", "original", "hd"])

@@ -15,7 +15,7 @@ from typing import Any
 
 from dualface.errors import DualfaceError
 from dualface.options import check, option
-from dualface.presets import MODEL_PRESETS, preset_lr
+from dualface.presets import MODEL_PRESETS, preset_batch, preset_lr
 
 SAME_PERSON = 0.6  # dlib's embedding distance below which two faces are the same person (its documented 0.6)
 TRAIN_MAX_BATCH = 512  # per identity: 512 faces of the classic 64 px model already take GBs of activations
@@ -190,11 +190,11 @@ class TrainConfig:
         None,
         help="DeepFaceLab's LIAE: one decoder, and every other identity is swapped into NAME (a model per direction).",
     )
-    batch_size: int = option(
-        16,
+    batch_size: int | None = option(
+        None,
         low=1,
         high=TRAIN_MAX_BATCH,
-        help="Faces per identity per step (per torchrun process; --processes splits it).",
+        help="Faces per identity per step (default: the preset's; per torchrun process; --processes splits it).",
     )
     lr: float | None = option(None, above=0, help="Adam learning rate (default: the preset's).")
     warmup: int = option(100, low=0, help="Steps of learning-rate warmup.")
@@ -340,6 +340,8 @@ class TrainConfig:
         check(self)
         if self.lr is None:
             self.lr = preset_lr(self.preset)
+        if self.batch_size is None:
+            self.batch_size = preset_batch(self.preset)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dualface.errors import DualfaceError
-from dualface.presets import MODEL_PRESETS
+from dualface.presets import MODEL_PRESETS, TRAINING
 
 if TYPE_CHECKING:
     from dualface.recentre import CodeMove
@@ -63,7 +63,7 @@ class ModelConfig:
     def from_preset(cls, name: str, **overrides: Any) -> "ModelConfig":
         if name not in MODEL_PRESETS:
             raise DualfaceError(f"unknown preset {name!r}: choose one of {', '.join(MODEL_PRESETS)}")
-        shape = {k: v for k, v in MODEL_PRESETS[name].items() if k != "lr"}
+        shape = {k: v for k, v in MODEL_PRESETS[name].items() if k not in TRAINING}
         return cls(**{**shape, "preset": name, **overrides})
 
     def to_dict(self) -> dict[str, Any]:

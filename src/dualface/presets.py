@@ -1,20 +1,22 @@
-"""The model presets: each one entry, its shape (`model.ModelConfig` fields) and "lr", the Adam learning
-rate it trains at by default. A new preset is one entry here: the CLI's choices, the UI's list and training's
-default learning rate all read this table. Nothing here imports torch, so the option layer can list it.
+"""The model presets: each one entry, its shape (`model.ModelConfig` fields) and how it trains by default
+(TRAINING: "lr", the Adam learning rate, and "batch", faces per identity per step). A new preset is one entry
+here: the CLI's choices, the UI's list and training's default learning rate and batch all read this table.
+Nothing here imports torch, so the option layer can list it.
 """
 
 from typing import Any
 
-# Each preset: the model's shape, and "lr", the Adam learning rate it trains at by default.
+# Each preset: the model's shape, and "lr" and "batch", the learning rate and batch it trains at by default.
 MODEL_PRESETS: dict[str, dict[str, Any]] = {
-    # The classic recipe's 5e-5 for the classic-sized models.
-    "original": {"lr": 5e-5},
+    # The classic recipe's 5e-5 and batch 16 for the classic-sized models.
+    "original": {"lr": 5e-5, "batch": 16},
     # 1/8 of original's FLOPs: 3x3 encoder convs, a quarter of the widths, most of the budget left to the
     # decoders' upscales, where the face is drawn. The first decoder upscale is shared by the identities:
     # measured on GRID, that is what made swaps follow the source's mouth within minutes (time_to_swap.json).
     # It trains stably at 4x the classic learning rate, which is most of its time to a swap.
     "lite": {
         "lr": 2e-4,
+        "batch": 16,
         "shared_upscales": 1,
         "encoder_kernel": 3,
         "encoder_widths": (32, 64, 128, 256),
@@ -26,6 +28,11 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
     # full size), so a face pasted at 100-250 px on screen is upscaled 2x less. 1.4x lite's FLOPs.
     "lite128": {
         "lr": 2e-4,
+        # A CPU's hour is a number of faces whatever the batch (per face a step of 8 costs what one of 16
+        # does), and this early in training the model learns by its updates more than by the faces each
+        # averages: on a 2-core Xeon the hour at 8 held twice the steps, and its swaps nearly matched what
+        # 16 drew from three times the faces on a faster CPU (quality_..._seed3_60m_xeonfp32_batch8, README).
+        "batch": 8,
         "size": 128,
         "shared_upscales": 1,
         "encoder_kernel": 3,
@@ -44,6 +51,7 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
     },
     "hd": {
         "lr": 5e-5,
+        "batch": 16,
         "size": 128,
         "encoder_kernel": 5,
         "encoder_widths": (64, 128, 256, 512, 1024),
@@ -56,6 +64,14 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+TRAINING = ("lr", "batch")  # a preset's keys that are not the model's shape
+
+
 def preset_lr(name: str) -> float:
     """The learning rate a preset trains at by default."""
     return MODEL_PRESETS[name]["lr"]
+
+
+def preset_batch(name: str) -> int:
+    """The faces per identity per step a preset trains on by default."""
+    return MODEL_PRESETS[name]["batch"]

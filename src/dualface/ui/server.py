@@ -30,7 +30,7 @@ from dualface.config import ConvertConfig, EvaluateConfig, ExtractConfig, TrainC
 from dualface.errors import DualfaceError
 from dualface.files import TRAINING_LOG
 from dualface.options import argv, default, find
-from dualface.presets import MODEL_PRESETS
+from dualface.presets import MODEL_PRESETS, preset_batch
 from dualface.ui import jobs
 from dualface.ui.workspace import (
     SLOTS,
@@ -255,11 +255,13 @@ async def start_train(request: Request) -> JSONResponse:
     root = studio.root
     body = await _body(request)
     steps = _int(body, "steps", 1000, 1, 10_000_000)
-    batch_size = _option_int(body, TrainConfig, "batch_size")
     preview_every = _option_int(body, TrainConfig, "preview_every", 25)  # the UI refreshes its preview often
     preset = str(body.get("preset", default(TrainConfig, "preset")))
     if preset not in MODEL_PRESETS:
         raise RequestError(f"unknown preset {preset!r}: choose one of {', '.join(MODEL_PRESETS)}")
+    if body.get("batch_size") in (None, ""):  # left empty: the preset's
+        body["batch_size"] = preset_batch(preset)
+    batch_size = _option_int(body, TrainConfig, "batch_size")
     init = str(body.get("init") or "")
     if init and init not in _starters():
         raise RequestError(f"no starter weights named {init!r}")
