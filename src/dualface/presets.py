@@ -31,7 +31,7 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
         # A CPU's hour is a number of faces whatever the batch (per face a step of 8 costs what one of 16
         # does), and this early in training the model learns by its updates more than by the faces each
         # averages: on a 2-core Xeon the hour at 8 held twice the steps, and its swaps nearly matched what
-        # 16 drew from three times the faces on a faster CPU (quality_..._seed3_60m_xeonfp32_batch8, README).
+        # 16 drew from 2.9 times the faces on a faster CPU (quality_..._seed3_60m_xeonfp32_batch8, README).
         "batch": 8,
         "size": 128,
         "shared_upscales": 1,
