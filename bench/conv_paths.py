@@ -10,13 +10,12 @@ more layers than the small maps it is used on? Works on any CPU (bench/layers.py
 """
 
 import argparse
-import time
 
 import torch
 
 import dualface.model
 from common import hardware, write_result
-from layers import BATCH, conv_shapes, flops
+from layers import BATCH, conv_shapes, flops, timed
 
 PATHS = ("channels-last", "contiguous", "matmul")
 
@@ -37,15 +36,7 @@ def forward_backward_ms(module: torch.nn.Conv2d, shape: tuple, path: str, repeat
     else:  # every layer through oneDNN
         dualface.model.DEEP = 2**62
     try:
-
-        def step() -> None:
-            conv(x).sum().backward()
-
-        step()  # kernel selection
-        start = time.perf_counter()
-        for _ in range(repeats):
-            step()
-        return (time.perf_counter() - start) / repeats * 1e3
+        return timed(lambda: conv(x).sum().backward(), repeats) * 1e3
     finally:
         dualface.model.DEEP, dualface.model.SMALL_MAP = deep, small
 
