@@ -8,6 +8,12 @@ face (eye whites, hair, brows, the mouth's inside, deep shadows). The same swap 
 the mean a/b distance those pixels move under the transfer. A transfer that shifts every pixel's hue
 moves them by the whole difference between the two skins; the frame's light does not ask for that.
 
+And the "shade tint": how far the swap's chroma at each lightness is from the source face's at the same
+lightness. The inner face's pixels of each are cut into tenths by lightness (each face by its own), and the
+figure is the mean a/b distance between the two faces' mean colour, tenth by tenth. A transfer that
+matches each channel's spread alone (`rct`) leaves the drawn face's own relation of colour to shade: the
+creases of a dark, warm skin stay warmer than its cheeks and read as orange streaks on a pale one.
+
     python bench/paste_color.py --model /tmp/dualface-quality/quality_lite128_gan_recolor_60m --colors rct skin
 """
 
@@ -41,6 +47,19 @@ def grey_tint(untouched: list[np.ndarray], recoloured: list[np.ndarray]) -> tupl
         if grey.any():
             moved.append(np.linalg.norm(after[grey] - before[grey], axis=1).mean())
     return (float(np.mean(moved)) if moved else 0.0), float(np.mean(share))
+
+
+def shade_tint(sources: list[np.ndarray], swaps: list[np.ndarray], tenths: int = 10) -> float:
+    """Mean a/b distance between each swap's and its source's inner face, lightness tenth by lightness tenth."""
+    moved = []
+    for source, swap in zip(sources, swaps, strict=True):
+        means = []
+        for image in (source, swap):
+            lab = cv2.cvtColor(image[INNER].astype(np.float32) / 255, cv2.COLOR_RGB2LAB).reshape(-1, 3)
+            order = np.argsort(lab[:, 0], kind="stable")
+            means.append(np.array([part[:, 1:].mean(0) for part in np.array_split(lab[order], tenths)]))
+        moved.append(np.linalg.norm(means[0] - means[1], axis=1).mean())
+    return float(np.mean(moved))
 
 
 def transfer_stills(colors: list[str], out: Path) -> None:
@@ -92,22 +111,29 @@ def main() -> None:
         tiles = close_ups(held_out, swaps, frames, args.frames)
         for i, color in enumerate(args.colors, start=2):
             tint, share = grey_tint([t[1] for t in tiles], [t[i] for t in tiles])
-            figures[direction][color] |= {"grey_tint": round(tint, 2), "grey_share": round(share, 3)}
+            shade = shade_tint([t[0] for t in tiles], [t[i] for t in tiles])
+            figures[direction][color] |= {
+                "grey_tint": round(tint, 2),
+                "grey_share": round(share, 3),
+                "shade_tint": round(shade, 2),
+            }
         picked = tiles[:: max(1, len(tiles) // 5)][:5]
         rows = [np.hstack([t[i] for t in picked]) for i in (0, *range(2, len(swaps) + 1))]
         Image.fromarray(np.vstack(rows)).save(ROOT / "docs" / f"{args.name}-{direction}.png")
 
-    print(f"\n| direction | --color | {' | '.join(FIELDS)} | grey tint | grey share |")
-    print("| --- | --- |" + " --- |" * (len(FIELDS) + 2))
+    print(f"\n| direction | --color | {' | '.join(FIELDS)} | grey tint | grey share | shade tint |")
+    print("| --- | --- |" + " --- |" * (len(FIELDS) + 3))
     for direction, by_color in figures.items():
         for color, f in by_color.items():
-            cells = ["-" if f[k] is None else f"{f[k]:.3f}" for k in (*FIELDS, "grey_tint", "grey_share")]
+            cells = ["-" if f[k] is None else f"{f[k]:.3f}" for k in (*FIELDS, "grey_tint", "grey_share", "shade_tint")]
             print(f"| {direction} | {color} | " + " | ".join(cells) + " |")
     write_result(args.name, {
         "what": f"one model ({args.model.name}) converted with each --color, each evaluated",
         "command": "python bench/paste_color.py " + shlex.join(sys.argv[1:]),
         "grey_tint": f"mean a/b distance that the inner face's grey pixels (chroma < {GREY:g} in the same swap "
-                     "converted with --color none) move under the transfer, over frames; grey_share: their share",
+                     "converted with --color none) move under the transfer, over frames; grey_share: their share; "
+                     "shade_tint: mean a/b distance between the swap's inner face and the source's, tenth of "
+                     "lightness by tenth, over frames",
         "stills": [f"docs/{args.name}-{d}.png (rows: source, then {', '.join(args.colors)})" for d in figures]
         + [f"docs/{args.name}-transfers.png (s1 and Obama: the face, {', '.join(args.colors)}, the other)"],
         "directions": figures,

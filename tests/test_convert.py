@@ -331,6 +331,28 @@ def test_skin_transfer_keeps_grey_grey():
     assert np.hypot(*rct[white].reshape(-1, 2).T).mean() > 6  # the shift tints the grey
 
 
+def test_mkl_gives_the_references_chroma_for_each_lightness():
+    """A face whose darker parts are warmer (the creases of a dark skin), recoloured to one whose chroma does
+    not change with lightness (a pale skin): under `mkl` its creases take the reference's colour, under
+    `rct` they keep their own warmth against the cheeks and read as orange streaks."""
+    image = frames(S1)[0][100:260, 100:260].astype(np.float32) / 255
+    mask = np.ones(image.shape[:2], np.float32)
+    lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB)
+    pale = np.clip(cv2.cvtColor(lab, cv2.COLOR_LAB2RGB), 0, 1)
+    darkness = lab[..., 0].mean() - lab[..., 0]
+    lab[..., 1:] += 0.6 * darkness[..., None]  # the darker, the redder and yellower
+    warm_creases = np.clip(cv2.cvtColor(lab, cv2.COLOR_LAB2RGB), 0, 1)
+
+    def lightness_chroma(image: np.ndarray) -> float:  # covariance of lightness with a + b
+        lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB).reshape(-1, 3)
+        return float(np.cov(lab[:, 0], lab[:, 1] + lab[:, 2])[0, 1])
+
+    wanted = lightness_chroma(pale)
+    mkl, rct = (lightness_chroma(transfer_color(c, warm_creases, pale, mask)) for c in ("mkl", "rct"))
+    assert abs(mkl - wanted) < 0.2 * abs(lightness_chroma(warm_creases) - wanted), (mkl, wanted)
+    assert abs(rct - wanted) > 3 * abs(mkl - wanted), (rct, mkl, wanted)
+
+
 def test_flicker_counts_changes_between_frames_that_both_show_a_face(s1_landmarks):
     source = frames(S1)[:20]
     regions = [hull_in_frame(s1_landmarks[i], source[i].shape) for i in range(20)]

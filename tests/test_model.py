@@ -83,9 +83,9 @@ def test_every_preset_has_a_learning_rate_and_a_batch_that_training_takes():
     shape = ModelConfig.from_preset("lite128").to_dict()
     assert "lr" not in shape and "batch" not in shape
     faces = [Path("a"), Path("b")]
-    assert TrainConfig(faces=faces, model_dir=Path("m"), preset="lite128").batch_size == 8
+    assert TrainConfig(faces=faces, model_dir=Path("m"), preset="lite128").batch_size == 4
     assert TrainConfig(faces=faces, model_dir=Path("m"), preset="lite").batch_size == 16
-    assert TrainConfig(faces=faces, model_dir=Path("m"), preset="lite128", batch_size=4).batch_size == 4
+    assert TrainConfig(faces=faces, model_dir=Path("m"), preset="lite128", batch_size=8).batch_size == 8
 
 
 @pytest.mark.parametrize("preset", ["lite", "lite128", "original", "hd"])

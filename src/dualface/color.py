@@ -11,6 +11,10 @@ the statistics over neighbouring frames, so the colour of the face does not pump
   deep shadows) none. `rct` moves every pixel by the same a/b, which paints what is grey with the
   difference between two skins: the purple hair of a pale face recoloured to a darker one, the green brows
   of the reverse. Scaling chroma instead keeps grey grey but makes lips, already the reddest, redder still.
+- `mkl`: Pitie and Kokaram, "The linear Monge-Kantorovitch linear colour mapping" (2007), DeepFaceLab's
+  `mkl`, in Lab: the whole covariance, not each channel's spread alone, so how chroma goes with lightness
+  is the reference's too. `rct` keeps the drawn skin's own: the creases of a dark, warm face stay
+  warmer than its cheeks after `rct` and read as orange streaks on a pale one.
 - `hist`: match each RGB channel's histogram (through 33 quantiles, so it can be smoothed and is robust to
   a few stray pixels).
 """
@@ -85,6 +89,29 @@ def skin_apply(image: np.ndarray, stats: np.ndarray, wanted: np.ndarray) -> np.n
     return np.clip(cv2.cvtColor(lab.astype(np.float32), cv2.COLOR_LAB2RGB), 0, 1)
 
 
+def covariance_stats(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The Lab mean and covariance inside `mask` (12 numbers): an average of frames' is still a covariance."""
+    lab = _pixels(_lab(image), mask).astype(np.float64)
+    return np.concatenate([lab.mean(0), np.cov(lab, rowvar=False).ravel()]).astype(np.float32)
+
+
+def _sqrt(matrix: np.ndarray, power: float = 0.5) -> np.ndarray:
+    values, vectors = np.linalg.eigh(matrix)
+    return (vectors * np.maximum(values, 1e-6) ** power) @ vectors.T
+
+
+def covariance_apply(image: np.ndarray, stats: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    eye = np.eye(3)
+    # A floor of 1 (Lab units squared) under each variance: a channel that is nearly flat is not blown up.
+    have, want = stats[3:].reshape(3, 3) + eye, wanted[3:].reshape(3, 3) + eye
+    root, inverse = _sqrt(have), _sqrt(have, -0.5)
+    mapping = inverse @ _sqrt(root @ want @ root) @ inverse  # the least-moving linear map from one to the other
+    values, vectors = np.linalg.eigh(mapping)  # symmetric: bound its gains as `lab_apply` bounds its own
+    mapping = (vectors * np.clip(values, 0.5, 2.0)) @ vectors.T
+    lab = (_lab(image) - stats[:3]) @ mapping.T.astype(np.float32) + wanted[:3]
+    return np.clip(cv2.cvtColor(lab.astype(np.float32), cv2.COLOR_LAB2RGB), 0, 1)
+
+
 def quantile_stats(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.quantile(_pixels(image, mask), QUANTILES, axis=0).T  # (3, 33)
 
@@ -109,6 +136,7 @@ COLOR_TRANSFERS: dict[str, ColorTransfer | None] = {
     "avg": ColorTransfer(mean_stats, mean_apply),
     "rct": ColorTransfer(lab_stats, lab_apply),
     "skin": ColorTransfer(skin_stats, skin_apply),
+    "mkl": ColorTransfer(covariance_stats, covariance_apply),
     "hist": ColorTransfer(quantile_stats, quantile_apply),
 }
 

@@ -28,11 +28,12 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
     # full size), so a face pasted at 100-250 px on screen is upscaled 2x less. 1.4x lite's FLOPs.
     "lite128": {
         "lr": 2e-4,
-        # A CPU's hour is a number of faces whatever the batch (per face a step of 8 costs what one of 16
-        # does), and this early in training the model learns by its updates more than by the faces each
-        # averages: on a 2-core Xeon the hour at 8 held twice the steps, and its swaps nearly matched what
-        # 16 drew from 2.9 times the faces on a faster CPU (quality_..._seed3_60m_xeonfp32_batch8, README).
-        "batch": 8,
+        # A CPU's hour is nearly a number of faces whatever the batch (per face a step of 8 costs what one
+        # of 16 does, one of 4 a fifth more), and this early in training the model learns by its updates
+        # more than by the faces each averages: on a 2-core Xeon the hour at 4 held 3.4-3.7x the steps of
+        # 16, and drew sharper swaps with wider-open eyes and blinks than 8 or 16, on two seeds
+        # (quality_..._seed{3,4}_60m_xeonfp32_batch4, README "Half the batch, twice the steps").
+        "batch": 4,
         "size": 128,
         "shared_upscales": 1,
         "encoder_kernel": 3,
