@@ -28,11 +28,11 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
     # full size), so a face pasted at 100-250 px on screen is upscaled 2x less. 1.4x lite's FLOPs.
     "lite128": {
         "lr": 2e-4,
-        # A CPU's hour is nearly a number of faces whatever the batch (per face a step of 8 costs what one
-        # of 16 does, one of 4 a fifth more), and this early in training the model learns by its updates
-        # more than by the faces each averages: on a 2-core Xeon the hour at 4 held 3.4-3.7x the steps of
-        # 16, and drew sharper swaps with wider-open eyes and blinks than 8 or 16, on two seeds
-        # (quality_..._seed{3,4}_60m_xeonfp32_batch4, README "Half the batch, twice the steps").
+        # This early in training the model learns by its updates more than by the faces each averages, so
+        # small steps win even where a step's fixed costs make each face dearer (at 4 a face costs a fifth
+        # more than at 16 on a 2-core fp32 Xeon, 2.3x on a bf16 EPYC): the hour at 4 held 3.4-3.7x the
+        # steps of 16 on the Xeon, 1.7x on the EPYC, and drew sharper swaps, a smaller gap into s1 and
+        # blinks on both (quality_..._batch4, README "Half the batch, twice the steps").
         "batch": 4,
         "size": 128,
         "shared_upscales": 1,
