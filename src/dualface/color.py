@@ -26,6 +26,8 @@ import cv2
 import numpy as np
 
 QUANTILES = np.linspace(0, 1, 33)
+# Bounds on every transfer's gain: a face that is nearly flat in one channel would have its noise blown up.
+GAIN = (0.5, 2.0)
 
 
 def _inside(mask: np.ndarray) -> np.ndarray | None:
@@ -66,8 +68,7 @@ def lab_stats(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
 def lab_apply(image: np.ndarray, stats: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     lab = _lab(image)
     gain = wanted[3:] / np.maximum(stats[3:], 1e-3)
-    # A face that is nearly flat in one channel would have its noise blown up: bound the gain.
-    lab = (lab - stats[:3]) * np.clip(gain, 0.5, 2.0) + wanted[:3]
+    lab = (lab - stats[:3]) * np.clip(gain, *GAIN) + wanted[:3]
     return np.clip(cv2.cvtColor(lab.astype(np.float32), cv2.COLOR_LAB2RGB), 0, 1)
 
 
@@ -80,7 +81,7 @@ def skin_stats(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 def skin_apply(image: np.ndarray, stats: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     lab = _lab(image)
-    gain = np.clip(wanted[3] / max(stats[3], 1e-3), 0.5, 2.0)  # bounded, as in `lab_apply`
+    gain = np.clip(wanted[3] / max(stats[3], 1e-3), *GAIN)
     lab[..., 0] = (lab[..., 0] - stats[0]) * gain + wanted[0]
     # The mean chroma, not the length of the mean a/b: a mask that mixes hues (a blue light, a teal shirt)
     # shortens the mean vector, and every pixel but an exact grey would take the whole shift.
@@ -106,8 +107,8 @@ def covariance_apply(image: np.ndarray, stats: np.ndarray, wanted: np.ndarray) -
     have, want = stats[3:].reshape(3, 3) + eye, wanted[3:].reshape(3, 3) + eye
     root, inverse = _sqrt(have), _sqrt(have, -0.5)
     mapping = inverse @ _sqrt(root @ want @ root) @ inverse  # the least-moving linear map from one to the other
-    values, vectors = np.linalg.eigh(mapping)  # symmetric: bound its gains as `lab_apply` bounds its own
-    mapping = (vectors * np.clip(values, 0.5, 2.0)) @ vectors.T
+    values, vectors = np.linalg.eigh(mapping)  # symmetric: its gains are its eigenvalues
+    mapping = (vectors * np.clip(values, *GAIN)) @ vectors.T
     lab = (_lab(image) - stats[:3]) @ mapping.T.astype(np.float32) + wanted[:3]
     return np.clip(cv2.cvtColor(lab.astype(np.float32), cv2.COLOR_LAB2RGB), 0, 1)
 
