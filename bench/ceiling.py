@@ -39,6 +39,7 @@ from common import hardware, write_result
 from dualface.config import PasteConfig
 from dualface.data import face_files, mean_embedding
 from dualface.evaluate import TargetFaces, evaluate_video
+from dualface.faces import largest_faces
 from dualface.model import ModelConfig
 from dualface.real_faces import paste_real_faces
 from quality import BAR, CACHE, DIRECTIONS, ROOT, SHARED, close_ups, faces, stills
@@ -90,16 +91,18 @@ def main() -> None:
     embeddings = {name: mean_embedding(face_files(folder)) for name, folder in face.items()}
     results: dict = {}
     for direction, (src, _, tgt, _, held_out) in pairs.items():
-        reference, videos = TargetFaces.load(face[tgt]), []
+        reference, videos, found = TargetFaces.load(face[tgt]), [], largest_faces(held_out)
         for variant in args.variants:
             cfg, paste = paste_variant(variant, preset)
             key = f"{direction} {variant}".strip()
             started = time.perf_counter()
             video = CACHE / "ceiling" / f"{args.name}-{key.replace(' ', '_')}.mp4"
             video.parent.mkdir(parents=True, exist_ok=True)
-            replaced = paste_real_faces(held_out, face[tgt], video, cfg, paste)
+            replaced = paste_real_faces(held_out, face[tgt], video, cfg, paste, found=found)
             videos.append(video)
-            evaluation, *_ = evaluate_video(held_out, video, embeddings, tgt, src, reference=reference, embed_frames=50)
+            evaluation, *_ = evaluate_video(
+                held_out, video, embeddings, tgt, src, reference=reference, embed_frames=50, faces=found
+            )
             scores = {k: evaluation.scores[k].value for k in FIELDS if k in evaluation.scores}
             results[key] = {
                 "faces_replaced": replaced,

@@ -22,6 +22,7 @@ from dualface.checkpoint import (
     load_checkpoint,
     load_model,
     model_from,
+    read_meta,
     save_checkpoint,
 )
 from dualface.cli import _wait_for
@@ -31,6 +32,7 @@ from dualface.errors import DualfaceError
 from dualface.extract import extract
 from dualface.landmarks import mouth_opening
 from dualface.model import Autoencoder, ModelConfig
+from dualface.presets import preset_batch, preset_lr
 from dualface.train import batch_stream, learning_rate, train, weights_digest
 
 LITE = ModelConfig.from_preset("lite")
@@ -265,6 +267,18 @@ def test_resume_refuses_what_it_cannot_continue(face_dirs, tmp_path):
     latest.write_bytes(latest.read_bytes()[:1000])
     with pytest.raises(DualfaceError, match="corrupt"):
         train(quick(face_dirs, tmp_path / "m", iterations=6, resume=True))
+
+
+def test_resume_keeps_the_batch_and_rate_it_was_trained_at(face_dirs, tmp_path):
+    # Not the preset's, which change between versions (lite128's batch went from 16 to 4); given again, they win.
+    train(quick(face_dirs, tmp_path / "m", iterations=3, batch_size=2, lr=1e-4))
+    train(quick(face_dirs, tmp_path / "m", iterations=6, resume=True, batch_size=None, lr=None))
+    recorded = read_meta(latest_checkpoint(tmp_path / "m"))
+    assert (recorded["step"], recorded["train"]["batch_size"], recorded["train"]["lr"]) == (6, 2, 1e-4)
+    assert (preset_batch("lite"), preset_lr("lite")) != (2, 1e-4)
+    train(quick(face_dirs, tmp_path / "m", iterations=9, resume=True, batch_size=4, lr=None))
+    recorded = read_meta(latest_checkpoint(tmp_path / "m"))
+    assert (recorded["step"], recorded["train"]["batch_size"], recorded["train"]["lr"]) == (9, 4, 1e-4)
 
 
 def test_stop_rules(face_dirs, tmp_path):

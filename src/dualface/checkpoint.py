@@ -136,6 +136,21 @@ def load_checkpoint(path: Path) -> Checkpoint:
     return Checkpoint(step, model, optimizer, tensors.get("rng.torch"), meta, average)
 
 
+def read_meta(path: Path) -> dict[str, Any]:
+    """A checkpoint's metadata (step, configs, identities) from its header alone, unverified: a quick look
+    that reads no tensors."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            raw = head + f.read(int.from_bytes(head, "little"))
+        text = _metadata(raw)
+        return {k: json.loads(v) for k, v in text.items() if k not in ("format", "version", "sha256", "param_groups")}
+    except FileNotFoundError:
+        raise DualfaceError(f"{path}: no such checkpoint") from None
+    except (ValueError, json.JSONDecodeError) as error:
+        raise DualfaceError(f"{path}: checkpoint is corrupt ({error})") from None
+
+
 def _metadata(raw: bytes) -> dict[str, str]:
     """The safetensors header's `__metadata__` (the library's loader returns only tensors)."""
     length = int.from_bytes(raw[:8], "little")

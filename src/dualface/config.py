@@ -194,9 +194,12 @@ class TrainConfig:
         None,
         low=1,
         high=TRAIN_MAX_BATCH,
-        help="Faces per identity per step (default: the preset's; per torchrun process; --processes splits it).",
+        help="Faces per identity per step (default: the preset's, or on --resume the run's own; per torchrun "
+        "process; --processes splits it).",
     )
-    lr: float | None = option(None, above=0, help="Adam learning rate (default: the preset's).")
+    lr: float | None = option(
+        None, above=0, help="Adam learning rate (default: the preset's, or on --resume the run's own)."
+    )
     warmup: int = option(100, low=0, help="Steps of learning-rate warmup.")
     # Annealing: a constant rate leaves the weights jittering around the minimum at the rate's scale; a
     # run with a known end can settle into it over its last stretch.
@@ -338,10 +341,9 @@ class TrainConfig:
             if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
                 raise DualfaceError(f"identity name {name!r} may use only letters, digits, '_' and '-'")
         check(self)
-        if self.lr is None:
-            self.lr = preset_lr(self.preset)
-        if self.batch_size is None:
-            self.batch_size = preset_batch(self.preset)
+        if not self.resume:  # a resumed run's come from its checkpoint (`runstate.settled`)
+            self.lr = preset_lr(self.preset) if self.lr is None else self.lr
+            self.batch_size = preset_batch(self.preset) if self.batch_size is None else self.batch_size
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from dualface.composite import Face, composite, model_input
 from dualface.config import SAME_PERSON, EvaluateConfig, PasteConfig
 from dualface.data import center_crop, face_files, load_face, warn_if_cut_otherwise
 from dualface.errors import DualfaceError
-from dualface.faces import largest, tracked
+from dualface.faces import Found, largest_faces
 from dualface.identity import distance, embed_face
 from dualface.landmarks import mouth_opening
 from dualface.masks import hull_in_frame
@@ -51,7 +51,6 @@ from dualface.model import Autoencoder, draw
 from dualface.pose import eye_opening
 from dualface.prefetch import prefetch
 from dualface.real_faces import paste_real_faces
-from dualface.track import TrackerConfig
 from dualface.video import count_frames, probe_video, read_video
 
 log = logging.getLogger(__name__)
@@ -124,10 +123,8 @@ def static_swap_video(source: Path, static: StaticSwap, output: Path) -> Path:
     watermarked as synthetic like every output."""
     from dualface.writer import video_writer
 
-    faces = tracked(prefetch(read_video(source)), TrackerConfig(embed_every=0), probe_video(source).fps)
     with video_writer(output, source, kind="static face swap (evaluation control)") as write:
-        for _, frame, found in faces:
-            face = largest(found)
+        for (_, frame), face in zip(prefetch(read_video(source)), largest_faces(source), strict=False):
             out = frame if face is None else static(frame, face.track, face.landmarks)
             write(out)
     return output
@@ -141,6 +138,7 @@ class TargetFaces:
     images: list[np.ndarray]
     to_mean: list[np.ndarray]  # image pixels -> mean-face units, per face
     landmarks: list[np.ndarray]  # in image pixels
+    embeddings: list[np.ndarray] | None = None  # dlib's, made on first use
 
     @classmethod
     def load(cls, folder: Path, most: int = REFERENCE_FACES) -> "TargetFaces":
@@ -168,8 +166,10 @@ class TargetFaces:
 
     def distance_to(self, centroid: np.ndarray) -> float:
         """Mean embedding distance of these faces to `centroid`: how close the person's own faces sit."""
-        faces = zip(self.images, self.landmarks, strict=True)
-        return float(np.mean([distance(embed_face(np.ascontiguousarray(i), p), centroid) for i, p in faces]))
+        if self.embeddings is None:  # once: the swap and its real-faces control are read against the same
+            faces = zip(self.images, self.landmarks, strict=True)
+            self.embeddings = [embed_face(np.ascontiguousarray(i), p) for i, p in faces]
+        return float(np.mean([distance(e, centroid) for e in self.embeddings]))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -200,6 +200,7 @@ def evaluate_video(
     reference: TargetFaces | None = None,
     embed_frames: int = 100,
     progress: bool = False,
+    faces: list[Found | None] | None = None,
 ) -> tuple[VideoEvaluation, list[tuple[int, np.ndarray, np.ndarray]], list[tuple[int, np.ndarray, np.ndarray]]]:
     """Score `output` (a conversion of `source` into `target`) frame by frame, against its controls.
 
@@ -208,6 +209,7 @@ def evaluate_video(
         static: the floor control; without it, scores have no floor and no normalised value.
         reference: the target's own faces; without them, no sharpness ratio and no identity gap.
         embed_frames: at most this many frames are embedded (0.13 s each), spread over the video.
+        faces: the source's `largest_faces`, where the caller has found them already.
 
     Returns the evaluation, a few (index, source frame, output frame) for the report's strip, and
     (index, source close-up, output close-up) of the blurriest output faces.
@@ -218,7 +220,8 @@ def evaluate_video(
     source_frames, output_frames = count_frames(source), count_frames(output)
     if source_frames != output_frames:
         raise DualfaceError(f"{output} has {output_frames} frames, its source {source_frames}: not a conversion of it")
-    faces = tracked(prefetch(read_video(source)), TrackerConfig(embed_every=0), info.fps)
+    if faces is None:
+        faces = largest_faces(source, progress)
     step = max(1, info.frame_count // max(embed_frames, 1)) if embed_frames else 0
     target_emb, source_emb = embeddings.get(target), embeddings.get(source_identity) if source_identity else None
     strip_at = set(np.linspace(0, max(info.frame_count - 1, 0), STRIP_FRAMES).round().astype(int).tolist())
@@ -229,11 +232,10 @@ def evaluate_video(
     scales: list[float] = []
     changes = []  # (source, output) frame-to-frame change inside the face, per frame pair: flicker
     previous = None
-    pairs = zip(faces, prefetch(read_video(output)), strict=False)
+    triples = zip(prefetch(read_video(source)), prefetch(read_video(output)), faces, strict=False)
     count = 0
-    for (index, frame, found), (_, out) in tqdm(pairs, total=info.frame_count, unit="frame", disable=not progress):
+    for (index, frame), (_, out), face in tqdm(triples, total=info.frame_count, unit="frame", disable=not progress):
         count += 1
-        face = largest(found)
         if index in strip_at:
             strip.append((index, frame, out))
         if face is None:
@@ -377,6 +379,7 @@ def reach(
     source_identity: str | None,
     reference: TargetFaces,
     paste: PasteConfig,
+    faces: list[Found | None] | None = None,
 ) -> None:
     """Score the target's own real faces pasted the same way (`real_faces`) into each score's `reachable`,
     and name the failed measures they fail too (`out_of_reach`). The verdict does not change: a bar the
@@ -384,11 +387,11 @@ def reach(
     with tempfile.TemporaryDirectory(prefix="dualface-real-faces-") as scratch:
         video = Path(scratch) / "real-faces.mp4"
         evaluation.real_faces = paste_real_faces(
-            Path(cfg.source), reference.folder, video, model.config, paste, cfg.progress
+            Path(cfg.source), reference.folder, video, model.config, paste, cfg.progress, faces
         )
         real, *_ = evaluate_video(
             Path(cfg.source), video, embeddings, cfg.to, source_identity, None, reference, cfg.embed_frames,
-            cfg.progress,
+            cfg.progress, faces,
         )  # fmt: skip
     for name, s in evaluation.scores.items():
         if name in real.scores:
@@ -466,6 +469,7 @@ def evaluate(cfg: EvaluateConfig) -> tuple[VideoEvaluation, Path]:
         reference = TargetFaces.load(Path(folder))
     else:
         log.warning("no faces of %s to compare with (pass --target-faces): no sharpness ratio, no identity gap", cfg.to)
+    faces = largest_faces(Path(cfg.source), cfg.progress)  # once: the swap and the real faces' paste share them
     evaluation, strip, blurriest = evaluate_video(
         Path(cfg.source),
         Path(cfg.output),
@@ -476,6 +480,7 @@ def evaluate(cfg: EvaluateConfig) -> tuple[VideoEvaluation, Path]:
         reference,
         cfg.embed_frames,
         cfg.progress,
+        faces,
     )
     evaluation.checkpoint = str(checkpoint_path)
     evaluation.step = checkpoint.step
@@ -484,7 +489,7 @@ def evaluate(cfg: EvaluateConfig) -> tuple[VideoEvaluation, Path]:
         evaluation.scores["sharpness"].not_credited = f"pasted with --sharpen {sharpen:g}"
         evaluation.usable, evaluation.failed = verdict(evaluation.scores)
     if cfg.real_faces and reference is not None:
-        reach(evaluation, cfg, model, embeddings, source_identity, reference, static.paste)
+        reach(evaluation, cfg, model, embeddings, source_identity, reference, static.paste, faces)
     for name, faces_folder in cfg.held_out.items():
         evaluation.reconstruction[name] = reconstruction_quality(model, face_files(faces_folder), name)
     out = cfg.report_folder

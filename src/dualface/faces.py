@@ -1,6 +1,7 @@
 """The faces of a video, frame by frame, from one iterator: found by the extraction tracker (detect, track,
 68 landmarks, smoothing, embeddings) or read back from the alignments file `dualface extract` wrote.
-`convert` draws from it, and `evaluate` finds the source's face with the very same tracker.
+`convert` draws from it, and `evaluate` finds the source's face with the very same tracker, once per
+source (`largest_faces`), for the swap and for each control it scores against that source.
 """
 
 from collections.abc import Iterable, Iterator
@@ -8,14 +9,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from dualface.align import box_from_landmarks
 from dualface.alignments import load_alignments
 from dualface.detect import box_size
 from dualface.errors import DualfaceError
+from dualface.prefetch import prefetch
 from dualface.track import FaceTracker, TrackerConfig
 from dualface.types import Embedding, Frame, Landmarks
-from dualface.video import Source
+from dualface.video import Source, probe_video, read_video
 
 
 @dataclass
@@ -64,3 +67,13 @@ def recorded(frames: Iterable[tuple[int, Frame]], source: Source, path: Path) ->
 def largest(faces: list[Found]) -> Found | None:
     """The biggest face on a frame: the one a single-subject clip is about."""
     return max(faces, key=lambda f: f.size, default=None)
+
+
+def largest_faces(source: Path, progress: bool = False) -> list[Found | None]:
+    """The biggest face on every frame of a video (None where there is none), found by the extraction
+    tracker: a pass of the detector over the whole video, so a caller that scores several videos against
+    one source finds them once."""
+    info = probe_video(source)
+    frames = tracked(prefetch(read_video(source)), TrackerConfig(embed_every=0), info.fps)
+    found = tqdm(frames, total=info.frame_count, unit="frame", desc="finding faces", disable=not progress)
+    return [largest(faces) for _, _, faces in found]

@@ -22,9 +22,8 @@ from dualface.composite import Face, composite, model_input
 from dualface.config import PasteConfig
 from dualface.data import face_files
 from dualface.errors import DualfaceError
-from dualface.faces import largest, tracked
+from dualface.faces import Found, largest_faces
 from dualface.model import ModelConfig
-from dualface.track import TrackerConfig
 from dualface.types import Landmarks
 from dualface.video import probe_video, read_video
 from dualface.writer import video_writer
@@ -44,25 +43,32 @@ def face_shapes(folder: Path) -> tuple[list[Path], np.ndarray]:
 
 
 def paste_real_faces(
-    source: Path, faces: Path, out: Path, model: ModelConfig, paste: PasteConfig, progress: bool = False
+    source: Path,
+    faces: Path,
+    out: Path,
+    model: ModelConfig,
+    paste: PasteConfig,
+    progress: bool = False,
+    found: list[Found | None] | None = None,
 ) -> int:
     """Write `source` with its largest face in every frame replaced by the nearest of the real faces in
-    `faces`, cut to `model`'s crop; returns how many faces were replaced. The video is marked synthetic."""
+    `faces`, cut to `model`'s crop; returns how many faces were replaced. The video is marked synthetic.
+    `found`: the source's `largest_faces`, where the caller has them already."""
     files, shapes = face_shapes(faces)
     drawn: dict[int, np.ndarray] = {}
     states: dict = {}
     replaced = 0
-    info = probe_video(source)
+    if found is None:
+        found = largest_faces(source, progress)
     frames = tqdm(
-        tracked(read_video(source), TrackerConfig(embed_every=0), info.fps),
-        total=info.frame_count,
+        zip(read_video(source), found, strict=False),
+        total=probe_video(source).frame_count,
         unit="frame",
         desc="real faces",
         disable=not progress,
     )
     with video_writer(out, like=source, kind="the target's real faces pasted (evaluation control)") as write:
-        for _, frame, found in frames:
-            face = largest(found)
+        for (_, frame), face in frames:
             if face is None:
                 write(frame)
                 continue

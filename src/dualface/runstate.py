@@ -8,6 +8,7 @@ import copy
 import logging
 import math
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -19,6 +20,7 @@ from dualface.checkpoint import (
     load_checkpoint,
     load_optimizer,
     prune_checkpoints,
+    read_meta,
     save_checkpoint,
 )
 from dualface.config import TrainConfig
@@ -26,6 +28,7 @@ from dualface.distributed import Distributed
 from dualface.errors import DualfaceError
 from dualface.files import atomic_write_bytes, checkpoint_path
 from dualface.model import Autoencoder
+from dualface.presets import preset_batch, preset_lr
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,25 @@ def renamed(checkpoint, names: list[str]) -> dict:
             parts[1] = rename[parts[1]]
         weights[".".join(parts)] = value.float()
     return weights
+
+
+def settled(cfg: TrainConfig) -> TrainConfig:
+    """The batch and learning rate to train at. A resumed run not given them again keeps the ones it was
+    trained at (its newest readable checkpoint says), not the preset's: a preset's defaults change between
+    versions (lite128's batch went from 16 to 4), and a run should not change pace unasked half-way."""
+    if cfg.batch_size is not None and cfg.lr is not None:
+        return cfg
+    recorded: dict = {}
+    for path in reversed(checkpoints_in(cfg.model_dir) if cfg.resume else []):
+        with contextlib.suppress(DualfaceError):
+            recorded = read_meta(path).get("train", {})
+            break
+    # A worker's batch under --processes; the step's is that times the processes.
+    batch = cfg.batch_size or recorded.get("batch_size", 0) * recorded.get("processes", 1) or preset_batch(cfg.preset)
+    lr = cfg.lr or recorded.get("lr") or preset_lr(cfg.preset)
+    if recorded:
+        log.info("resuming at batch %d and learning rate %g, as given or as the run was trained", batch, lr)
+    return replace(cfg, batch_size=batch, lr=lr)
 
 
 def resume_point(cfg: TrainConfig):

@@ -53,6 +53,7 @@ from dualface.runstate import (
     resume_point,
     roll_back,
     save,
+    settled,
     start_average,
     update_average,
 )
@@ -221,6 +222,7 @@ def step_loss(
 
 
 def train(cfg: TrainConfig) -> TrainSummary:
+    cfg = settled(cfg)
     device = pick_device(cfg.device)
     if cfg.processes > 1 and device.type != "cpu":
         raise DualfaceError(f"--processes is for CPUs (device {device}): on GPUs, torchrun one process per GPU")
