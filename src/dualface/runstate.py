@@ -59,10 +59,10 @@ def settled(cfg: TrainConfig) -> TrainConfig:
     """The batch and learning rate to train at. A resumed run not given them again keeps the ones it was
     trained at (its newest readable checkpoint says), not the preset's: a preset's defaults change between
     versions (lite128's batch went from 16 to 4), and a run should not change pace unasked half-way."""
-    if cfg.batch_size is not None and cfg.lr is not None:
+    if cfg.batch_size is not None and cfg.lr is not None:  # always so without --resume (`TrainConfig`)
         return cfg
     recorded: dict = {}
-    for path in reversed(checkpoints_in(cfg.model_dir) if cfg.resume else []):
+    for path in reversed(checkpoints_in(cfg.model_dir)):
         with contextlib.suppress(DualfaceError):
             recorded = read_meta(path).get("train", {})
             break
