@@ -422,6 +422,13 @@ class ConvertConfig:
         "in its own faces' terms, as the input's does (a recording the model never saw encodes its mouth "
         "movements smaller than the training faces').",
     )
+    morph: float = option(
+        0.0,
+        low=0,
+        high=1,
+        help="Warp the drawn face this far from the target's proportions toward the input face's (brows, eyes, "
+        "lips where the input has them): the face follows the input's landmarks more, at a cost in likeness.",
+    )
     paste: PasteConfig = field(default_factory=PasteConfig)
     crf: int = option(18, low=0, high=51, help="H.264 quality: 0 lossless, 18 visually clean, 28 small.")
     x264_preset: str = option("veryfast", help="x264 speed preset (ultrafast ... veryslow).")

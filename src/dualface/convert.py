@@ -33,11 +33,14 @@ from dualface.faces import recorded, tracked
 from dualface.files import ensure_writable_dir
 from dualface.identity import distance
 from dualface.model import Autoencoder, draw, to_channels_last
+from dualface.morph import Morph
+from dualface.morph import drawn_landmarks as morph_landmarks
 from dualface.precision import pick_dtype, wants_channels_last
 from dualface.prefetch import prefetch
 from dualface.recentre import (
     SAMPLE_FRAMES,
     CodeMove,
+    CodeStats,
     code_shift,
     codes,
     crop_poses,
@@ -56,6 +59,8 @@ from dualface.writer import IMAGE_OUTPUTS, video_writer, write_image
 
 log = logging.getLogger(__name__)
 
+MORPH_APART = 0.1  # drawn landmarks further from the input's than this share of the crop: no face was drawn
+
 
 @dataclass
 class ConvertSummary:
@@ -66,6 +71,7 @@ class ConvertSummary:
     faces_skipped: int = 0  # found but not --from's identity
     shift: float = 0.0  # the length of the recentring shift (0: none)
     mouth_gain: float = 1.0  # how far the codes were stretched along the mouth direction (`recentre.mouth_gain`)
+    morph: float = 0.0  # how far (crop px, on average) --morph moved the drawn landmarks (0: not morphed)
     seconds: float = 0.0
     checkpoint: Path | None = None  # the checkpoint file that drew the faces
     step: int = 0  # its training step
@@ -87,6 +93,7 @@ def swap(
     device: str,
     dtype: torch.dtype,
     move: CodeMove | None = None,
+    morph: Morph | None = None,
 ) -> None:
     """Draw every face as `identity`, in one batch."""
     if not faces:
@@ -94,6 +101,9 @@ def swap(
     rgb, masks = draw(model, np.stack([f.crop for f in faces]), identity, device, len(faces), dtype, move)
     for i, face in enumerate(faces):
         face.swapped, face.learned_mask = rgb[i], None if masks is None else masks[i]
+        if morph is not None:
+            face.swapped = morph(face.swapped)
+            face.learned_mask = None if face.learned_mask is None else morph(face.learned_mask)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -177,10 +187,15 @@ def convert(cfg: ConvertConfig) -> ConvertSummary:
         smooth=cfg.paste.smooth,
         embed_every=100 if source_embedding is not None else 0,
     )
-    try:
-        move = _recentring(cfg, model, meta, source, total, tracking, fps, source_embedding, others)
-    except DamagedMediaError as error:
-        raise DualfaceError(f"{error}; nothing was written") from None
+    stats, move, morph = _code_stats(cfg, model, meta), None, None
+    if stats is not None or cfg.morph:
+        try:
+            sample = _sampled(cfg, model, source, total, tracking, fps, source_embedding, others)
+        except DamagedMediaError as error:
+            raise DualfaceError(f"{error}; nothing was written") from None
+        move = _recentring(cfg, model, stats, sample) if stats is not None else None
+        morph = _morphing(cfg, model, sample, move)
+        summary.morph = morph.offset if morph is not None else 0.0
     summary.shift = float(np.linalg.norm(move.shift)) if move is not None else 0.0
     summary.mouth_gain = move.mouth_gain if move is not None else 1.0
     decoded = prefetch(read_frames(source))
@@ -188,7 +203,7 @@ def convert(cfg: ConvertConfig) -> ConvertSummary:
     bar = tqdm(total=total or None, unit="frame", desc=f"converting {source.name}", disable=not cfg.progress)
 
     def results(write_frame) -> None:
-        for index, out in _converted(frames, model, cfg, source_embedding, others, summary, move):
+        for index, out in _converted(frames, model, cfg, source_embedding, others, summary, move, morph):
             t = time.perf_counter()
             write_frame(index, out)
             summary.timings["encode"] += time.perf_counter() - t
@@ -254,6 +269,7 @@ def recorded_settings(cfg: ConvertConfig, summary: ConvertSummary) -> dict[str, 
         "recentre": cfg.recentre,
         "toward_target": cfg.toward_target,
         "mouth_gain": round(summary.mouth_gain, 4),
+        "morph": cfg.morph,
         "paste": asdict(cfg.paste),
     }
 
@@ -270,19 +286,16 @@ def _image_path(cfg: ConvertConfig, source: Source, index: int) -> Path:
     return cfg.output / f"{source.files[index].stem}.png"
 
 
-def _recentring(cfg, model, meta, source, total, tracking, fps, source_embedding, others) -> CodeMove | None:
-    """The code move that recentres the input (`recentre`: its shift, and its stretch along the mouth
-    direction with --match-mouth), from the faces of up to SAMPLE_FRAMES frames spread over it; None when
-    off or when the model cannot be recentred."""
-    if not cfg.recentre:
-        return None
-    if model.config.liae:
-        log.info("an LIAE model's codes are not recentred (recentring needs one shared code)")
-        return None
-    stats = stored_stats(model, meta)
-    if stats is None:
-        log.warning("the model stores no code statistics and its training faces are gone: not recentred")
-        return None
+@dataclass
+class Sampled:
+    """The faces of up to SAMPLE_FRAMES frames spread over the input, cut to the model's crop: what sets
+    the recentring and the morph of the whole input."""
+
+    crops: np.ndarray  # (N, S, S, 3) uint8
+    points: np.ndarray  # (N, 68, 2): their landmarks in crop pixels
+
+
+def _sampled(cfg, model, source, total, tracking, fps, source_embedding, others) -> Sampled:
     picks = sample_frames(total)
     if source.kind == "images":
         frames = _images(source, sorted(picks) if picks is not None else range(len(source.files)))
@@ -292,25 +305,67 @@ def _recentring(cfg, model, meta, source, total, tracking, fps, source_embedding
     still = replace(tracking, still=True, embed_every=1 if source_embedding is not None else 0)
     found = recorded(frames, source, cfg.alignments) if cfg.alignments else tracked(frames, still, fps)
     size, crops, points = model.config.size, [], []
-    bar = tqdm(found, total=len(picks) if picks else None, unit="frame", desc="recentring", disable=not cfg.progress)
+    bar = tqdm(found, total=len(picks) if picks else None, unit="frame", desc="sampling", disable=not cfg.progress)
     for _, frame, faces in bar:
         for f in faces:
             if _is_source(f.embedding, source_embedding, others, cfg.threshold):
                 matrix, crop = model_input(frame, f.landmarks, size, model.config.coverage, model.config.centering)
                 crops.append(crop)
                 points.append(transform_points(f.landmarks, matrix))
-    z = codes(model, np.stack(crops)) if crops else np.zeros((0, model.config.latent), np.float32)
-    video = z.mean(0) if crops else np.zeros(model.config.latent, np.float32)
-    pose = crop_poses(np.array(points), size).mean(0) if points else np.zeros(3)
+    return Sampled(
+        np.stack(crops) if crops else np.zeros((0, size, size, 3), np.uint8),
+        np.array(points, np.float32).reshape(-1, 68, 2),
+    )
+
+
+def _code_stats(cfg, model, meta) -> CodeStats | None:
+    """The code statistics recentring reads; None when it is off or the model cannot be recentred."""
+    if not cfg.recentre:
+        return None
+    if model.config.liae:
+        log.info("an LIAE model's codes are not recentred (recentring needs one shared code)")
+        return None
+    stats = stored_stats(model, meta)
+    if stats is None:
+        log.warning("the model stores no code statistics and its training faces are gone: not recentred")
+    return stats
+
+
+def _recentring(cfg, model, stats: CodeStats, sample: Sampled) -> CodeMove:
+    """The code move that recentres the input (`recentre`: its shift, and its stretch along the mouth
+    direction with --match-mouth), from its sampled faces."""
+    size, crops, points = model.config.size, sample.crops, sample.points
+    z = codes(model, crops) if len(crops) else np.zeros((0, model.config.latent), np.float32)
+    video = z.mean(0) if len(crops) else np.zeros(model.config.latent, np.float32)
+    pose = crop_poses(points, size).mean(0) if len(points) else np.zeros(3)
     shift = code_shift(stats, video, pose, len(crops), cfg.to, cfg.from_identity, cfg.toward_target)
     if not cfg.match_mouth or stats.mouth is None:
         if cfg.match_mouth:
             log.info("the model stores no mouth direction and its training faces are gone: the mouth is not matched")
         return CodeMove(shift)
-    gain = mouth_gain(stats, z, mouths(np.array(points)), cfg.to, cfg.from_identity)
+    gain = mouth_gain(stats, z, mouths(points), cfg.to, cfg.from_identity)
     log.info("mouth matched: codes stretched %.2fx along the mouth direction", gain)
     center = video_mean(stats, video, len(crops), cfg.to, cfg.from_identity)
     return CodeMove(shift, center, stats.mouth, gain)
+
+
+def _morphing(cfg, model, sample: Sampled, move: CodeMove | None) -> Morph | None:
+    """The warp that moves the drawn faces' mean landmarks --morph of the way to the input's (`morph`),
+    read off the sampled faces drawn as the conversion will draw them; None when off or without faces."""
+    if not cfg.morph or not len(sample.crops):
+        return None
+    dtype = pick_dtype(cfg.precision, torch.device(cfg.device))
+    rgb, _ = draw(model, sample.crops, cfg.to, cfg.device, 64, dtype, move)
+    size = model.config.size
+    # Medians: a fit that failed on one drawn face must not bend the warp of every face
+    drawn, aim = np.median(morph_landmarks(rgb, sample.points), 0), np.median(sample.points, 0)
+    apart = float(np.linalg.norm(aim - drawn, axis=1).mean())
+    if apart > MORPH_APART * size:
+        log.warning("the drawn faces' landmarks sit %.1f px of %d from the input's: not a face to morph", apart, size)
+        return None
+    morph = Morph.between(drawn, aim, cfg.morph, size)
+    log.info("morph: drawn landmarks moved %.2f px of %d on average", morph.offset, size)
+    return morph
 
 
 def _images(source: Source, chosen: Iterable[int]) -> Iterator[tuple[int, Frame]]:
@@ -322,7 +377,9 @@ def _images(source: Source, chosen: Iterable[int]) -> Iterator[tuple[int, Frame]
             continue
 
 
-def _converted(frames, model, cfg, source_embedding, others, summary, move=None) -> Iterator[tuple[int, Frame]]:
+def _converted(
+    frames, model, cfg, source_embedding, others, summary, move=None, morph=None
+) -> Iterator[tuple[int, Frame]]:
     """(index, converted frame) in order, from stages that overlap in threads: finding and cropping the
     faces (decoding runs ahead of it in a thread of its own), the model on batches of `cfg.batch` frames,
     and compositing; the caller marks and encodes (libx264 threads of its own). Stages hand their
@@ -330,7 +387,7 @@ def _converted(frames, model, cfg, source_embedding, others, summary, move=None)
     memory holds a few batches of frames at most. `summary.timings` gets each stage's busy seconds: with
     the overlap they add up to more than the wall time."""
     found = prefetch(_found(frames, model, cfg, source_embedding, others, summary), depth=2 * cfg.batch)
-    drawn = prefetch(_drawn(found, model, cfg, summary, move), depth=cfg.batch)
+    drawn = prefetch(_drawn(found, model, cfg, summary, move, morph), depth=cfg.batch)
     composited = prefetch(_composited(drawn, model.config.size, cfg, summary), depth=cfg.batch)
     try:
         yield from composited
@@ -363,7 +420,7 @@ def _found(frames, model, cfg, source_embedding, others, summary) -> Iterator[tu
         yield index, frame, faces
 
 
-def _drawn(found, model, cfg, summary, move=None) -> Iterator[tuple[int, Frame, list[Face]]]:
+def _drawn(found, model, cfg, summary, move=None, morph=None) -> Iterator[tuple[int, Frame, list[Face]]]:
     """The same frames, in order, their faces drawn by the model `cfg.batch` frames at a time."""
     threads = ThreadPolicy(share=0.5)
     device = torch.device(cfg.device)
@@ -376,7 +433,7 @@ def _drawn(found, model, cfg, summary, move=None) -> Iterator[tuple[int, Frame, 
             pending.append(item)
         if pending and (item is None or len(pending) >= cfg.batch):
             t = time.perf_counter()
-            swap(model, [f for _, _, faces in pending for f in faces], cfg.to, cfg.device, dtype, move)
+            swap(model, [f for _, _, faces in pending for f in faces], cfg.to, cfg.device, dtype, move, morph)
             summary.timings["model"] += time.perf_counter() - t
             yield from pending
             pending = []
