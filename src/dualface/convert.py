@@ -7,7 +7,8 @@ mask. Temporal smoothing, on by default, works at three places where a swap shim
 place the face (the 1-euro filter of extraction), the mask, and the colour statistics (both averaged
 over the frames before, in the face's own aligned coordinates, so head motion doesn't smear them).
 Decoding, finding the faces, the model, compositing and encoding overlap in threads (`_converted`).
-Before that, faces from frames spread over the input set the code shift that recentres it (`recentre`).
+Before that, faces from frames spread over the input set the code shift that recentres it (`recentre`),
+and with --morph the one warp that moves the drawn faces toward the input's proportions (`morph`).
 """
 
 import itertools
@@ -350,7 +351,7 @@ def _recentring(cfg, model, stats: CodeStats, sample: Sampled) -> CodeMove:
 
 
 def _morphing(cfg, model, sample: Sampled, move: CodeMove | None) -> Morph | None:
-    """The warp that moves the drawn faces' mean landmarks --morph of the way to the input's (`morph`),
+    """The warp that moves the drawn faces' median landmarks --morph of the way to the input's (`morph`),
     read off the sampled faces drawn as the conversion will draw them; None when off or without faces."""
     if not cfg.morph or not len(sample.crops):
         return None

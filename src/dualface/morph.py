@@ -5,7 +5,7 @@ frame: measured on the s1/Obama pair, nearly all of a swap's landmark error is t
 little is pose or expression not followed ("Where a swap's landmark error lies"). DeepFaceLab's AMP
 model exposes the same trade as its morph factor. Here it is done after drawing, without retraining: the
 landmarks of the faces drawn for the frames `convert` samples anyway, and the source's landmarks on the
-same crops, give each point's mean offset; a thin-plate spline through those offsets, pinned at the
+same crops, give each point's median offset; a thin-plate spline through those offsets, pinned at the
 crop's border, warps every drawn face (and its learned mask) `amount` of the way. One warp for the whole
 video: per-frame fits would make the face shimmer with the fitting noise.
 """
@@ -68,7 +68,7 @@ class Morph:
 
     @classmethod
     def between(cls, drawn: np.ndarray, source: np.ndarray, amount: float, size: int) -> "Morph":
-        """The warp that moves the (68, 2) mean `drawn` landmarks `amount` of the way to the mean `source`
+        """The warp that moves the (68, 2) `drawn` landmarks `amount` of the way to the `source`
         ones (both in crop pixels) in an (S, S) crop whose border stays put."""
         moved = drawn + amount * (source - drawn)
         pins = _pins(size)
