@@ -22,13 +22,10 @@ UPPER = np.concatenate([BROWS, RIGHT_EYE, LEFT_EYE])
 def face(s1_frames) -> tuple[np.ndarray, np.ndarray]:
     """A real s1 face cut to a 128 px model crop (float in [0, 1]) and its landmarks in crop pixels."""
     frame = s1_frames[10]
-    box = detect_faces(frame)[0].box
-    matrix, crop = model_input(frame, predict_landmarks(frame, box), SIZE, 0.9, "face")
-    return crop.astype(np.float32) / 255, drawn_landmarks(crop[None].astype(np.float32) / 255, _hint(frame, matrix))[0]
-
-
-def _hint(frame: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    return transform_points(predict_landmarks(frame, detect_faces(frame)[0].box), matrix)[None]
+    landmarks = predict_landmarks(frame, detect_faces(frame)[0].box)
+    matrix, crop = model_input(frame, landmarks, SIZE, 0.9, "face")
+    crop = crop.astype(np.float32) / 255
+    return crop, drawn_landmarks(crop[None], transform_points(landmarks, matrix)[None])[0]
 
 
 @pytest.mark.parametrize("amount", [1.0, 0.5])

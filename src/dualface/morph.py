@@ -15,8 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from dualface.align import box_from_landmarks
-from dualface.landmarks import predict_landmarks
+from dualface.metrics import refit
 
 BORDER_PINS = 8  # points per crop side that the warp keeps in place, so the paste's edge never moves
 SMOOTHING = 1.0  # thin-plate regularisation (px^2): mean offsets of few faces are not exact
@@ -25,11 +24,8 @@ SMOOTHING = 1.0  # thin-plate regularisation (px^2): mean offsets of few faces a
 def drawn_landmarks(drawn: np.ndarray, hints: np.ndarray) -> np.ndarray:
     """(N, 68, 2) landmarks fitted on (N, S, S, 3) drawn faces (float in [0, 1]), each fit started from the
     box its source face's landmarks `hints` imply and then from its own, as the tracker starts a face."""
-    found = []
-    for image, hint in zip(drawn, hints, strict=True):
-        pixels = np.ascontiguousarray((np.clip(image, 0, 1) * 255).round().astype(np.uint8))
-        first = predict_landmarks(pixels, box_from_landmarks(hint))
-        found.append(predict_landmarks(pixels, box_from_landmarks(first)))
+    pixels = (np.clip(drawn, 0, 1) * 255).round().astype(np.uint8)
+    found = [refit(image, hint) for image, hint in zip(pixels, hints, strict=True)]
     return np.array(found, np.float32).reshape(-1, 68, 2)
 
 
