@@ -37,6 +37,9 @@ MORPHS = {
         (0.0, "quality_lite128_gan_recolor_warpoff06_cov09_matchmouth_seed4_60m_epyc_batch2"),
         (0.15, "quality_lite128_seed4_60m_epyc_batch2_morph015"),
     ],
+    "hour at batch 4, seed 4": [
+        (0.0, "quality_lite128_gan_recolor_warpoff06_cov09_matchmouth_seed4_60m_epyc_batch4"),
+    ],
 }
 CEILING = "ceiling_reach"  # the real faces pasted: bench/ceiling.py's variants
 

@@ -75,7 +75,7 @@ def judge_of(run: Path) -> ExpressionJudge | None:
     if not (run / JUDGE_FILE).exists():
         return None
     judge = ExpressionJudge()
-    judge.load_state_dict(load_checkpoint(run / JUDGE_FILE).model)
+    judge.load_state_dict(load_checkpoint(run / JUDGE_FILE, model=False).model)
     return judge.eval()
 
 

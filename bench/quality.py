@@ -199,7 +199,7 @@ def stills(source: Path, swap: Path, report: dict, out: Path, count: int = 5) ->
 
 def summary() -> None:
     """Every quality run's last evaluation, one row per run and direction, into bench/results/quality.json
-    and as the README's markdown table."""
+    and printed as a markdown table."""
     rows = []
     for path in sorted((ROOT / "bench" / "results").glob("quality_*.json")):
         run = json.loads(path.read_text())

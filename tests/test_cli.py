@@ -56,6 +56,11 @@ def test_train_bad_inputs_exit_nonzero_with_one_line(tmp_path):
     one_line_error(
         dualface("train", str(tmp_path / "empty"), str(tmp_path / "other"), "-m", model, "--time", "soon"), "duration"
     )
+    folders = [str(tmp_path / "empty"), str(tmp_path / "other"), "-m", model]
+    one_line_error(dualface("train", *folders, "--device", "gpu"), "--device gpu", "not a device")
+    one_line_error(dualface("train", *folders, "--device", "mps"), "--device mps", "cpu or cuda")
+    one_line_error(dualface("train", *folders, "--held-out", f"nobody={tmp_path}"), "--held-out nobody", "empty")
+    one_line_error(dualface("train", *folders, "--init", str(tmp_path / "other")), "other", "holds no checkpoint")
 
 
 def test_help_verify_and_ui_start_without_torch():

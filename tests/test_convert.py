@@ -13,6 +13,7 @@ from PIL import Image
 from conftest import OTHER, S1, dualface, one_line_error, write_video
 from dualface.align import transform_points
 from dualface.alignments import load_alignments
+from dualface.checkpoint import save_checkpoint
 from dualface.color import COLOR_TRANSFERS, transfer_color
 from dualface.composite import MASK_SIZE, Face, face_mask, model_input, sharpen
 from dualface.config import ConvertConfig, EvaluateConfig, ExtractConfig, PasteConfig
@@ -398,6 +399,14 @@ def test_bad_input_is_refused_and_nothing_is_overwritten(tiny_model, tmp_path, f
     assert not list(tmp_path.glob(".good*"))  # no temporary file left behind
 
 
+def test_an_error_reading_the_input_is_not_blamed_on_the_output(tmp_path):
+    out = tmp_path / "o.mp4"
+    with pytest.raises(IsADirectoryError), video_writer(out, S1) as write:
+        write(np.zeros((288, 360, 3), np.uint8))
+        tmp_path.read_bytes()  # the caller's own read fails: its error, not "cannot write o.mp4"
+    assert not out.exists() and not list(tmp_path.glob(".o*"))
+
+
 def test_cli_errors_are_one_line(tiny_model, tmp_path):
     (tmp_path / "f").write_text("x")
     one_line_error(
@@ -408,6 +417,13 @@ def test_cli_errors_are_one_line(tiny_model, tmp_path):
         dualface("convert", str(S1), "-m", str(tiny_model), "--to", "brbk7n", "-o", str(tmp_path / "o.avi")), ".avi"
     )
     one_line_error(dualface("convert", str(S1), "-m", str(tiny_model), "--to", "nobody", "-o", "x.mp4"), "nobody")
+    swap = ["convert", str(S1), "-m", str(tiny_model), "--to", "brbk7n", "-o", str(tmp_path / "o.mp4")]
+    one_line_error(dualface(*swap, "--device", "gpu"), "--device gpu", "not a device")
+    one_line_error(dualface(*swap, "--x264-preset", "fastest"), "--x264-preset", "fastest")
+    one_line_error(dualface(*swap, "--alignments", str(tmp_path)), str(tmp_path), "a folder, not an alignments file")
+    save_checkpoint(tmp_path / "critic.safetensors", torch.nn.Linear(2, 2), None, 1, {"role": "critic"})
+    one_line_error(dualface(*swap, "--checkpoint", str(tmp_path / "critic.safetensors")), "critic", "not a dualface")
+    assert not (tmp_path / "o.mp4").exists()
 
 
 def test_odd_sized_video_and_partial_alignments(tiny_model, tmp_path, s1_frames):

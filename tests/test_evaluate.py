@@ -20,6 +20,7 @@ from dualface.demo import run_demo
 from dualface.errors import DualfaceError
 from dualface.evaluate import StaticSwap, evaluate, recorded_conversion, static_swap_video
 from dualface.extract import extract
+from dualface.files import FolderLock
 from dualface.track import FaceTracker, TrackerConfig
 from dualface.train import train
 from dualface.video import read_video
@@ -170,6 +171,13 @@ def test_training_logs_held_out_figures_from_unseen_clips(face_dirs, tmp_path):
     # one clip per identity and no --held-out: nothing to measure on without leaking, said plainly
     with pytest.raises(DualfaceError, match="--held-out"):
         train(TrainConfig(faces=list(face_dirs), model_dir=tmp_path / "n", iterations=1, eval_every=1, progress=False))
+
+
+def test_a_second_demo_into_the_same_folder_is_refused(tmp_path):
+    (tmp_path / "demo").mkdir()
+    with FolderLock(tmp_path / "demo", "demo"), pytest.raises(DualfaceError, match="in use by another dualface demo"):
+        run_demo(DemoConfig(output=tmp_path / "demo", iterations=2, progress=False), log=lambda _: None)
+    assert list((tmp_path / "demo").iterdir()) == [tmp_path / "demo" / ".dualface.lock"]  # nothing else touched
 
 
 def test_demo_runs_end_to_end(tmp_path):

@@ -33,7 +33,9 @@ from dualface.extract import extract
 from dualface.landmarks import mouth_opening
 from dualface.model import Autoencoder, ModelConfig
 from dualface.presets import preset_batch, preset_lr
+from dualface.preview import plot_loss_curve
 from dualface.train import batch_stream, learning_rate, train, weights_digest
+from dualface.watermark import verify
 
 LITE = ModelConfig.from_preset("lite")
 
@@ -187,6 +189,30 @@ def test_checkpoint_round_trip_and_corruption(tmp_path):
         load_checkpoint(path)
 
 
+def test_a_checkpoint_of_the_wrong_kind_is_refused_in_one_line(tmp_path):
+    critic = tmp_path / "critic.safetensors"
+    save_checkpoint(critic, torch.nn.Linear(2, 2), None, 1, {"role": "critic"})
+    with pytest.raises(DualfaceError, match="holds a critic's weights, not a dualface model"):
+        load_checkpoint(critic)
+    assert load_checkpoint(critic, model=False).step == 1  # what resuming a critic reads
+    with pytest.raises(DualfaceError, match="a folder, not a checkpoint file"):
+        load_checkpoint(tmp_path)
+    newer = tmp_path / "newer.safetensors"
+    settings = {**LITE.to_dict(), "hyper_heads": 3}
+    save_checkpoint(newer, Autoencoder(LITE, ["a", "b"]), None, 1, {"model_config": settings, "identities": ["a", "b"]})
+    with pytest.raises(DualfaceError, match=r"newer dualface .*hyper_heads"):
+        load_checkpoint(newer)
+
+
+def test_the_loss_curve_is_drawn_past_a_row_cut_short(tmp_path):
+    log_csv = tmp_path / "training_log.csv"
+    log_csv.write_text(
+        "step,seconds,lr,loss_a,loss_b,egs_per_s\n1,0.5,1e-4,0.3,0.4,10\n2,1.0,1e-4,0.2,0.3,10\n3,1.5,1e"
+    )
+    plot_loss_curve(log_csv, tmp_path / "loss.png")  # a run killed mid-row leaves its last one short
+    assert Image.open(tmp_path / "loss.png").size[0] > 100
+
+
 def test_failed_save_leaves_the_good_checkpoint(tmp_path):
     model = Autoencoder(LITE, ["a", "b"])
     good = tmp_path / "step-00000001.safetensors"
@@ -206,6 +232,7 @@ def test_training_writes_everything_and_learns(face_dirs, tmp_path):
     assert names == ["step-00000003.safetensors", "step-00000006.safetensors"]
     preview = Image.open(tmp_path / "m" / "preview.png")
     assert preview.text["dualface:synthetic"] == "true" and preview.size[1] > 8 * 128
+    assert verify(tmp_path / "m" / "preview.png").marked  # it shows drawn faces: marked as every output is
     model = load_model(tmp_path / "m")
     assert model.identities == ["s1", "brbk7n"]
     steps = losses_in(tmp_path / "m")
@@ -512,7 +539,7 @@ def test_training_beside_a_busy_process_runs_in_lanes_with_the_critic(face_dirs,
     assert summary.step == 3 and all(np.isfinite(v) for v in summary.losses.values())
     assert [s for s, _ in losses_in(tmp_path / "m")] == [1, 2, 3]
     trained = load_checkpoint(tmp_path / "m" / "step-00000003.safetensors")
-    assert trained.step == 3 and load_checkpoint(tmp_path / "m" / "critic.safetensors").step == 3
+    assert trained.step == 3 and load_checkpoint(tmp_path / "m" / "critic.safetensors", model=False).step == 3
     torch.manual_seed(0)  # the weights train() started from: the lanes' gradients reached every part
     start = Autoencoder(ModelConfig(**trained.meta["model_config"]), trained.meta["identities"]).state_dict()
     for part in ("encoder.", "trunk.", "decoders.s1.", "decoders.brbk7n."):

@@ -19,9 +19,10 @@ from PIL import Image
 from starlette.testclient import TestClient
 
 from conftest import OTHER, S1
+from dualface.errors import DualfaceError
 from dualface.ui import create_app
 from dualface.ui import jobs as ui_jobs
-from dualface.ui.workspace import sanitize_filename, training_progress
+from dualface.ui.workspace import init_workspace, sanitize_filename, training_progress
 
 CHROMIUM = Path("/usr/bin/chromium")
 HEADERS = {"X-Dualface": "1"}
@@ -122,6 +123,12 @@ def test_upload_type_checks(client: TestClient, workspace: Path, tmp_path: Path)
     assert footage["b"][0]["kind"] == "image"
     assert client.get("/files/footage/a/My_Clip_1_.mpg").content == S1.read_bytes()
     assert _upload(client, "c", "x.mpg", b"").status_code == 404
+
+
+def test_a_workspace_that_is_a_file_is_refused_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "notes").write_text("x")
+    with pytest.raises(DualfaceError, match="notes: exists and is not a folder"):
+        init_workspace(tmp_path / "notes")
 
 
 def test_sanitize_filename() -> None:

@@ -56,6 +56,10 @@ def load_alignments(path: Path) -> dict[str, Any]:
         data = json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise DualfaceError(f"{path}: no such alignments file") from None
+    except IsADirectoryError:
+        raise DualfaceError(f"{path}: a folder, not an alignments file (one of its *.alignments.json)") from None
+    except OSError as error:
+        raise DualfaceError(f"{path}: cannot read the alignments file ({error.strerror or error})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise DualfaceError(f"{path}: alignments file is corrupt ({error})") from None
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:

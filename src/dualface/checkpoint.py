@@ -8,7 +8,7 @@ so a damaged file is refused with a clear error instead of producing a broken mo
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -106,13 +106,19 @@ def load_optimizer(optimizer: torch.optim.Optimizer, state: dict) -> None:
                 moments[key] = torch.empty_like(param).copy_(value)
 
 
-def load_checkpoint(path: Path) -> Checkpoint:
+def load_checkpoint(path: Path, model: bool = True) -> Checkpoint:
+    """A checkpoint, its seal checked; with `model`, one that holds a model (not a critic's or a judge's
+    own weights) whose settings this version knows."""
     try:
         raw = Path(path).read_bytes()
         tensors = load_safetensors(raw)
         text = _metadata(raw)
     except FileNotFoundError:
         raise DualfaceError(f"{path}: no such checkpoint") from None
+    except IsADirectoryError:
+        raise DualfaceError(f"{path}: a folder, not a checkpoint file (e.g. its best.safetensors)") from None
+    except OSError as error:
+        raise DualfaceError(f"{path}: cannot read the checkpoint ({error.strerror or error})") from None
     except (SafetensorError, ValueError, json.JSONDecodeError) as error:
         raise DualfaceError(f"{path}: checkpoint is corrupt ({error})") from None
     if text.get("format") != FORMAT:
@@ -120,7 +126,7 @@ def load_checkpoint(path: Path) -> Checkpoint:
     stored = text.pop("sha256", None)
     if stored != digest(tensors, text):
         raise DualfaceError(f"{path}: checkpoint is corrupt (checksum mismatch)")
-    model = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+    weights = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
     average = {k[len("average.") :]: v for k, v in tensors.items() if k.startswith("average.")} or None
     groups = json.loads(text.pop("param_groups"))
     optimizer = None
@@ -133,7 +139,20 @@ def load_checkpoint(path: Path) -> Checkpoint:
         optimizer = {"state": state, "param_groups": groups}
     step = int(text.pop("step"))
     meta = {k: json.loads(v) for k, v in text.items() if k not in ("format", "version")}
-    return Checkpoint(step, model, optimizer, tensors.get("rng.torch"), meta, average)
+    if model:
+        _check_model(path, meta)
+    return Checkpoint(step, weights, optimizer, tensors.get("rng.torch"), meta, average)
+
+
+def _check_model(path: Path, meta: dict[str, Any]) -> None:
+    from dualface.model import ModelConfig
+
+    if "model_config" not in meta or "identities" not in meta:
+        held = f"a {meta['role'].replace('-', ' ')}'s weights" if "role" in meta else "no model"
+        raise DualfaceError(f"{path}: holds {held}, not a dualface model")
+    unknown = set(meta["model_config"]) - {f.name for f in fields(ModelConfig)}
+    if unknown:
+        raise DualfaceError(f"{path}: written by a newer dualface (model settings {', '.join(sorted(unknown))})")
 
 
 def read_meta(path: Path) -> dict[str, Any]:

@@ -247,7 +247,7 @@ class TrainConfig:
         0.0,
         low=0,
         help="Weight of a code critic's loss, so every identity's codes look alike and each decoder draws "
-        "the others' (DeepFaceLab's true face power; 0: off; 0.01 and 0.1 measured no gain, README; gan.py).",
+        "the others' (DeepFaceLab's true face power; 0: off; 0.01 and 0.1 measured no gain, docs/quality.md; gan.py).",
     )
     learn_mask: bool | None = option(
         None, help="Decoders also draw the face's mask, used when pasting (default: the preset's)."
@@ -290,7 +290,9 @@ class TrainConfig:
         cli_type=list[str],
         help="Leave this part untrained (encoder, trunk, decoders; LIAE: encoder, inters, decoder).",
     )
-    init: Path | None = option(None, help="Start from these weights (a checkpoint) instead of random ones.")
+    init: Path | None = option(
+        None, help="Start from these weights (a checkpoint, or a model folder's best) instead of random ones."
+    )
     init_decoders: bool = option(
         True,
         help="With --init, the decoders start from it too; off: only the encoder and the shared trunk (faceswap's "
@@ -340,6 +342,9 @@ class TrainConfig:
         for name in self.names:
             if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
                 raise DualfaceError(f"identity name {name!r} may use only letters, digits, '_' and '-'")
+        unknown = [name for name in self.held_out if name not in self.names]
+        if unknown:
+            raise DualfaceError(f"--held-out {unknown[0]}=...: not an identity here ({', '.join(self.names)})")
         check(self)
         if not self.resume:  # a resumed run's come from its checkpoint (`runstate.settled`)
             self.lr = preset_lr(self.preset) if self.lr is None else self.lr
@@ -348,6 +353,8 @@ class TrainConfig:
 
 # ---------------------------------------------------------------------------------------------------------
 # convert
+
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 
 @dataclass
@@ -431,14 +438,18 @@ class ConvertConfig:
     )
     paste: PasteConfig = field(default_factory=PasteConfig)
     crf: int = option(18, low=0, high=51, help="H.264 quality: 0 lossless, 18 visually clean, 28 small.")
-    x264_preset: str = option("veryfast", help="x264 speed preset (ultrafast ... veryslow).")
+    x264_preset: str = option(
+        "veryfast",
+        choices=lambda: X264_PRESETS,
+        help="x264 speed preset (ultrafast ... veryslow).",
+    )
     batch: int = option(8, low=1, high=CONVERT_MAX_BATCH, help="Frames whose faces go through the model together.")
     threshold: float = option(SAME_PERSON, above=0, cli=False, help="Largest embedding distance that is --from.")
     detector: str = option("hog", choices=keys_of("dualface.detect", "DETECTORS"), cli=False, help="Face detector.")
     detect_every: int = option(5, low=1, help="Frames between detections while tracking.")
     detect_size: int = option(640, low=80, cli=False, help="Longest side of the frame the detector scans.")
     watermark: bool = option(True, help="Mark every frame as synthetic (invisible watermark).")
-    device: str = option("cpu", help="cpu, cuda or cuda:N.")
+    device: str = option("cpu", help="cpu, cuda, cuda:N or auto (the GPU where there is one).")
     precision: str = precision_option()
     progress: bool = option(True, help=PROGRESS)
 

@@ -36,7 +36,7 @@ from dualface.identity import distance
 from dualface.model import Autoencoder, draw, to_channels_last
 from dualface.morph import Morph
 from dualface.morph import drawn_landmarks as morph_landmarks
-from dualface.precision import pick_dtype, wants_channels_last
+from dualface.precision import pick_device, pick_dtype, wants_channels_last
 from dualface.prefetch import prefetch
 from dualface.recentre import (
     SAMPLE_FRAMES,
@@ -143,8 +143,7 @@ def _is_source(embedding: Any, source: np.ndarray | None, others: list[np.ndarra
 def convert(cfg: ConvertConfig) -> ConvertSummary:
     """Swap faces in `cfg.input` and write the result to `cfg.output`; raises DualfaceError on bad input."""
     start = time.perf_counter()
-    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
-        raise DualfaceError(f"--device {cfg.device}: this torch build or machine has no CUDA GPU")
+    cfg = replace(cfg, device=str(pick_device(cfg.device)))
     if not cfg.input.exists():
         raise DualfaceError(f"{cfg.input}: no such file or folder")
     if cfg.output.resolve() == cfg.input.resolve():

@@ -22,6 +22,7 @@ from dualface.convert import convert
 from dualface.errors import DualfaceError
 from dualface.evaluate import evaluate
 from dualface.extract import extract
+from dualface.files import FolderLock, ensure_writable_dir, write_output
 from dualface.metrics import VideoEvaluation
 from dualface.prefetch import prefetch
 from dualface.train import train
@@ -67,8 +68,15 @@ def side_by_side(source: Path, swapped: Path, output: Path) -> None:
 
 
 def run_demo(cfg: DemoConfig, log=print) -> DemoResult:
+    """The whole workflow into `cfg.output`, held for this run alone: a second demo into the same folder
+    is refused, not let loose on the model the first is training."""
+    out = ensure_writable_dir(Path(cfg.output))
+    with FolderLock(out, "demo"):
+        return _run(cfg, out, log)
+
+
+def _run(cfg: DemoConfig, out: Path, log) -> DemoResult:
     start = time.perf_counter()
-    out = Path(cfg.output)
     clips = _clips(cfg)
     faces = {}
     for name, paths in clips.items():
@@ -146,7 +154,7 @@ def run_demo(cfg: DemoConfig, log=print) -> DemoResult:
         )
     )
     for name in ("preview.png", "loss.png"):
-        shutil.copyfile(model / name, out / name)
+        write_output(out / name, (model / name).read_bytes())
     files = {
         "swapped video (with the source's audio)": swap,
         "side-by-side video": out / "side_by_side.mp4",

@@ -4,7 +4,7 @@ of every identity, whose verdict on a swap is a loss.
 Each decoder learns to draw only its own person's faces from their codes. A swap hands it another person's
 codes, and where those sit away from its own (another camera, another light), it draws its person's usual
 mouth, nearly closed, whatever the code says: the mouth into s1 follows Obama's at 0.46 after an hour. A
-cycle through the other decoder charges that (README, "A cycle through the other decoder"), but the code
+cycle through the other decoder charges that (docs/quality.md, "A cycle through the other decoder"), but the code
 carries who the face is as well as its expression, so the cycle pulled the identity across with the mouth.
 The judge sees only the expression: the lip gap over the mouth's width and the eyes' aspect ratio, both
 scale-free and the same for either person, so holding a swap to its source's openings asks the decoder
@@ -13,7 +13,7 @@ for the source's expression and nothing of the source's face.
 The judge trains on real (augmented, recoloured) faces, and, once it judges, on each decoder's drawing of its
 own faces, whose openings are known (their targets'): a judge of photos alone read the swaps' drawn style
 from outside what it knew, and at weight 1 the decoders found patterns there that it misread (a yellow grid
-into Obama, README "An expression judge"). Its own weights get no gradient from the swaps: a judge the
+into Obama, docs/quality.md "An expression judge"). Its own weights get no gradient from the swaps: a judge the
 decoders could train would learn to agree with them.
 """
 

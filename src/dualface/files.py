@@ -45,6 +45,15 @@ def atomic_write_bytes(path: Path, data: bytes, fsync: bool = True) -> None:
         raise
 
 
+def write_output(path: Path, data: bytes) -> None:
+    """`atomic_write_bytes` for a file the user asked for (a report, a chart, a picture): a failure, a full
+    disk mostly, is a one-line error naming it."""
+    try:
+        atomic_write_bytes(path, data, fsync=False)
+    except OSError as error:
+        raise DualfaceError(f"{path}: cannot write ({error.strerror or error})") from None
+
+
 def ensure_writable_dir(path: Path) -> Path:
     """Create `path` if needed and prove a file can be written there, or raise a one-line error."""
     path = Path(path)

@@ -115,7 +115,7 @@ def load_critic(
     path = Path(folder) / file
     if not path.exists():
         return None
-    saved = load_checkpoint(path)
+    saved = load_checkpoint(path, model=False)
     try:
         critic.load_state_dict(saved.model)
         load_optimizer(optimizer, saved.optimizer)

@@ -33,7 +33,7 @@ from PIL import Image
 from dualface.alignments import face_landmarks, read_face_record
 from dualface.data import face_files
 from dualface.errors import DualfaceError
-from dualface.files import atomic_write_bytes, ensure_writable_dir
+from dualface.files import ensure_writable_dir, write_output
 from dualface.landmarks import mouth_opening
 from dualface.pose import eye_opening, head_pose
 from dualface.provenance import png_info
@@ -204,7 +204,7 @@ def plot_coverage(a: FaceStats, b: FaceStats, gaps: list[Gap], path: Path) -> No
     image = np.asarray(canvas.buffer_rgba())[..., :3]
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, "PNG", pnginfo=png_info("face-set coverage chart"))
-    atomic_write_bytes(Path(path), buffer.getvalue(), fsync=False)
+    write_output(Path(path), buffer.getvalue())
 
 
 def inspect_sets(

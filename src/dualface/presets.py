@@ -32,7 +32,7 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
         # small steps win even where a step's fixed costs make each face dearer (at 4 a face costs a fifth
         # more than at 16 on a 2-core fp32 Xeon, 2.3x on a bf16 EPYC): the hour at 4 held 3.4-3.7x the
         # steps of 16 on the Xeon, 1.7x on the EPYC, and drew sharper swaps, a smaller gap into s1 and
-        # blinks on both (quality_..._batch4, README "Half the batch, twice the steps").
+        # blinks on both (quality_..._batch4, docs/quality.md "Half the batch, twice the steps").
         "batch": 4,
         "size": 128,
         "shared_upscales": 1,

@@ -11,10 +11,10 @@ matplotlib.use("Agg")  # files only; no display
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from PIL import Image
 
-from dualface.files import atomic_write_bytes
-from dualface.provenance import png_info
+from dualface.files import write_output
+from dualface.watermark import embed_watermark
+from dualface.writer import write_image
 
 
 def to_images(batch: torch.Tensor) -> np.ndarray:
@@ -49,18 +49,19 @@ def preview_grid(model: torch.nn.Module, faces: dict[str, torch.Tensor], scale: 
 
 
 def save_png(path: Path, image: np.ndarray, kind: str) -> None:
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, "PNG", pnginfo=png_info(kind))
-    atomic_write_bytes(path, buffer.getvalue(), fsync=False)
+    """A picture that shows drawn faces, labelled synthetic as every output is: the text chunk, and the
+    invisible mark where it is large enough to carry one (`dualface verify` reads both)."""
+    write_image(path, embed_watermark(image), kind)
 
 
 def plot_loss_curve(log_csv: Path, out: Path) -> None:
     """Loss per identity against step, from the training CSV."""
     with open(log_csv, newline="") as f:
         rows = list(csv.DictReader(f))
+    names = [k[len("loss_") :] for k in rows[0] if k.startswith("loss_")] if rows else []
+    rows = [r for r in rows if _complete(r, names)]  # a run killed mid-row leaves its last one short
     if not rows:
         return
-    names = [k[len("loss_") :] for k in rows[0] if k.startswith("loss_")]
     steps = np.array([int(r["step"]) for r in rows])
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     for name in names:
@@ -79,4 +80,14 @@ def plot_loss_curve(log_csv: Path, out: Path) -> None:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     plt.close(fig)
-    atomic_write_bytes(out, buffer.getvalue(), fsync=False)
+    write_output(out, buffer.getvalue())
+
+
+def _complete(row: dict, names: list[str]) -> bool:
+    try:
+        int(row["step"])
+        for name in names:
+            float(row[f"loss_{name}"])
+    except (KeyError, TypeError, ValueError):
+        return False
+    return True

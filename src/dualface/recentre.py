@@ -10,7 +10,7 @@ video's own mean head pose accounts for (a video of a turned head stays turned: 
 Each face keeps what it differs from its video by: its pose and expression. The checkpoint stores the
 statistics (`code_stats`). Measured on five hours' models, converting into GRID's s1 a recording of
 Obama's that no training saw: the identity gap fell from 2.34-2.47 to 1.93-1.99 and the mouth score rose
-from 0.35 to 0.55 on average (README, "Recentring"; bench/results/quality_*_recentre*.json).
+from 0.35 to 0.55 on average (docs/quality.md, "Recentring"; bench/results/quality_*_recentre*.json).
 
 A video's mean is estimated from few faces badly (one photo is its own mean: recentring it would draw the
 target's average face), so the estimate leans on the source's training means, which count as

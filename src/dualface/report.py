@@ -17,9 +17,9 @@ from PIL import Image
 
 from dualface import __version__
 from dualface.config import SAME_PERSON
-from dualface.files import atomic_write_bytes, ensure_writable_dir
+from dualface.files import ensure_writable_dir, write_output
 from dualface.metrics import METRICS, Score, VideoEvaluation, passes
-from dualface.provenance import SYNTHETIC_NOTICE
+from dualface.provenance import SYNTHETIC_NOTICE, png_info
 
 
 def _number(name: str, value: float | None) -> str:
@@ -95,7 +95,7 @@ def verdict_line(ev: VideoEvaluation) -> str:
 def _png(figure_or_image) -> str:
     buffer = io.BytesIO()
     if isinstance(figure_or_image, np.ndarray):
-        Image.fromarray(figure_or_image).save(buffer, "PNG")
+        Image.fromarray(figure_or_image).save(buffer, "PNG", pnginfo=png_info("evaluation stills"))
     else:
         figure_or_image.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
         plt.close(figure_or_image)
@@ -168,7 +168,7 @@ def write_report(ev: VideoEvaluation, strip: list, blurriest: list, folder: Path
     folder = ensure_writable_dir(Path(folder))
     data = {"tool": f"dualface {__version__}", **ev.headline(), "per_frame": [asdict(s) for s in ev.per_frame]}
     json_path, html_path = folder / "report.json", folder / "report.html"
-    atomic_write_bytes(json_path, (json.dumps(data, indent=1) + "\n").encode(), fsync=False)
+    write_output(json_path, (json.dumps(data, indent=1) + "\n").encode())
 
     rows = []
     for name, s in ev.scores.items():
@@ -240,5 +240,5 @@ size. Flicker: mean absolute frame-to-frame change inside the source face's hull
 {__version__}.</p>
 </body></html>
 """
-    atomic_write_bytes(html_path, page.encode(), fsync=False)
+    write_output(html_path, page.encode())
     return json_path, html_path

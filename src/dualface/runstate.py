@@ -15,6 +15,7 @@ import torch
 import torch.distributed as dist
 
 from dualface.checkpoint import (
+    best_or_latest,
     checkpoints_in,
     latest_checkpoint,
     load_checkpoint,
@@ -34,8 +35,9 @@ log = logging.getLogger(__name__)
 
 
 def init_point(cfg: TrainConfig):
-    """The checkpoint whose weights a new model starts from (`--init`)."""
-    checkpoint = load_checkpoint(cfg.init)
+    """The checkpoint whose weights a new model starts from (`--init`): a file, or a model folder's best
+    (else latest) checkpoint."""
+    checkpoint = load_checkpoint(best_or_latest(cfg.init) if Path(cfg.init).is_dir() else cfg.init)
     known = checkpoint.meta.get("identities", [])
     if len(known) != len(cfg.names):
         raise DualfaceError(f"--init {cfg.init} has {len(known)} identities ({', '.join(known)}), not {len(cfg.names)}")

@@ -43,7 +43,7 @@ from dualface.lanes import Lanes
 from dualface.losses import LOSSES
 from dualface.metrics import rank
 from dualface.model import Autoencoder, ModelConfig, to_channels_last
-from dualface.precision import pick_dtype, wants_channels_last
+from dualface.precision import pick_device, pick_dtype, wants_channels_last
 from dualface.prefetch import prefetch
 from dualface.preview import plot_loss_curve, preview_grid, save_png
 from dualface.recentre import code_faces, code_stats
@@ -94,14 +94,6 @@ def run_progress(cfg: TrainConfig, step: int, stop_step: int | None, elapsed: fl
     if cfg.time_limit is not None:
         shares.append(elapsed / cfg.time_limit)
     return min(1.0, max(shares, default=0.0))
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise DualfaceError("--device cuda asked for, but no CUDA GPU is available")
-    return torch.device(name)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -638,11 +630,14 @@ def _evaluate(model, held_out, sets, cfg: TrainConfig, step: int, writer, best: 
     figures = held_out_figures(model, held_out, embeddings)
     path = cfg.model_dir / "eval_log.csv"
     new = not path.exists()
-    with open(path, "a", newline="") as f:
-        out = csv.writer(f)
-        if new:
-            out.writerow(["step", *figures])
-        out.writerow([step, *("" if v is None else f"{v:.4f}" for v in figures.values())])
+    try:
+        with open(path, "a", newline="") as f:
+            out = csv.writer(f)
+            if new:
+                out.writerow(["step", *figures])
+            out.writerow([step, *("" if v is None else f"{v:.4f}" for v in figures.values())])
+    except OSError as error:
+        raise DualfaceError(f"cannot write {path}: {error.strerror or error}") from None
     if writer is not None:
         for key, value in figures.items():
             if value is not None:

@@ -82,6 +82,7 @@ def video_writer(
     # Held (locked) until the end: marks the file as being written, so only a killed run's leftovers are
     # ever taken for orphans (remove_stale_temps).
     fcntl.flock(fd, fcntl.LOCK_EX)
+    in_body = False
     try:
         with av.open(str(like)) as source, av.open(str(like)) as audio_source:
             video_in = source.streams.video[0]
@@ -106,24 +107,35 @@ def video_writer(
                         mark_i420(i420)
                     picture = av.VideoFrame.from_ndarray(i420, format="yuv420p")
                     picture.pts = count
-                    for packet in video.encode(picture):
-                        out.mux(packet)
-                    count += 1
-                    audio.up_to(float(count / rate))
+                    try:
+                        for packet in video.encode(picture):
+                            out.mux(packet)
+                        count += 1
+                        audio.up_to(float(count / rate))
+                    except (av.error.FFmpegError, OSError) as error:
+                        raise _cannot_write(path, error) from None
 
+                # What the caller's own code raises (reading its input) is its error, not this file's.
+                in_body = True
                 yield write
+                in_body = False
                 for packet in video.encode(None):
                     out.mux(packet)
                 audio.up_to(float("inf"))
         os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
-    except av.error.FFmpegError as error:
-        raise DualfaceError(f"{path}: cannot write the video ({error})") from None
-    except OSError as error:  # a full disk, mostly
-        raise DualfaceError(f"{path}: cannot write the video ({error.strerror or error})") from None
+    except (av.error.FFmpegError, OSError) as error:  # a full disk, mostly
+        if in_body:
+            raise
+        raise _cannot_write(path, error) from None
     finally:
         Path(tmp).unlink(missing_ok=True)
         os.close(fd)
+
+
+def _cannot_write(path: Path, error: Exception) -> DualfaceError:
+    detail = error if isinstance(error, av.error.FFmpegError) else (getattr(error, "strerror", None) or error)
+    return DualfaceError(f"{path}: cannot write the video ({detail})")
 
 
 # BT.601 studio-range chroma, as libswscale computes it: Cb and Cr = this matrix times (R, G, B, 1).

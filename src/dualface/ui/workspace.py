@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from dualface.errors import DualfaceError, TooLargeError
-from dualface.files import FILE_MODE, atomic_write_bytes, latest_checkpoint
+from dualface.files import FILE_MODE, atomic_write_bytes, ensure_writable_dir, latest_checkpoint
 from dualface.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, read_image, read_video
 
 SLOTS = ("a", "b")
@@ -41,9 +41,9 @@ class RequestError(DualfaceError):
 
 def init_workspace(root: Path) -> Path:
     """Create the layout (idempotent) and return the workspace's resolved path."""
-    root = Path(root).expanduser().resolve()
+    root = ensure_writable_dir(Path(root).expanduser().resolve())
     for folder in FOLDERS:
-        (root / folder).mkdir(parents=True, exist_ok=True)
+        ensure_writable_dir(root / folder)
     return root
 
 
