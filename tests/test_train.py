@@ -34,6 +34,7 @@ from dualface.landmarks import mouth_opening
 from dualface.model import Autoencoder, ModelConfig
 from dualface.presets import preset_batch, preset_lr
 from dualface.preview import plot_loss_curve
+from dualface.runstate import latest_good
 from dualface.train import batch_stream, learning_rate, train, weights_digest
 from dualface.watermark import verify
 
@@ -202,6 +203,20 @@ def test_a_checkpoint_of_the_wrong_kind_is_refused_in_one_line(tmp_path):
     save_checkpoint(newer, Autoencoder(LITE, ["a", "b"]), None, 1, {"model_config": settings, "identities": ["a", "b"]})
     with pytest.raises(DualfaceError, match=r"newer dualface .*hyper_heads"):
         load_checkpoint(newer)
+    # --resume sets a damaged checkpoint aside, but not one it merely cannot read: that stops the run
+    folder = tmp_path / "m"
+    folder.mkdir()
+    save_checkpoint(
+        folder / "step-00000001.safetensors",
+        Autoencoder(LITE, ["a", "b"]),
+        None,
+        1,
+        {"model_config": LITE.to_dict(), "identities": ["a", "b"]},
+    )
+    (folder / "step-00000002.safetensors").write_bytes(newer.read_bytes())
+    with pytest.raises(DualfaceError, match="newer dualface"):
+        latest_good(folder)
+    assert (folder / "step-00000002.safetensors").exists()
 
 
 def test_the_loss_curve_is_drawn_past_a_row_cut_short(tmp_path):

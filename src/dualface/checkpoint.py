@@ -17,7 +17,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from dualface.errors import DualfaceError
+from dualface.errors import CorruptCheckpointError, DualfaceError
 from dualface.files import atomic_write_bytes, checkpoints_in, latest_checkpoint
 
 FORMAT = "dualface.checkpoint"
@@ -114,18 +114,18 @@ def load_checkpoint(path: Path, model: bool = True) -> Checkpoint:
         tensors = load_safetensors(raw)
         text = _metadata(raw)
     except FileNotFoundError:
-        raise DualfaceError(f"{path}: no such checkpoint") from None
+        raise CorruptCheckpointError(f"{path}: no such checkpoint") from None
     except IsADirectoryError:
         raise DualfaceError(f"{path}: a folder, not a checkpoint file (e.g. its best.safetensors)") from None
     except OSError as error:
         raise DualfaceError(f"{path}: cannot read the checkpoint ({error.strerror or error})") from None
     except (SafetensorError, ValueError, json.JSONDecodeError) as error:
-        raise DualfaceError(f"{path}: checkpoint is corrupt ({error})") from None
+        raise CorruptCheckpointError(f"{path}: checkpoint is corrupt ({error})") from None
     if text.get("format") != FORMAT:
-        raise DualfaceError(f"{path}: not a dualface checkpoint")
+        raise CorruptCheckpointError(f"{path}: not a dualface checkpoint")
     stored = text.pop("sha256", None)
     if stored != digest(tensors, text):
-        raise DualfaceError(f"{path}: checkpoint is corrupt (checksum mismatch)")
+        raise CorruptCheckpointError(f"{path}: checkpoint is corrupt (checksum mismatch)")
     weights = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
     average = {k[len("average.") :]: v for k, v in tensors.items() if k.startswith("average.")} or None
     groups = json.loads(text.pop("param_groups"))

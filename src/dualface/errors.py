@@ -12,3 +12,8 @@ class DamagedMediaError(DualfaceError):
 
 class TooLargeError(DualfaceError):
     """An input bigger than dualface will decode (an image's pixels): refused before it takes the memory."""
+
+
+class CorruptCheckpointError(DualfaceError):
+    """A checkpoint file that cannot be trusted (cut short, its seal broken, gone): `--resume` sets it aside
+    and goes on from the one before, where a checkpoint of the wrong kind or version stops the run."""

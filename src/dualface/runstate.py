@@ -26,7 +26,7 @@ from dualface.checkpoint import (
 )
 from dualface.config import TrainConfig
 from dualface.distributed import Distributed
-from dualface.errors import DualfaceError
+from dualface.errors import CorruptCheckpointError, DualfaceError
 from dualface.files import atomic_write_bytes, checkpoint_path
 from dualface.model import Autoencoder
 from dualface.presets import preset_batch, preset_lr
@@ -99,7 +99,7 @@ def latest_good(folder: Path):
     for path in found:
         try:
             checkpoint = load_checkpoint(path)
-        except DualfaceError as error:
+        except CorruptCheckpointError as error:  # one of the wrong kind or a newer version stops the run
             log.warning("%s; setting it aside as %s.corrupt", error, path.name)
             with contextlib.suppress(FileNotFoundError):  # under torchrun, another process got there first
                 path.replace(path.with_name(path.name + ".corrupt"))
