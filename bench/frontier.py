@@ -39,6 +39,7 @@ MORPHS = {
     ],
     "hour at batch 4, seed 4": [
         (0.0, "quality_lite128_gan_recolor_warpoff06_cov09_matchmouth_seed4_60m_epyc_batch4"),
+        (0.1, "quality_lite128_seed4_60m_epyc_batch4_morph01"),
     ],
 }
 CEILING = "ceiling_reach"  # the real faces pasted: bench/ceiling.py's variants
