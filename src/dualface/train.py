@@ -628,16 +628,8 @@ def _evaluate(model, held_out, sets, cfg: TrainConfig, step: int, writer, best: 
     it as best.safetensors (an undefined figure ranks below every number). Returns the best score so far."""
     embeddings = {s.name: s.embedding for s in sets if s.embedding is not None}
     figures = held_out_figures(model, held_out, embeddings)
-    path = cfg.model_dir / "eval_log.csv"
-    new = not path.exists()
-    try:
-        with open(path, "a", newline="") as f:
-            out = csv.writer(f)
-            if new:
-                out.writerow(["step", *figures])
-            out.writerow([step, *("" if v is None else f"{v:.4f}" for v in figures.values())])
-    except OSError as error:
-        raise DualfaceError(f"cannot write {path}: {error.strerror or error}") from None
+    row = [step, *("" if v is None else f"{v:.4f}" for v in figures.values())]
+    _append_row(cfg.model_dir / "eval_log.csv", ["step", *figures], row)
     if writer is not None:
         for key, value in figures.items():
             if value is not None:
@@ -699,13 +691,20 @@ def _eta(cfg: TrainConfig, step: int, start: int, stop_step: int | None, elapsed
 
 
 def _log_row(path: Path, step: int, elapsed: float, lr: float, losses: dict[str, float], egs: float) -> None:
+    header = ["step", "seconds", "lr", *[f"loss_{n}" for n in losses], "egs_per_s"]
+    row = [step, f"{elapsed:.2f}", f"{lr:.3g}", *[f"{v:.6f}" for v in losses.values()], f"{egs:.2f}"]
+    _append_row(path, header, row)
+
+
+def _append_row(path: Path, header: list, row: list) -> None:
+    """One row onto a training log (its header first, when new)."""
     new = not path.exists()
     try:
         with open(path, "a", newline="") as f:
             out = csv.writer(f)
             if new:
-                out.writerow(["step", "seconds", "lr", *[f"loss_{n}" for n in losses], "egs_per_s"])
-            out.writerow([step, f"{elapsed:.2f}", f"{lr:.3g}", *[f"{v:.6f}" for v in losses.values()], f"{egs:.2f}"])
+                out.writerow(header)
+            out.writerow(row)
     except OSError as error:
         raise DualfaceError(f"cannot write {path}: {error.strerror or error}") from None
 

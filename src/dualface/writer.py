@@ -20,7 +20,7 @@ from PIL import Image
 
 from dualface import __version__
 from dualface.errors import DualfaceError
-from dualface.files import FILE_MODE, atomic_write_bytes, remove_stale_temps
+from dualface.files import FILE_MODE, remove_stale_temps, write_output
 from dualface.provenance import SYNTHETIC_NOTICE, png_info
 from dualface.types import Frame
 from dualface.watermark import CB_OF_B, mark_i420
@@ -235,7 +235,4 @@ def write_image(path: Path, image: Frame, kind: str = "face swap") -> None:
         Image.fromarray(image).save(buffer, "PNG", pnginfo=png_info(kind))
     else:
         Image.fromarray(image).save(buffer, "JPEG", quality=95, comment=f"{SYNTHETIC_NOTICE} ({kind})".encode())
-    try:
-        atomic_write_bytes(path, buffer.getvalue(), fsync=False)
-    except OSError as error:
-        raise DualfaceError(f"{path}: cannot write ({error.strerror or error})") from None
+    write_output(path, buffer.getvalue())
