@@ -2,14 +2,18 @@
 itself (the ceiling), a static swap (the floor, which must never be called usable), a blurred copy, a clip
 of the target itself; plus the figures logged during training and the end-to-end demo."""
 
+import base64
 import csv
+import io
 import json
+import re
 from pathlib import Path
 
 import av
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 
 from conftest import OTHER, S1, S1_CLIPS, dualface, one_line_error, write_video
 from dualface.checkpoint import load_checkpoint, model_from, resolve_checkpoint
@@ -60,6 +64,15 @@ def test_the_source_against_itself_is_the_ceiling(tiny_model, tmp_path, face_dir
     data = json.loads((tmp_path / "report" / "report.json").read_text())
     assert len(data["per_frame"]) == 75 and data["scores"]["identity_transfer"]["value"] == 0.0
     assert data["checkpoint"] == ev.checkpoint and data["usable"] is False
+    # the stills show the output's faces: labelled and marked, so `verify` knows one saved from the page
+    stills = [
+        Image.open(io.BytesIO(base64.b64decode(uri))) for uri in re.findall(r"data:image/png;base64,([^\"]+)", page)
+    ]
+    stills = [image for image in stills if image.text.get("dualface:synthetic") == "true"]
+    assert stills
+    for i, image in enumerate(stills):
+        image.save(tmp_path / f"still{i}.png")
+        assert verify(tmp_path / f"still{i}.png").marked
 
 
 def test_a_static_swap_is_the_floor_and_never_usable(tiny_model, tmp_path, face_dirs):

@@ -34,6 +34,7 @@ from dualface.data import load_face_set
 from dualface.errors import DualfaceError, TooLargeError
 from dualface.extract import extract
 from dualface.files import LOCK_NAME, FolderLock
+from dualface.interrupts import stop_once
 from dualface.model import ModelConfig
 from dualface.train import TrainSummary, train
 from dualface.ui import create_app
@@ -178,6 +179,52 @@ def test_train_killed_twice_resumes_to_the_same_model(face_dirs, straight, tmp_p
     assert final.meta["best_loss"] == reference.meta["best_loss"]
 
 
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_train_stopped_by_a_signal_saves_says_so_and_resumes_from_there(face_dirs, tmp_path, stop):
+    """Ctrl-C, or SIGTERM (a job runner's stop), saves the step it stopped at and exits 130 with one line,
+    so `train ... && convert ...` goes no further; a second signal does not cut that save short; and rows
+    the log holds past the checkpoint a run resumes from (a killed run's) are dropped, not logged twice."""
+    model_dir = tmp_path / "m"
+    flags = ["--batch-size", "4", "--threads", "2", "--save-every", "100000", "--preview-every", "100000"]
+    run = dualface("train", *map(str, face_dirs), "-m", str(model_dir), "--no-progress", *flags)
+    log_csv = model_dir / "training_log.csv"
+    wait_for(lambda: read(log_csv).count(b"\n") >= 4, 300, "three steps")
+    run.send_signal(stop)
+    time.sleep(0.05)
+    run.send_signal(stop)  # a second one, as an impatient user or a runner's retry sends (see the next test)
+    _, stderr = run.communicate(timeout=120)
+    assert run.returncode == 130 and "Traceback" not in stderr, stderr
+    assert "interrupted: the last checkpoint saved is kept: add --resume" in stderr
+    (saved,) = checkpoints_in(model_dir)
+    step = load_checkpoint(saved).step
+    assert step >= 3 and leftovers(model_dir) == []
+
+    rows = log_csv.read_text().splitlines()
+    assert len(rows) == step + 1  # the header, then every step
+    later = [f"{n}{rows[-1][rows[-1].index(',') :]}" for n in range(step + 1, step + 4)]
+    log_csv.write_text("\n".join([*rows, *later, "99,1.0"]))  # what a run killed past its save leaves, torn
+    train(quick(face_dirs, model_dir, resume=True, iterations=step + 2, save_every=100000))
+    logged = [int(line.split(",")[0]) for line in log_csv.read_text().splitlines()[1:]]
+    assert logged == list(range(1, step + 3))
+
+
+def test_only_the_first_signal_interrupts_the_rest_wait_for_the_save(caplog):
+    """What a second Ctrl-C or SIGTERM meets while an interrupted run saves: a note, not a second interrupt."""
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    saved = False
+    with stop_once("the checkpoint"):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises at once: never slept through
+        except KeyboardInterrupt:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.1)  # the save, not cut short
+            saved = True
+    assert saved and "still saving the checkpoint" in caplog.text
+    assert {s: signal.getsignal(s) for s in before} == before  # outside, signals are as they were
+
+
 def test_resume_falls_back_past_a_corrupt_checkpoint(face_dirs, straight, tmp_path, caplog):
     model_dir = tmp_path / "m"
     model_dir.mkdir()
@@ -189,6 +236,29 @@ def test_resume_falls_back_past_a_corrupt_checkpoint(face_dirs, straight, tmp_pa
     assert "resuming from step-00000004.safetensors (step 4)" in caplog.text
     assert (model_dir / "step-00000006.safetensors.corrupt").exists()  # kept aside, not deleted
     assert summary.step == 6 and summary.weights_sha256 == straight[1].weights_sha256
+
+
+def test_convert_and_the_demo_stopped_by_ctrl_c_say_what_they_keep(straight, tmp_path):
+    """Ctrl-C ends a stage with exit 130 and one line on what is kept; the demo stops with its training,
+    rather than going on to convert with what the interrupted training left."""
+    output = tmp_path / "swap.mp4"
+    output.write_bytes(b"an earlier conversion")
+    run = dualface("convert", str(S1), "-m", str(straight[0]), "-o", str(output), "--to", "brbk7n", "--no-progress")
+    wait_for(lambda: exists_with_data(tmp_path, ".swap*"), 300, "the conversion to be writing")
+    run.send_signal(signal.SIGINT)
+    _, stderr = run.communicate(timeout=120)
+    assert run.returncode == 130 and "Traceback" not in stderr, stderr
+    assert "interrupted: nothing was written to the output" in stderr
+    assert output.read_bytes() == b"an earlier conversion" and leftovers(tmp_path) == []
+
+    demo = tmp_path / "demo"
+    run = dualface("demo", "-o", str(demo), "--iterations", "100000", "--no-progress")
+    wait_for(lambda: read(demo / "model" / "training_log.csv").count(b"\n") >= 3, 600, "the demo to train")
+    run.send_signal(signal.SIGINT)
+    stdout, stderr = run.communicate(timeout=120)
+    assert run.returncode == 130 and "Traceback" not in stderr, stderr
+    assert "interrupted: a new demo run starts its training afresh" in stderr
+    assert checkpoints_in(demo / "model") and "[3/4]" not in stdout and not (demo / "swap.mp4").exists()
 
 
 def test_extract_killed_reruns_to_the_same_faces(face_dirs, tmp_path):

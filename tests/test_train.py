@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import OTHER, S1
 from dualface.augment import random_warp, sample_batch
@@ -239,7 +240,8 @@ def test_failed_save_leaves_the_good_checkpoint(tmp_path):
 
 
 def test_training_writes_everything_and_learns(face_dirs, tmp_path):
-    summary = train(quick(face_dirs, tmp_path / "m", iterations=6, lr=1e-3, tensorboard=True))
+    settings = dict(iterations=6, lr=1e-3, tensorboard=True, gan_power=0.1, gan_after=4)
+    summary = train(quick(face_dirs, tmp_path / "m", **settings))
     assert summary.step == 6 and summary.stopped_by == "iterations" and summary.examples_per_second > 0
     files = {p.name for p in (tmp_path / "m").iterdir()}
     assert {"best.safetensors", "preview.png", "loss.png", "training_log.csv", "tensorboard"} <= files
@@ -252,6 +254,11 @@ def test_training_writes_everything_and_learns(face_dirs, tmp_path):
     assert model.identities == ["s1", "brbk7n"]
     steps = losses_in(tmp_path / "m")
     assert [s for s, _ in steps] == [1, 2, 3, 4, 5, 6]
+    events = EventAccumulator(str(tmp_path / "m" / "tensorboard"))
+    events.Reload()
+    scalars = {tag: [e.step for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+    assert scalars["loss/s1"] == scalars["egs_per_s"] == [1, 2, 3, 4, 5, 6]
+    assert scalars["critic/patch"] == [5, 6]  # the critic judges from --gan-after on
 
 
 def test_cycle_loss_trains_and_counts_in_the_logged_loss(face_dirs, tmp_path):
@@ -460,10 +467,12 @@ def test_init_and_freeze_fine_tune_a_trained_model(face_dirs, tiny_model, tmp_pa
     leaves parts of it exactly as they were."""
     start = load_checkpoint(best_or_latest(tiny_model))
     start_weights = start.average or start.model
-    cfg = quick(face_dirs, tmp_path / "m", iterations=2, init=best_or_latest(tiny_model), freeze=("encoder",))
+    cfg = quick(face_dirs, tmp_path / "m", iterations=2, init=tiny_model, freeze=("encoder",))
     cfg.names = ["alice", "bob"]
     train(cfg)
-    tuned = load_checkpoint(latest_checkpoint(tmp_path / "m")).model
+    tuned = load_checkpoint(latest_checkpoint(tmp_path / "m"))
+    assert tuned.meta["init"] == str(best_or_latest(tiny_model).resolve())  # the file the folder gave
+    tuned = tuned.model
     for key, value in start_weights.items():
         if key.startswith("encoder."):
             assert torch.equal(tuned[key], value.float()), key

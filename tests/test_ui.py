@@ -14,14 +14,17 @@ import threading
 import time
 from pathlib import Path
 
+import av
 import pytest
 from PIL import Image
 from starlette.testclient import TestClient
 
 from conftest import OTHER, S1
 from dualface.errors import DualfaceError
+from dualface.files import FILE_MODE
 from dualface.ui import create_app
 from dualface.ui import jobs as ui_jobs
+from dualface.ui.media import browser_copy
 from dualface.ui.workspace import init_workspace, sanitize_filename, training_progress
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -83,6 +86,7 @@ def test_changes_need_the_header(client: TestClient) -> None:
     assert client.post("/api/names", json={"a": "same", "b": "same"}, headers=HEADERS).status_code == 400
     assert client.post("/api/names", json={"a": "no spaces", "b": "y"}, headers=HEADERS).status_code == 400
     assert client.post("/api/names", json={"a": "--help", "b": "y"}, headers=HEADERS).status_code == 400
+    assert client.post("/api/names", json={"a": None, "b": "y"}, headers=HEADERS).status_code == 400  # not "None"
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -108,6 +112,7 @@ def test_upload_type_checks(client: TestClient, workspace: Path, tmp_path: Path)
     response = _upload(client, "b", "fake.png", b"\x89PNG not really")
     assert response.status_code == 415
     assert response.json()["error"].startswith("fake.png: not an image Pillow can open")
+    assert ".incoming" not in response.json()["error"]  # the user's file is named, not where it was received
     assert not any((workspace / "footage" / "a").iterdir())
     assert not any((workspace / "footage" / "b").iterdir())
     assert not any((workspace / "footage" / ".incoming").iterdir())  # nothing left half-received
@@ -129,6 +134,17 @@ def test_a_workspace_that_is_a_file_is_refused_in_one_line(tmp_path: Path) -> No
     (tmp_path / "notes").write_text("x")
     with pytest.raises(DualfaceError, match="notes: exists and is not a folder"):
         init_workspace(tmp_path / "notes")
+
+
+def test_browser_copy_is_h264_every_frame_and_readable_by_all(tmp_path: Path) -> None:
+    """The source's copy the UI plays beside the swap: GRID's MPEG-1 re-encoded to H.264, frame for frame,
+    with the file mode every other output gets (mkstemp's 0600 would hide it from a server run as another
+    user)."""
+    copy = tmp_path / "copy.mp4"
+    assert browser_copy(S1, copy) == 75
+    with av.open(str(copy)) as container:
+        assert container.streams.video[0].codec_context.name == "h264"
+    assert copy.stat().st_mode & 0o777 == FILE_MODE and not list(tmp_path.glob(".*"))
 
 
 def test_sanitize_filename() -> None:

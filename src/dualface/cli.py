@@ -96,6 +96,23 @@ def _build(cls: type, values: dict[str, Any]) -> Any:
     return cls(**kwargs)
 
 
+# What Ctrl-C (or SIGTERM, in `train`) leaves behind, said in one line as the stage stops.
+INTERRUPTED = {
+    "extract": "what was extracted is kept: run the same command again to continue where it stopped",
+    "train": "the last checkpoint saved is kept: add --resume to the same command to continue",
+    "convert": "nothing was written to the output (a file already there is untouched)",
+    "evaluate": "no report was written",
+    "demo": "a new demo run starts its training afresh",
+}
+
+
+def interrupted(stage: str) -> typer.Exit:
+    """Say what an interrupted stage leaves behind; the exit a shell gives a process stopped by Ctrl-C."""
+    if not _rank():
+        print(f"interrupted: {INTERRUPTED[stage]}", file=sys.stderr)
+    return typer.Exit(130)
+
+
 def stage_command(name: str, cls: type) -> Callable[[Callable[[Any], None]], Callable[[Any], None]]:
     """Register `run(config)` as the sub-command `name`, its options the fields of `cls`."""
 
@@ -105,7 +122,11 @@ def stage_command(name: str, cls: type) -> Callable[[Callable[[Any], None]], Cal
         assert len(set(names)) == len(names), f"{cls.__name__}: two options share a name"
 
         def command(**values: Any) -> None:
-            run(_build(cls, values))
+            config = _build(cls, values)
+            try:
+                run(config)
+            except KeyboardInterrupt:  # here: Typer would end the process silently, with no word of what is kept
+                raise interrupted(name) from None
 
         params = [_parameter(path[-1], f, opt) for path, f, opt in options]
         params.sort(key=lambda p: not isinstance(p.default, typer.models.ArgumentInfo))  # arguments first
@@ -222,6 +243,8 @@ def train_command(config: TrainConfig) -> None:
     )
     folder = config.model_dir
     print(f"checkpoint {summary.checkpoint}; preview {folder / 'preview.png'}; loss curve {folder / 'loss.png'}")
+    if summary.stopped_by == "interrupted":  # saved, but not done: `train ... && convert ...` must not go on
+        raise interrupted("train")
 
 
 @stage_command("convert", ConvertConfig)
@@ -362,6 +385,3 @@ def main() -> None:
         if not _rank():  # `train --processes`: every worker meets the same error
             print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
-    except KeyboardInterrupt:
-        print("interrupted: run the same command again to continue where it stopped", file=sys.stderr)
-        sys.exit(130)

@@ -122,6 +122,8 @@ def _run(cfg: DemoConfig, out: Path, log) -> DemoResult:
             tensorboard=False,
         )
     )
+    if trained.stopped_by == "interrupted":  # train saved and stopped on Ctrl-C: the demo stops too
+        raise KeyboardInterrupt
     chosen = resolve_checkpoint(model, "best")
     best = load_checkpoint(chosen)
     held = best.meta.get("best_score")

@@ -141,6 +141,7 @@ def remove_stale_temps(folder: Path, pattern: str) -> list[Path]:
 # what a model folder holds (named here, without torch, so the UI reads them too)
 
 TRAINING_LOG = "training_log.csv"  # step, seconds, lr, loss_<identity>..., egs_per_s
+EVAL_LOG = "eval_log.csv"  # step, then each held-out figure (`train --eval-every`)
 _CHECKPOINT = re.compile(r"^step-(\d+)\.safetensors$")
 
 

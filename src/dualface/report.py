@@ -20,6 +20,7 @@ from dualface.config import SAME_PERSON
 from dualface.files import ensure_writable_dir, write_output
 from dualface.metrics import METRICS, Score, VideoEvaluation, passes
 from dualface.provenance import SYNTHETIC_NOTICE, png_info
+from dualface.watermark import embed_watermark
 
 
 def _number(name: str, value: float | None) -> str:
@@ -95,7 +96,9 @@ def verdict_line(ev: VideoEvaluation) -> str:
 def _png(figure_or_image) -> str:
     buffer = io.BytesIO()
     if isinstance(figure_or_image, np.ndarray):
-        Image.fromarray(figure_or_image).save(buffer, "PNG", pnginfo=png_info("evaluation stills"))
+        # They show drawn faces: marked as every output is, so `dualface verify` knows them once saved.
+        marked = embed_watermark(figure_or_image)
+        Image.fromarray(marked).save(buffer, "PNG", pnginfo=png_info("evaluation stills"))
     else:
         figure_or_image.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
         plt.close(figure_or_image)

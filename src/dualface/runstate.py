@@ -34,10 +34,14 @@ from dualface.presets import preset_batch, preset_lr
 log = logging.getLogger(__name__)
 
 
+def init_file(init: Path) -> Path:
+    """The checkpoint file `--init` names: the file itself, or a model folder's best (else latest)."""
+    return (best_or_latest(init) if Path(init).is_dir() else Path(init)).resolve()
+
+
 def init_point(cfg: TrainConfig):
-    """The checkpoint whose weights a new model starts from (`--init`): a file, or a model folder's best
-    (else latest) checkpoint."""
-    checkpoint = load_checkpoint(best_or_latest(cfg.init) if Path(cfg.init).is_dir() else cfg.init)
+    """The checkpoint whose weights a new model starts from (`--init`, `init_file`)."""
+    checkpoint = load_checkpoint(init_file(cfg.init))
     known = checkpoint.meta.get("identities", [])
     if len(known) != len(cfg.names):
         raise DualfaceError(f"--init {cfg.init} has {len(known)} identities ({', '.join(known)}), not {len(cfg.names)}")

@@ -37,8 +37,16 @@ from dualface.config import AugmentConfig, TrainConfig
 from dualface.data import FaceSet, center_crop, load_face_set
 from dualface.distributed import Distributed, any_rank, highest, setup_distributed
 from dualface.errors import DualfaceError
-from dualface.files import TRAINING_LOG, FolderLock, ensure_writable_dir, remove_stale_temps
+from dualface.files import (
+    EVAL_LOG,
+    TRAINING_LOG,
+    FolderLock,
+    atomic_write_bytes,
+    ensure_writable_dir,
+    remove_stale_temps,
+)
 from dualface.heldout import clip_of, held_out_clips, held_out_figures
+from dualface.interrupts import stop_once
 from dualface.lanes import Lanes
 from dualface.losses import LOSSES
 from dualface.metrics import rank
@@ -48,6 +56,7 @@ from dualface.prefetch import prefetch
 from dualface.preview import plot_loss_curve, preview_grid, save_png
 from dualface.recentre import code_faces, code_stats
 from dualface.runstate import (
+    init_file,
     init_point,
     renamed,
     resume_point,
@@ -236,7 +245,8 @@ def train(cfg: TrainConfig) -> TrainSummary:
     with FolderLock(cfg.model_dir, "train") if ctx.main else contextlib.nullcontext():
         if ctx.main:
             remove_stale_temps(cfg.model_dir, ".*.tmp")  # what a killed run was writing
-        return _train(cfg, device, ctx, dtype, channels_last)
+        with stop_once("the checkpoint"):  # SIGTERM (a job runner's stop) saves too, as Ctrl-C does
+            return _train(cfg, device, ctx, dtype, channels_last)
 
 
 def _train(
@@ -249,31 +259,7 @@ def _train(
         threads.start()
     resume_from = resume_point(cfg)
     start_from = init_point(cfg) if cfg.init and not resume_from else None
-    if resume_from:
-        model_cfg = ModelConfig(**resume_from.meta["model_config"])
-    elif start_from:
-        model_cfg = ModelConfig(**start_from.meta["model_config"])
-        if model_cfg.liae:  # the swap identity, by this run's name for it
-            model_cfg.liae = dict(zip(start_from.meta["identities"], cfg.names, strict=True))[model_cfg.liae]
-    else:
-        shape = ("shared_upscales", "learn_mask", "liae", "coverage")
-        overrides = {k: v for k in shape if (v := getattr(cfg, k)) is not None}
-        model_cfg = ModelConfig.from_preset(cfg.preset, **overrides)
-    if resume_from and resume_from.meta["identities"] != cfg.names:
-        raise DualfaceError(f"{cfg.model_dir} was trained on {resume_from.meta['identities']}, not {cfg.names}")
-    if model_cfg.liae and model_cfg.liae not in cfg.names:  # before the faces load: a typo costs nothing
-        raise DualfaceError(f"--liae {model_cfg.liae}: not one of the identities ({', '.join(cfg.names)})")
-    if model_cfg.liae and cfg.cycle_weight > 0:
-        raise DualfaceError("--cycle-weight: an LIAE model has a single decoder to cycle through")
-    if model_cfg.liae and cfg.expression_weight > 0:
-        raise DualfaceError("--expression-weight: an LIAE model has a single decoder, and no swap to judge in training")
-    if model_cfg.liae and cfg.code_power > 0:
-        raise DualfaceError("--code-power: an LIAE model's codes carry the identity by design (its own bottleneck)")
-    if cfg.liae is not None and cfg.liae != model_cfg.liae:  # the shape came from the checkpoint
-        built = f"as LIAE into {model_cfg.liae}" if model_cfg.liae else "with a decoder per identity"
-        raise DualfaceError(f"--liae {cfg.liae}: the model it continues was built {built}")
-    if cfg.coverage is not None and cfg.coverage != model_cfg.coverage:  # the crop came from the checkpoint
-        raise DualfaceError(f"--coverage {cfg.coverage}: the checkpoint it starts from crops at {model_cfg.coverage}")
+    model_cfg = _model_config(cfg, resume_from, start_from)
 
     sets = [
         load_face_set(folder, model_cfg, name, cfg.max_faces, progress=cfg.progress and ctx.main)
@@ -328,7 +314,8 @@ def _train(
     meta_base = {
         "model_config": model_cfg.to_dict(),
         "identities": cfg.names,
-        "init": str(cfg.init) if cfg.init else None,
+        # The file, where --init named a folder; a resumed run keeps the record of where it started.
+        "init": str(init_file(cfg.init)) if start_from else resume_from.meta.get("init") if resume_from else None,
         "init_decoders": cfg.init_decoders,
         # For `convert --from`: which faces in a frame are this identity's.
         "embeddings": {s.name: np.round(s.embedding, 5).tolist() for s in sets if s.embedding is not None},
@@ -368,6 +355,9 @@ def _train(
             raise DualfaceError("the loss is not finite before training started: the faces or settings are broken")
 
     log_csv = cfg.model_dir / TRAINING_LOG
+    if resume_from and ctx.main:  # rows a killed run logged past its last checkpoint are steps to be redone
+        for path in (log_csv, cfg.model_dir / EVAL_LOG):
+            _trim_log(path, resume_from.step)
     writer = _tensorboard(cfg, ctx)
     # The smoothed loss picks best.safetensors and --target-loss: a resumed run carries it on.
     ema: dict[str, float] = dict(resume_from.meta.get("losses", {})) if resume_from else {}
@@ -454,16 +444,7 @@ def _train(
                 total.backward()
             torch.nn.utils.clip_grad_norm_(trainable, cfg.clip)
             optimizer.step()
-            if adversarial:
-                judged = (gan.critic_loss(critic, t["targets"], drawn[name], t["masks"]) for name, t in tensors.items())
-                patch_loss = _critic_step(*critics[gan.CRITIC_FILE], sum(judged), ctx)
-            if code_critic is not None:
-                guessed = (gan.code_critic_loss(code_critic, c, cfg.names.index(name)) for name, c in codes.items())
-                code_loss = _critic_step(*critics[gan.CODE_CRITIC_FILE], sum(guessed), ctx)
-            if judge is not None:  # every step, on real faces; once it judges, on the faces drawn as themselves too
-                read = [expression.judge_loss(judge, t["targets"], t["expressions"]) for t in tensors.values()]
-                read += [expression.judge_loss(judge, drawn[name], tensors[name]["expressions"]) for name in drawn]
-                judge_loss = _critic_step(*critics[expression.JUDGE_FILE], sum(read), ctx)
+            critic_losses = _critic_updates(critics, tensors, drawn, codes, cfg.names, ctx, adversarial)
             step += 1
             if average is not None:
                 update_average(average, model, cfg.average, step)
@@ -481,15 +462,9 @@ def _train(
             if ctx.main:
                 _log_row(log_csv, step, elapsed, lr, values, egs)
                 if writer is not None:
-                    for name, v in values.items():
-                        writer.add_scalar(f"loss/{name}", v, step)
-                    writer.add_scalar("egs_per_s", egs, step)
-                    if adversarial:
-                        writer.add_scalar("critic/patch", patch_loss, step)
-                    if code_critic is not None:  # a critic that cannot tell scores ln N per identity, summed here
-                        writer.add_scalar("critic/code", code_loss, step)
-                    if judge is not None:  # its mean error on the openings of the faces it learnt from
-                        writer.add_scalar("critic/expression", judge_loss, step)
+                    scalars = {**{f"loss/{name}": v for name, v in values.items()}, "egs_per_s": egs, **critic_losses}
+                    for tag, v in scalars.items():
+                        writer.add_scalar(tag, v, step)
                 bar.update(1)
                 bar.set_postfix(
                     {
@@ -542,6 +517,37 @@ def _train(
     )
 
 
+def _model_config(cfg: TrainConfig, resume_from, start_from) -> ModelConfig:
+    """The model's shape: the checkpoint's it continues or starts from, else the preset's with this run's
+    overrides; settings that contradict it are refused before any faces load (a typo costs nothing)."""
+    if resume_from:
+        model_cfg = ModelConfig(**resume_from.meta["model_config"])
+    elif start_from:
+        model_cfg = ModelConfig(**start_from.meta["model_config"])
+        if model_cfg.liae:  # the swap identity, by this run's name for it
+            model_cfg.liae = dict(zip(start_from.meta["identities"], cfg.names, strict=True))[model_cfg.liae]
+    else:
+        shape = ("shared_upscales", "learn_mask", "liae", "coverage")
+        overrides = {k: v for k in shape if (v := getattr(cfg, k)) is not None}
+        model_cfg = ModelConfig.from_preset(cfg.preset, **overrides)
+    if resume_from and resume_from.meta["identities"] != cfg.names:
+        raise DualfaceError(f"{cfg.model_dir} was trained on {resume_from.meta['identities']}, not {cfg.names}")
+    if model_cfg.liae and model_cfg.liae not in cfg.names:
+        raise DualfaceError(f"--liae {model_cfg.liae}: not one of the identities ({', '.join(cfg.names)})")
+    if model_cfg.liae and cfg.cycle_weight > 0:
+        raise DualfaceError("--cycle-weight: an LIAE model has a single decoder to cycle through")
+    if model_cfg.liae and cfg.expression_weight > 0:
+        raise DualfaceError("--expression-weight: an LIAE model has a single decoder, and no swap to judge in training")
+    if model_cfg.liae and cfg.code_power > 0:
+        raise DualfaceError("--code-power: an LIAE model's codes carry the identity by design (its own bottleneck)")
+    if cfg.liae is not None and cfg.liae != model_cfg.liae:  # the shape came from the checkpoint
+        built = f"as LIAE into {model_cfg.liae}" if model_cfg.liae else "with a decoder per identity"
+        raise DualfaceError(f"--liae {cfg.liae}: the model it continues was built {built}")
+    if cfg.coverage is not None and cfg.coverage != model_cfg.coverage:  # the crop came from the checkpoint
+        raise DualfaceError(f"--coverage {cfg.coverage}: the checkpoint it starts from crops at {model_cfg.coverage}")
+    return model_cfg
+
+
 def _critics(
     cfg: TrainConfig, model_cfg: ModelConfig, device: torch.device, resumed: bool
 ) -> dict[str, tuple[torch.nn.Module, torch.optim.Optimizer]]:
@@ -563,6 +569,27 @@ def _critics(
             log.warning("--resume: no %s in %s; that critic starts afresh", file, cfg.model_dir)
         critics[file] = (critic, optimizer)
     return critics
+
+
+def _critic_updates(
+    critics: dict, tensors: dict, drawn: dict, codes: dict, names: list[str], ctx: Distributed, adversarial: bool
+) -> dict[str, float]:
+    """One step of each critic the run trains, after the model's: their losses, by TensorBoard tag."""
+    losses = {}
+    if adversarial:
+        critic = critics[gan.CRITIC_FILE][0]
+        judged = (gan.critic_loss(critic, t["targets"], drawn[name], t["masks"]) for name, t in tensors.items())
+        losses["critic/patch"] = _critic_step(*critics[gan.CRITIC_FILE], sum(judged), ctx)
+    if gan.CODE_CRITIC_FILE in critics:  # a critic that cannot tell scores ln N per identity, summed here
+        code_critic = critics[gan.CODE_CRITIC_FILE][0]
+        guessed = (gan.code_critic_loss(code_critic, c, names.index(name)) for name, c in codes.items())
+        losses["critic/code"] = _critic_step(*critics[gan.CODE_CRITIC_FILE], sum(guessed), ctx)
+    if expression.JUDGE_FILE in critics:  # every step, on real faces and on the faces drawn as themselves
+        judge = critics[expression.JUDGE_FILE][0]
+        read = [expression.judge_loss(judge, t["targets"], t["expressions"]) for t in tensors.values()]
+        read += [expression.judge_loss(judge, drawn[name], tensors[name]["expressions"]) for name in drawn]
+        losses["critic/expression"] = _critic_step(*critics[expression.JUDGE_FILE], sum(read), ctx)  # mean error
+    return losses
 
 
 def _critic_step(
@@ -629,7 +656,7 @@ def _evaluate(model, held_out, sets, cfg: TrainConfig, step: int, writer, best: 
     embeddings = {s.name: s.embedding for s in sets if s.embedding is not None}
     figures = held_out_figures(model, held_out, embeddings)
     row = [step, *("" if v is None else f"{v:.4f}" for v in figures.values())]
-    _append_row(cfg.model_dir / "eval_log.csv", ["step", *figures], row)
+    _append_row(cfg.model_dir / EVAL_LOG, ["step", *figures], row)
     if writer is not None:
         for key, value in figures.items():
             if value is not None:
@@ -707,6 +734,27 @@ def _append_row(path: Path, header: list, row: list) -> None:
             out.writerow(row)
     except OSError as error:
         raise DualfaceError(f"cannot write {path}: {error.strerror or error}") from None
+
+
+def _trim_log(path: Path, step: int) -> None:
+    """A training log without its rows past `step` (and any row a kill cut short)."""
+    try:
+        lines = path.read_text().splitlines(keepends=True)
+    except FileNotFoundError:
+        return
+    except OSError as error:
+        raise DualfaceError(f"cannot read {path}: {error.strerror or error}") from None
+    width = len(lines[0].split(",")) if lines else 0
+    kept = lines[:1] + [
+        line
+        for line in lines[1:]
+        if line.endswith("\n")
+        and len(fields := line.split(",")) == width
+        and fields[0].isdigit()
+        and int(fields[0]) <= step
+    ]
+    if kept != lines:
+        atomic_write_bytes(path, "".join(kept).encode())
 
 
 def _tensorboard(cfg: TrainConfig, ctx: Distributed):

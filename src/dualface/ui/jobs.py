@@ -29,6 +29,9 @@ from dualface.ui.workspace import RequestError
 Status = Literal["running", "done", "failed", "cancelled"]
 JOB_ID = re.compile(r"^[a-z]+-\d{8}-\d{6}-[0-9a-f]{4}$")
 GRACE_S = 10.0  # after Cancel: time to save and exit on SIGINT (training saves a checkpoint) before SIGTERM
+# Training's closing save is shielded from SIGTERM, and a large model's takes longer than 10 s (`hd`, 1.5 GB:
+# 17 s on a 2-core CPU): SIGKILL waits that much longer for it.
+SAVE_S = 120.0
 KILL_S = 5.0  # then time to exit on SIGTERM before SIGKILL
 
 
@@ -212,7 +215,7 @@ def run(record: Path) -> int:
             print(f"error: cannot start {command[0]}: {error}", flush=True)
             returncode = 127
             break
-        returncode = _wait(child, cancelled_at)
+        returncode = _wait(child, cancelled_at, SAVE_S if job.kind == "train" else 0.0)
         if returncode != 0:
             break
     job.returncode, job.ended = returncode, time.time()
@@ -222,7 +225,8 @@ def run(record: Path) -> int:
     return returncode
 
 
-def _wait(child: subprocess.Popen, cancelled_at: list[float]) -> int:
+def _wait(child: subprocess.Popen, cancelled_at: list[float], saving: float = 0.0) -> int:
+    """The child's exit status; once cancelled, SIGTERM after GRACE_S and SIGKILL `saving` + KILL_S later."""
     escalated = 0
     while True:
         try:
@@ -233,7 +237,7 @@ def _wait(child: subprocess.Popen, cancelled_at: list[float]) -> int:
         if escalated == 0 and waited > GRACE_S:
             child.terminate()
             escalated = 1
-        elif escalated == 1 and waited > GRACE_S + KILL_S:
+        elif escalated == 1 and waited > GRACE_S + saving + KILL_S:
             child.kill()
             escalated = 2
 

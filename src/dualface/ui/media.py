@@ -14,6 +14,7 @@ from pathlib import Path
 import av
 
 from dualface.errors import DamagedMediaError, DualfaceError
+from dualface.files import FILE_MODE
 from dualface.video import read_video
 from dualface.writer import frame_rate, h264_stream
 
@@ -40,6 +41,7 @@ def browser_copy(source: Path, target: Path, crf: int = 20) -> int:
             except DamagedMediaError:
                 pass  # every decodable frame was delivered; a preview copy needs no more
             out.mux(video.encode(None))
+        os.chmod(tmp, FILE_MODE)  # mkstemp's 0600 would hide the copy from everyone but its writer
         os.replace(tmp, target)
     finally:
         Path(tmp).unlink(missing_ok=True)
@@ -55,6 +57,9 @@ def main(argv: list[str]) -> int:
     except (DualfaceError, av.error.FFmpegError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # the job's Cancel: the job log's last line is what the UI shows
+        print(f"interrupted: no copy written to {argv[1]}", file=sys.stderr)
+        return 130
     print(f"browser copy of {argv[0]}: {frames} frames in {argv[1]}")
     return 0
 

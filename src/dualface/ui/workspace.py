@@ -79,7 +79,10 @@ def read_names(root: Path) -> dict[str, str]:
 
 def write_names(root: Path, names: dict[str, str]) -> dict[str, str]:
     """Validate and store the identities' names. They become `dualface train --name`, hence its rules."""
-    clean = {slot: str(names.get(slot, "")).strip() for slot in SLOTS}
+    given = {slot: names.get(slot) for slot in SLOTS}
+    if not all(isinstance(name, str) for name in given.values()):  # str(None) would pass as the name "None"
+        raise RequestError("names of A and B: each must be a string")
+    clean = {slot: name.strip() for slot, name in given.items()}
     for slot, name in clean.items():
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}", name):  # no leading '-': it is a CLI argument
             raise RequestError(f"name of {slot.upper()} {name!r}: use 1-32 letters, digits, '_' or '-', no leading '-'")
@@ -125,20 +128,21 @@ def media_kind(path: Path, label: str | None = None) -> str:
         try:
             read_image(path)
         except TooLargeError as error:
-            raise RequestError(f"{label}: {_cause(error)}", 413) from None
+            raise RequestError(f"{label}: {_cause(error, path, label)}", 413) from None
         except DualfaceError as error:
-            raise RequestError(f"{label}: not an image Pillow can open ({_cause(error)})", 415) from None
+            raise RequestError(f"{label}: not an image Pillow can open ({_cause(error, path, label)})", 415) from None
         return "image"
     try:
         with closing(read_video(path)) as frames:  # closing the generator closes the container
             next(frames)
     except DualfaceError as error:
-        raise RequestError(f"{label}: not a video PyAV can open ({_cause(error)})", 415) from None
+        raise RequestError(f"{label}: not a video PyAV can open ({_cause(error, path, label)})", 415) from None
     return "video"
 
 
-def _cause(error: Exception) -> str:
-    return str(error).split(": ", 1)[-1]  # the reader's message starts with the (temporary) path
+def _cause(error: Exception, path: Path, label: str) -> str:
+    """The reader's message without the temporary file's path (it starts with it, and Pillow's repeats it)."""
+    return str(error).split(": ", 1)[-1].replace(str(path), label)
 
 
 def store_upload(root: Path, slot: str, filename: str, data: BinaryIO, limit: int) -> Path:
