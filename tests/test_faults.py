@@ -34,7 +34,7 @@ from dualface.data import load_face_set
 from dualface.errors import DualfaceError, TooLargeError
 from dualface.extract import extract
 from dualface.files import LOCK_NAME, FolderLock
-from dualface.interrupts import stop_once
+from dualface.interrupts import stop_signals
 from dualface.model import ModelConfig
 from dualface.train import TrainSummary, train
 from dualface.ui import create_app
@@ -208,20 +208,23 @@ def test_train_stopped_by_a_signal_saves_says_so_and_resumes_from_there(face_dir
     assert logged == list(range(1, step + 3))
 
 
-def test_only_the_first_signal_interrupts_the_rest_wait_for_the_save(caplog):
-    """What a second Ctrl-C or SIGTERM meets while an interrupted run saves: a note, not a second interrupt."""
+def test_a_signal_interrupts_at_once_or_at_the_steps_end_and_later_ones_wait(caplog):
+    """Before the loop a signal interrupts (nothing is worth saving yet); in it, one asks the loop to stop at
+    its step's end (the weights and the step count saved together); any later one is only noted."""
     before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    saved = False
-    with stop_once("the checkpoint"):
-        try:
-            os.kill(os.getpid(), signal.SIGTERM)
-            time.sleep(5)  # the handler raises at once: never slept through
-        except KeyboardInterrupt:
-            os.kill(os.getpid(), signal.SIGINT)
-            os.kill(os.getpid(), signal.SIGTERM)
-            time.sleep(0.1)  # the save, not cut short
-            saved = True
-    assert saved and "still saving the checkpoint" in caplog.text
+    with stop_signals("the checkpoint") as stop, pytest.raises(KeyboardInterrupt):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler raises at once: never slept through
+    with stop_signals("the checkpoint") as stop:
+        stop.defer = True
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.1)  # the step goes on
+        assert stop.asked and "stopping at the end of this step" in caplog.text
+        stop.defer = False
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.1)  # the save, not cut short
+    assert "still saving the checkpoint" in caplog.text
     assert {s: signal.getsignal(s) for s in before} == before  # outside, signals are as they were
 
 
@@ -245,7 +248,9 @@ def test_convert_and_the_demo_stopped_by_ctrl_c_say_what_they_keep(straight, tmp
     output.write_bytes(b"an earlier conversion")
     run = dualface("convert", str(S1), "-m", str(straight[0]), "-o", str(output), "--to", "brbk7n", "--no-progress")
     wait_for(lambda: exists_with_data(tmp_path, ".swap*"), 300, "the conversion to be writing")
+    run.send_signal(signal.SIGSTOP)  # held mid-write however fast this machine is: the Ctrl-C lands there
     run.send_signal(signal.SIGINT)
+    run.send_signal(signal.SIGCONT)
     _, stderr = run.communicate(timeout=120)
     assert run.returncode == 130 and "Traceback" not in stderr, stderr
     assert "interrupted: nothing was written to the output" in stderr

@@ -36,7 +36,7 @@ from dualface.model import Autoencoder, ModelConfig
 from dualface.presets import preset_batch, preset_lr
 from dualface.preview import plot_loss_curve
 from dualface.runstate import latest_good
-from dualface.train import batch_stream, learning_rate, train, weights_digest
+from dualface.train import _trim_log, batch_stream, learning_rate, train, weights_digest
 from dualface.watermark import verify
 
 LITE = ModelConfig.from_preset("lite")
@@ -261,6 +261,18 @@ def test_training_writes_everything_and_learns(face_dirs, tmp_path):
     assert scalars["critic/patch"] == [5, 6]  # the critic judges from --gan-after on
 
 
+def test_resume_trims_the_logs_to_its_checkpoint(tmp_path):
+    """A run killed past its last save logged steps it will redo: those rows go, and a row the kill cut
+    short; what stays is byte for byte as written (the csv module's line ends, a quoted field)."""
+    log = tmp_path / "eval_log.csv"
+    rows = ['step,"s1->b/mouth, normalised",x\r\n', "0,0.5,1\r\n", "2,0.6,\r\n", "4,0.7,2\r\n", "6,0.8,3\r\n", "8,0.9"]
+    log.write_bytes("".join(rows).encode())
+    _trim_log(log, 4)
+    assert log.read_bytes() == "".join(rows[:4]).encode()
+    _trim_log(tmp_path / "missing.csv", 4)  # nothing to trim
+    assert not (tmp_path / "missing.csv").exists()
+
+
 def test_cycle_loss_trains_and_counts_in_the_logged_loss(face_dirs, tmp_path):
     train(quick(face_dirs, tmp_path / "plain", iterations=2, seed=0))
     cycled = train(quick(face_dirs, tmp_path / "cycled", iterations=2, seed=0, cycle_weight=1.0, swap_faces=1))
@@ -458,6 +470,11 @@ def test_a_failed_workers_exit_code_is_the_launchers():
     assert _wait_for([worker("import time, sys; time.sleep(1.5); sys.exit(1)"), worker("raise SystemExit(1)")]) == 1
     started = time.monotonic()
     assert _wait_for([worker("import time; time.sleep(60)"), worker("raise SystemExit(3)")], grace=1) == 3
+    assert time.monotonic() - started < 30
+    # A worker that does not end when stopped (stuck in a collective, or saving past `kill`) is killed.
+    deaf = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
+    started = time.monotonic()
+    assert _wait_for([worker(deaf), worker("raise SystemExit(3)")], grace=1, kill=1) == 3
     assert time.monotonic() - started < 30
     assert _wait_for([worker("pass"), worker("pass")]) == 0
 

@@ -7,6 +7,7 @@ import dataclasses
 import inspect
 import logging
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -96,20 +97,28 @@ def _build(cls: type, values: dict[str, Any]) -> Any:
     return cls(**kwargs)
 
 
+def _train_kept(config: TrainConfig) -> str:
+    from dualface.files import latest_checkpoint
+
+    if latest_checkpoint(config.model_dir):
+        return "the last checkpoint saved is kept: add --resume to the same command to continue"
+    return "nothing was saved yet (it was still starting): run the same command again"
+
+
 # What Ctrl-C (or SIGTERM, in `train`) leaves behind, said in one line as the stage stops.
-INTERRUPTED = {
-    "extract": "what was extracted is kept: run the same command again to continue where it stopped",
-    "train": "the last checkpoint saved is kept: add --resume to the same command to continue",
-    "convert": "nothing was written to the output (a file already there is untouched)",
-    "evaluate": "no report was written",
-    "demo": "a new demo run starts its training afresh",
+INTERRUPTED: dict[str, Callable[[Any], str]] = {
+    "extract": lambda config: "what was extracted is kept: run the same command again to continue where it stopped",
+    "train": _train_kept,
+    "convert": lambda config: "nothing was written to the output (a file already there is untouched)",
+    "evaluate": lambda config: "no report was written",
+    "demo": lambda config: "a new demo run starts its training afresh",
 }
 
 
-def interrupted(stage: str) -> typer.Exit:
+def interrupted(stage: str, config: Any) -> typer.Exit:
     """Say what an interrupted stage leaves behind; the exit a shell gives a process stopped by Ctrl-C."""
     if not _rank():
-        print(f"interrupted: {INTERRUPTED[stage]}", file=sys.stderr)
+        print(f"interrupted: {INTERRUPTED[stage](config)}", file=sys.stderr)
     return typer.Exit(130)
 
 
@@ -126,7 +135,7 @@ def stage_command(name: str, cls: type) -> Callable[[Callable[[Any], None]], Cal
             try:
                 run(config)
             except KeyboardInterrupt:  # here: Typer would end the process silently, with no word of what is kept
-                raise interrupted(name) from None
+                raise interrupted(name, config) from None
 
         params = [_parameter(path[-1], f, opt) for path, f, opt in options]
         params.sort(key=lambda p: not isinstance(p.default, typer.models.ArgumentInfo))  # arguments first
@@ -176,8 +185,9 @@ def extract_command(config: ExtractConfig) -> None:
 def _launch_workers(processes: int) -> int:
     """This same command again as `processes` workers of one thread each, data-parallel over gloo (started
     as torchrun would start them); their highest exit code. A Ctrl-C reaches the workers too (one process
-    group) and they stop and save, so the launcher waits for them (a second Ctrl-C stops them); when one
-    fails, the others, which would wait for it at their next step, are stopped if they do not end by `GRACE`."""
+    group), and SIGTERM to the launcher alone is passed on to them: they stop together at a step's end and
+    save, and the launcher waits for them. When one fails, the others, which would wait for it at their
+    next step, are stopped if they do not end by `GRACE`, and killed if they have not saved by `KILL`."""
     with tempfile.TemporaryDirectory(prefix="dualface-workers-") as meeting:
         # The workers meet at a file, not a port: a free port found here could be taken before they bind it.
         env = {**os.environ, "OMP_NUM_THREADS": "1", DIST_FILE: str(Path(meeting) / "store")}
@@ -192,28 +202,43 @@ def _launch_workers(processes: int) -> int:
 # A failed worker's peers usually meet the same error a moment later and end on their own, rank 0 saying
 # why; stopped at once, rank 0 could die before it says it, and the exit code would be the stop's (143).
 GRACE = 10.0
+# Then a stopped worker saves at its step's end (a large model's save: 17 s on 2 cores); one that has not
+# ended by then is stuck waiting in a collective for the failed one, and only SIGKILL ends it.
+KILL = 60.0
 
 
-def _wait_for(workers: list[subprocess.Popen], grace: float = GRACE) -> int:
+def _wait_for(workers: list[subprocess.Popen], grace: float = GRACE, kill: float = KILL) -> int:
     """The workers' highest exit code, once all have ended, counting those this launcher stopped only if no
     other failed (see `_launch_workers`)."""
-    interrupts, failed_at, stopped = 0, None, set()
-    while True:
-        try:
-            codes = [w.poll() for w in workers]
-            if all(code is not None for code in codes):
-                own = [c for i, c in enumerate(codes) if c and i not in stopped] or [c for c in codes if c]
-                return max((c if c > 0 else 128 - c for c in own), default=0)  # killed by signal s: -s -> 128 + s
-            if failed_at is None and any(codes):
-                failed_at = time.monotonic()
-            if interrupts > 1 or (failed_at is not None and time.monotonic() - failed_at > grace):
-                for i, worker in enumerate(workers):  # a second Ctrl-C, or one failed and the rest did not end
-                    if worker.poll() is None:
-                        worker.terminate()
-                        stopped.add(i)
-            time.sleep(0.2)
-        except KeyboardInterrupt:
-            interrupts += 1
+    failed_at, stopped_at, stopped = None, None, set()
+
+    def signal_all(send: str) -> None:
+        for i, worker in enumerate(workers):
+            if worker.poll() is None:
+                getattr(worker, send)()
+                stopped.add(i)
+
+    before = signal.signal(signal.SIGTERM, lambda signum, frame: signal_all("terminate"))
+    try:
+        while True:
+            try:
+                codes = [w.poll() for w in workers]
+                if all(code is not None for code in codes):
+                    own = [c for i, c in enumerate(codes) if c and i not in stopped] or [c for c in codes if c]
+                    return max((c if c > 0 else 128 - c for c in own), default=0)  # killed by signal s: 128 + s
+                now = time.monotonic()
+                if failed_at is None and any(codes):
+                    failed_at = now
+                if stopped_at is None and failed_at is not None and now - failed_at > grace:
+                    signal_all("terminate")
+                    stopped_at = now
+                if stopped_at is not None and now - stopped_at > kill:
+                    signal_all("kill")
+                time.sleep(0.2)
+            except KeyboardInterrupt:
+                pass  # the workers, in this process group, had it too: they save and stop; wait for them
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 def _rank() -> int:
@@ -244,7 +269,7 @@ def train_command(config: TrainConfig) -> None:
     folder = config.model_dir
     print(f"checkpoint {summary.checkpoint}; preview {folder / 'preview.png'}; loss curve {folder / 'loss.png'}")
     if summary.stopped_by == "interrupted":  # saved, but not done: `train ... && convert ...` must not go on
-        raise interrupted("train")
+        raise interrupted("train", config)
 
 
 @stage_command("convert", ConvertConfig)

@@ -1,9 +1,13 @@
-"""Stopping without losing work: SIGTERM taken as Ctrl-C, and no second signal cutting the closing save short.
+"""Stopping without losing work: SIGTERM taken as Ctrl-C, a step never cut in half, a save never cut short.
 
 Training saves a checkpoint when it is interrupted. A job runner (the web UI's Cancel, a batch system,
 `kill`) stops a process with SIGTERM, whose default is to die on the spot, losing every step since the
-last periodic save; and a user who presses Ctrl-C twice would cut that closing save short. Signal
-handlers belong to the main thread, so elsewhere (a test's thread, the UI's server) this is a no-op.
+last periodic save. An interrupt raised wherever Python happens to be could land between the optimizer's
+update and the step count (the checkpoint would then hold one step's weights under the step before), or
+in one worker of several at another step than the rest. So inside the training loop a signal is a request,
+taken at the end of the step; outside it (loading, before anything is worth saving) it interrupts at once.
+A signal after the first only says that the work is still saving. Signal handlers belong to the main thread:
+elsewhere (a test's thread, the UI's server) this is a no-op.
 """
 
 import contextlib
@@ -11,30 +15,41 @@ import logging
 import signal
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
+@dataclass
+class Stop:
+    asked: bool = False  # a signal came
+    defer: bool = False  # set by the loop: note a signal and finish the step, rather than interrupt
+
+
 @contextlib.contextmanager
-def stop_once(what: str) -> Iterator[None]:
-    """Inside, the first Ctrl-C or SIGTERM raises KeyboardInterrupt, and any later one is only noted while
-    `what` (the work the interrupt stopped) saves. SIGKILL still stops it at once."""
+def stop_signals(what: str) -> Iterator[Stop]:
+    """Inside, Ctrl-C and SIGTERM raise KeyboardInterrupt, or, while `Stop.defer` is set, set `Stop.asked`
+    for the loop to stop at its step's end; any later signal is only noted while `what` is saved. SIGKILL
+    still stops the process at once."""
+    stop = Stop()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield stop
         return
 
-    def hold(signum: int, frame: object) -> None:
-        log.warning("interrupted again: still saving %s, then it stops (SIGKILL stops it now)", what)
-
-    def stop(signum: int, frame: object) -> None:
-        for s in SIGNALS:  # from here on: whatever catches the interrupt saves, and nothing cuts it short
-            signal.signal(s, hold)
+    def handle(signum: int, frame: object) -> None:
+        if stop.asked:
+            log.warning("interrupted again: still saving %s; it stops when that is done", what)
+            return
+        stop.asked = True
+        if stop.defer:
+            log.warning("interrupted: stopping at the end of this step, and saving %s", what)
+            return
         raise KeyboardInterrupt
 
-    before = {s: signal.signal(s, stop) for s in SIGNALS}
+    before = {s: signal.signal(s, handle) for s in SIGNALS}
     try:
-        yield
+        yield stop
     finally:
         for s, handler in before.items():
             signal.signal(s, handler)

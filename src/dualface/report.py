@@ -5,6 +5,7 @@ import base64
 import html
 import io
 import json
+import math
 from dataclasses import asdict
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from dualface.config import SAME_PERSON
 from dualface.files import ensure_writable_dir, write_output
 from dualface.metrics import METRICS, Score, VideoEvaluation, passes
 from dualface.provenance import SYNTHETIC_NOTICE, png_info
-from dualface.watermark import embed_watermark
+from dualface.watermark import MIN_SIDE, embed_watermark
 
 
 def _number(name: str, value: float | None) -> str:
@@ -150,7 +151,9 @@ def _plots(ev: VideoEvaluation) -> list[tuple[str, str]]:
 
 
 def _strip(pairs: list[tuple[int, np.ndarray, np.ndarray]], height: int = 180) -> str:
-    """Source frames on top, output below, side by side."""
+    """Source frames on top, output below, side by side; at least MIN_SIDE wide, so it carries the mark."""
+    width = sum(height * source.shape[1] / source.shape[0] for _, source, _ in pairs)
+    height = max(height, math.ceil(height * (MIN_SIDE + len(pairs)) / width))  # + rounding, a pixel each
     columns = []
     for _, source, output in pairs:
         scale = height / source.shape[0]

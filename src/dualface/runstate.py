@@ -40,8 +40,11 @@ def init_file(init: Path) -> Path:
 
 
 def init_point(cfg: TrainConfig):
-    """The checkpoint whose weights a new model starts from (`--init`, `init_file`)."""
-    checkpoint = load_checkpoint(init_file(cfg.init))
+    """The checkpoint whose weights a new model starts from (`--init`, `init_file`); its `meta["file"]` says
+    which file that was, for the new model's record."""
+    path = init_file(cfg.init)
+    checkpoint = load_checkpoint(path)
+    checkpoint.meta["file"] = str(path)
     known = checkpoint.meta.get("identities", [])
     if len(known) != len(cfg.names):
         raise DualfaceError(f"--init {cfg.init} has {len(known)} identities ({', '.join(known)}), not {len(cfg.names)}")
@@ -125,7 +128,6 @@ def save(
     ema: dict[str, float],
     best: float,
     average: Autoencoder | None = None,
-    barrier: bool = True,
 ) -> float:
     if ctx.main:
         score = max(ema.values()) if ema else math.inf
@@ -136,7 +138,7 @@ def save(
             best = score
             keep_as_best(path)
         prune_checkpoints(cfg.model_dir, cfg.keep)
-    if barrier and ctx.world > 1:
+    if ctx.world > 1:
         dist.barrier()
     return best
 

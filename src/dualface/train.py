@@ -46,7 +46,7 @@ from dualface.files import (
     remove_stale_temps,
 )
 from dualface.heldout import clip_of, held_out_clips, held_out_figures
-from dualface.interrupts import stop_once
+from dualface.interrupts import Stop, stop_signals
 from dualface.lanes import Lanes
 from dualface.losses import LOSSES
 from dualface.metrics import rank
@@ -56,7 +56,6 @@ from dualface.prefetch import prefetch
 from dualface.preview import plot_loss_curve, preview_grid, save_png
 from dualface.recentre import code_faces, code_stats
 from dualface.runstate import (
-    init_file,
     init_point,
     renamed,
     resume_point,
@@ -245,12 +244,12 @@ def train(cfg: TrainConfig) -> TrainSummary:
     with FolderLock(cfg.model_dir, "train") if ctx.main else contextlib.nullcontext():
         if ctx.main:
             remove_stale_temps(cfg.model_dir, ".*.tmp")  # what a killed run was writing
-        with stop_once("the checkpoint"):  # SIGTERM (a job runner's stop) saves too, as Ctrl-C does
-            return _train(cfg, device, ctx, dtype, channels_last)
+        with stop_signals("the checkpoint") as stop:  # SIGTERM (a job runner's stop) saves too, as Ctrl-C does
+            return _train(cfg, device, ctx, dtype, channels_last, stop)
 
 
 def _train(
-    cfg: TrainConfig, device: torch.device, ctx: Distributed, dtype: torch.dtype, channels_last: bool
+    cfg: TrainConfig, device: torch.device, ctx: Distributed, dtype: torch.dtype, channels_last: bool, stop: Stop
 ) -> TrainSummary:
     keep_freed_memory()
     # Lanes of at least 2 faces; under torchrun or --processes, each process is a lane already.
@@ -315,7 +314,7 @@ def _train(
         "model_config": model_cfg.to_dict(),
         "identities": cfg.names,
         # The file, where --init named a folder; a resumed run keeps the record of where it started.
-        "init": str(init_file(cfg.init)) if start_from else resume_from.meta.get("init") if resume_from else None,
+        "init": start_from.meta["file"] if start_from else resume_from.meta.get("init") if resume_from else None,
         "init_decoders": cfg.init_decoders,
         # For `convert --from`: which faces in a frame are this identity's.
         "embeddings": {s.name: np.round(s.embedding, 5).tolist() for s in sets if s.embedding is not None},
@@ -355,10 +354,13 @@ def _train(
             raise DualfaceError("the loss is not finite before training started: the faces or settings are broken")
 
     log_csv = cfg.model_dir / TRAINING_LOG
-    if resume_from and ctx.main:  # rows a killed run logged past its last checkpoint are steps to be redone
+    if ctx.main:  # rows a killed run logged past its last checkpoint (or before its first) are steps to redo
         for path in (log_csv, cfg.model_dir / EVAL_LOG):
-            _trim_log(path, resume_from.step)
-    writer = _tensorboard(cfg, ctx)
+            if resume_from:
+                _trim_log(path, resume_from.step)
+            else:
+                path.unlink(missing_ok=True)
+    writer = _tensorboard(cfg, ctx, step)
     # The smoothed loss picks best.safetensors and --target-loss: a resumed run carries it on.
     ema: dict[str, float] = dict(resume_from.meta.get("losses", {})) if resume_from else {}
     stopped_by, start_step, started = "interrupted", step, time.perf_counter()
@@ -381,6 +383,7 @@ def _train(
         desc="training",
     )
     rollbacks, lanes = 0, None
+    stop.defer = True  # from here a signal stops the run at a step's end, saved (interrupts.py)
     try:
         while True:
             data_step, batches = next(stream)
@@ -474,7 +477,7 @@ def _train(
                     },
                     refresh=False,
                 )
-            reason = _should_stop(cfg, step, stop_step, ema, elapsed)
+            reason = "interrupted" if stop.asked else _should_stop(cfg, step, stop_step, ema, elapsed)
             # Every process must stop at the same step, or the others wait forever.
             if ctx.world > 1 and any_rank(bool(reason), ctx):
                 reason = reason or "another process stopped"
@@ -493,13 +496,8 @@ def _train(
             if reason:
                 stopped_by = reason
                 break
-    except KeyboardInterrupt:
-        stopped_by = "interrupted"
-        if ctx.main:
-            meta_base["codes"] = code_stats(shown, stored_faces)
-            best = save(model, optimizer, step, cfg, ctx, meta_base, lr_scale, ema, best, average, barrier=False)
-            _save_critics(cfg, critics, step)
     finally:
+        stop.defer = False
         if lanes is not None:
             lanes.close()
         bar.close()
@@ -737,32 +735,30 @@ def _append_row(path: Path, header: list, row: list) -> None:
 
 
 def _trim_log(path: Path, step: int) -> None:
-    """A training log without its rows past `step` (and any row a kill cut short)."""
+    """A training log without its rows past `step`, nor a last row a kill cut short."""
     try:
-        lines = path.read_text().splitlines(keepends=True)
+        with open(path, newline="") as f:  # the csv module's own line ends, kept as written
+            lines = f.read().splitlines(keepends=True)
     except FileNotFoundError:
         return
     except OSError as error:
         raise DualfaceError(f"cannot read {path}: {error.strerror or error}") from None
-    width = len(lines[0].split(",")) if lines else 0
-    kept = lines[:1] + [
-        line
-        for line in lines[1:]
-        if line.endswith("\n")
-        and len(fields := line.split(",")) == width
-        and fields[0].isdigit()
-        and int(fields[0]) <= step
-    ]
+    kept = lines[:1]
+    for line in lines[1:]:
+        first = next(csv.reader([line]), [""])[0]
+        if line.endswith("\n") and not (first.isdigit() and int(first) > step):
+            kept.append(line)
     if kept != lines:
         atomic_write_bytes(path, "".join(kept).encode())
 
 
-def _tensorboard(cfg: TrainConfig, ctx: Distributed):
+def _tensorboard(cfg: TrainConfig, ctx: Distributed, step: int):
     if not (cfg.tensorboard and ctx.main):
         return None
     from torch.utils.tensorboard import SummaryWriter
 
-    return SummaryWriter(str(cfg.model_dir / "tensorboard"))
+    # Events a killed run wrote past the step this one starts from are hidden: the steps are redone.
+    return SummaryWriter(str(cfg.model_dir / "tensorboard"), purge_step=step + 1)
 
 
 def _preview_faces(
