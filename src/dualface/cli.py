@@ -212,13 +212,13 @@ def _wait_for(workers: list[subprocess.Popen], grace: float = GRACE, kill: float
     other failed (see `_launch_workers`)."""
     failed_at, stopped_at, stopped = None, None, set()
 
-    def signal_all(send: str) -> None:
+    def signal_all(send: Callable[[subprocess.Popen], None]) -> None:
         for i, worker in enumerate(workers):
             if worker.poll() is None:
-                getattr(worker, send)()
+                send(worker)
                 stopped.add(i)
 
-    before = signal.signal(signal.SIGTERM, lambda signum, frame: signal_all("terminate"))
+    before = signal.signal(signal.SIGTERM, lambda signum, frame: signal_all(subprocess.Popen.terminate))
     try:
         while True:
             try:
@@ -230,10 +230,10 @@ def _wait_for(workers: list[subprocess.Popen], grace: float = GRACE, kill: float
                 if failed_at is None and any(codes):
                     failed_at = now
                 if stopped_at is None and failed_at is not None and now - failed_at > grace:
-                    signal_all("terminate")
+                    signal_all(subprocess.Popen.terminate)
                     stopped_at = now
                 if stopped_at is not None and now - stopped_at > kill:
-                    signal_all("kill")
+                    signal_all(subprocess.Popen.kill)
                 time.sleep(0.2)
             except KeyboardInterrupt:
                 pass  # the workers, in this process group, had it too: they save and stop; wait for them

@@ -40,15 +40,13 @@ def init_file(init: Path) -> Path:
 
 
 def init_point(cfg: TrainConfig):
-    """The checkpoint whose weights a new model starts from (`--init`, `init_file`); its `meta["file"]` says
-    which file that was, for the new model's record."""
+    """The file a new model starts from (`--init`, `init_file`), for its record, and that checkpoint."""
     path = init_file(cfg.init)
     checkpoint = load_checkpoint(path)
-    checkpoint.meta["file"] = str(path)
     known = checkpoint.meta.get("identities", [])
     if len(known) != len(cfg.names):
         raise DualfaceError(f"--init {cfg.init} has {len(known)} identities ({', '.join(known)}), not {len(cfg.names)}")
-    return checkpoint
+    return path, checkpoint
 
 
 def renamed(checkpoint, names: list[str]) -> dict:

@@ -257,7 +257,7 @@ def _train(
     if device.type == "cpu":
         threads.start()
     resume_from = resume_point(cfg)
-    start_from = init_point(cfg) if cfg.init and not resume_from else None
+    start_file, start_from = init_point(cfg) if cfg.init and not resume_from else (None, None)
     model_cfg = _model_config(cfg, resume_from, start_from)
 
     sets = [
@@ -314,7 +314,7 @@ def _train(
         "model_config": model_cfg.to_dict(),
         "identities": cfg.names,
         # The file, where --init named a folder; a resumed run keeps the record of where it started.
-        "init": start_from.meta["file"] if start_from else resume_from.meta.get("init") if resume_from else None,
+        "init": str(start_file) if start_file else resume_from.meta.get("init") if resume_from else None,
         "init_decoders": cfg.init_decoders,
         # For `convert --from`: which faces in a frame are this identity's.
         "embeddings": {s.name: np.round(s.embedding, 5).tolist() for s in sets if s.embedding is not None},
