@@ -33,9 +33,8 @@ import sys
 import time
 
 import numpy as np
-from PIL import Image
 
-from common import hardware, write_result
+from common import hardware, save_still, write_result
 from dualface.config import PasteConfig
 from dualface.data import face_files, mean_embedding
 from dualface.evaluate import TargetFaces, evaluate_video
@@ -117,7 +116,8 @@ def main() -> None:
             stills(held_out, videos[0], {"frames": evaluation.frames}, still)
         else:  # face close-ups, rows: the source, then one per variant
             tiles = close_ups(held_out, videos, evaluation.frames, 5)
-            Image.fromarray(np.vstack([np.hstack([t[i] for t in tiles]) for i in range(len(videos) + 1)])).save(still)
+            grid = np.vstack([np.hstack([t[i] for t in tiles]) for i in range(len(videos) + 1)])
+            save_still(grid, still, "ceiling stills")
     write_result(
         args.name,
         {

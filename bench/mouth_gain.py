@@ -26,9 +26,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
-from common import hardware, write_result
+from common import hardware, save_still, write_result
 from dualface.align import to_mean_face
 from dualface.checkpoint import load_checkpoint, model_from, resolve_checkpoint
 from dualface.data import center_crop, load_face_set
@@ -129,7 +128,7 @@ def main() -> None:
         at = {frames[i]["index"] for i in (*order[-3:], *order[:2])}
         tiles = close_ups(held_out, [without, with_], report["frames"], len(at), at)
         out = ROOT / "docs" / "matchmouth-obama-s1.png"
-        Image.fromarray(np.hstack([np.vstack(t) for t in tiles])).save(out)
+        save_still(np.hstack([np.vstack(t) for t in tiles]), out, "mouth gain stills")
         result["stills"] = (
             f"{out.relative_to(ROOT)} (source's three widest and two most closed mouths; rows source / without / with)"
         )

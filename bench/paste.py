@@ -23,9 +23,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from common import hardware, write_result
+from common import hardware, save_still, write_result
 from quality import CACHE, DIRECTIONS, FIELDS, ROOT, close_ups, dualface, evaluate_swap, headline
 
 DEMO = ("s1", "brbk7n", ROOT / "data/grid/s1-held-out/swau8n.mpg")  # demo.py's pair and its held-out clip
@@ -67,7 +66,7 @@ def main() -> None:
             figures[direction][variant or "(defaults)"] = figure | headline(data["scores"])
         tiles = close_ups(held_out, swaps, frames, 5)
         rows = [np.hstack([t[i] for t in tiles]) for i in range(len(swaps) + 1)]
-        Image.fromarray(np.vstack(rows)).save(ROOT / "docs" / f"{args.name}-{direction}.png")
+        save_still(np.vstack(rows), ROOT / "docs" / f"{args.name}-{direction}.png", "paste stills")
 
     print(f"\n| direction | variant | {' | '.join(FIELDS)} | usable |")
     print("| --- | --- |" + " --- |" * (len(FIELDS) + 1))

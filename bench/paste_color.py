@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from common import hardware, write_result
+from common import hardware, save_still, write_result
 from quality import CACHE, DIRECTIONS, FIELDS, ROOT, close_ups, dualface, headline
 
 GREY = 6.0  # chroma (a/b length) under which a pixel of the drawn face counts as grey; skin is 20-35
@@ -77,7 +77,8 @@ def transfer_stills(colors: list[str], out: Path) -> None:
         h, w = mask.shape
         mask[h // 4 : 3 * h // 4, w // 4 : 3 * w // 4] = 1  # the middle half of the crop: skin, eyes, nose, mouth
         rows.append(np.hstack([image, *(transfer_color(c, image, reference, mask) for c in colors), reference]))
-    Image.fromarray((np.vstack(rows) * 255).round().astype(np.uint8)).save(out)
+    still = (np.vstack(rows) * 255).round().astype(np.uint8)
+    save_still(still, out, "colour transfer stills: each face, recoloured by each transfer, the reference")
 
 
 def main() -> None:
@@ -119,7 +120,8 @@ def main() -> None:
             }
         picked = tiles[:: max(1, len(tiles) // 5)][:5]
         rows = [np.hstack([t[i] for t in picked]) for i in (0, *range(2, len(swaps) + 1))]
-        Image.fromarray(np.vstack(rows)).save(ROOT / "docs" / f"{args.name}-{direction}.png")
+        still = ROOT / "docs" / f"{args.name}-{direction}.png"
+        save_still(np.vstack(rows), still, f"bench stills: source, then a swap per --color ({', '.join(args.colors)})")
 
     print(f"\n| direction | --color | {' | '.join(FIELDS)} | grey tint | grey share | shade tint |")
     print("| --- | --- |" + " --- |" * (len(FIELDS) + 3))

@@ -8,6 +8,7 @@ whose verdict is usable.
     python bench/quality.py s1-obama --minutes 60            # GRID s1 -> Obama only, held-out swau8n.mpg
     python bench/quality.py --minutes 20 --name quality_lite_20m -- --preset lite
     python bench/quality.py --summary                        # every run's last figures -> quality.json
+                                                             # (runs named quality or quality_*)
     python bench/quality.py --redraw-only MODEL --name NAME  # a trained model's redraws (below), no training
     python bench/quality.py --remeasure RUN                  # RUN's saved swaps evaluated by today's code
     python bench/quality.py --reconvert RUN --name NAME -- --recentre 0  # RUN's model converted again, no training
@@ -37,9 +38,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from common import hardware, write_result
+from common import hardware, save_still, write_result
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -60,12 +60,16 @@ BAR = {"identity_transfer": 0.95, "identity_gap": 1.3, "mouth": 0.6, "landmark_e
 HELD_OUT = {"swau8n", "obama_01"}  # whole recordings no training ever sees
 CACHE = Path("/tmp/dualface-quality")  # extracted faces and models, shared by the quality benches
 REDRAW_FIELDS = ("identity_gap", "mouth", "eyes", "landmark_error", "sharpness")  # identity transfer: none
-FIELDS = ("identity_transfer", "identity_gap", "mouth", "eyes", "landmark_error", "sharpness", "flicker_ratio")
+FIELDS = (
+    "identity_transfer", "identity_gap", "mouth", "eyes", "landmark_error", "sharpness", "flicker_ratio",
+    "grain", "source_identity",  # since 2026-12-07 (ninth session): None in the runs before
+)  # fmt: skip
 
 
 def headline(scores: dict) -> dict[str, float | None]:
     """The figure of each of FIELDS that the bar reads: mouth and eyes normalised (floor 0, ceiling 1)."""
-    return {k: scores[k]["normalised"] if k in ("mouth", "eyes") else scores[k]["value"] for k in FIELDS}
+    read = {k: scores[k]["normalised"] if k in ("mouth", "eyes") else scores[k]["value"] for k in FIELDS if k in scores}
+    return {k: read.get(k) for k in FIELDS}
 
 
 def dualface(*args: str, check: bool = True) -> None:
@@ -84,8 +88,12 @@ def faces(cache: Path, name: str, pattern: str, root: Path = SHARED) -> Path:
         clips = [p for p in sorted(root.glob(pattern)) if p.stem not in HELD_OUT]
         # GRID's sgib8n has one frame FFmpeg conceals: extract keeps every decodable frame and exits 1
         dualface("extract", *map(str, clips), "-o", str(folder), "--no-progress", check=False)
-        if len(list(folder.glob("*.png"))) < 10 * len(clips):
-            raise SystemExit(f"extraction into {folder} failed")
+        # So the exit status alone can't tell a damaged clip from a refused one: each clip's own record.
+        for clip in clips:
+            record = folder / f"{clip.stem}.alignments.json"
+            done = json.loads(record.read_text()) if record.exists() else {}
+            if not done.get("complete") or done.get("settings", {}).get("cut") != CUT or not done.get("frames"):
+                raise SystemExit(f"extraction of {clip} into {folder} failed (see above)")
         complete.write_text(CUT)
     return folder
 
@@ -105,18 +113,30 @@ def evaluate(model: Path, direction: str, swap: Path, face: dict[str, Path], rep
     return evaluate_swap(model, held_out, swap, src, tgt, face[tgt], report)
 
 
-def remeasure(run: str, directions: list[str], cache: Path, face: dict[str, Path]) -> None:
+def recorded(run: str, directions: list[str], named: bool) -> dict[str, dict]:
+    """The figures `run` recorded, by direction, read before any work: each of `directions` where they were
+    `named` on the command line (a missing one refused), else those of the default directions it recorded."""
+    results = {d: ROOT / "bench/results" / f"{run}-{d}.json" for d in directions}
+    missing = [str(path.relative_to(ROOT)) for path in results.values() if not path.is_file()]
+    if missing and (named or len(missing) == len(results)):
+        raise SystemExit(f"{run}: no recorded figures {', '.join(missing)} (not a run, or not of that direction)")
+    if missing:
+        kept = [d for d, path in results.items() if path.is_file()]
+        print(f"{run} recorded only {', '.join(kept)}: that direction alone (no {', '.join(missing)})", flush=True)
+    return {d: json.loads(path.read_text()) for d, path in results.items() if path.is_file()}
+
+
+def remeasure(run: str, runs: dict[str, dict], cache: Path, face: dict[str, Path]) -> None:
     """An earlier run's saved swaps evaluated again by the current code and faces, beside the figures the
-    run recorded: bench/results/remeasure_<run>-<direction>.json."""
-    for direction in directions:
-        earlier = json.loads((ROOT / "bench/results" / f"{run}-{direction}.json").read_text())
+    run recorded (`runs`, by direction): bench/results/remeasure_<run>-<direction>.json."""
+    for direction, earlier in runs.items():
         rows = []
         for row in earlier["evaluations"]:
             swap = cache / run / f"swap-{direction}-{row['minutes']:.0f}m.mp4"
             if not swap.exists():
                 raise SystemExit(f"{swap}: no such swap (the run's cache was cleared?)")
             data = evaluate(cache / run, direction, swap, face, f"remeasure-{direction}-{row['minutes']:.0f}m")
-            now = {k: data["scores"][k] for k in FIELDS}
+            now = {k: data["scores"][k] for k in FIELDS if k in data["scores"]}
             rows.append({"minutes": row["minutes"], "step": row["step"], "usable": data["usable"],
                          "failed": data["failed"], "now": headline(now), "recorded": headline(row)})  # fmt: skip
             print(json.dumps({"direction": direction, **rows[-1]}), flush=True)
@@ -126,14 +146,12 @@ def remeasure(run: str, directions: list[str], cache: Path, face: dict[str, Path
         })  # fmt: skip
 
 
-def reconvert(args: argparse.Namespace, extra: list[str], face: dict[str, Path]) -> None:
+def reconvert(args: argparse.Namespace, runs: dict[str, dict], extra: list[str], face: dict[str, Path]) -> None:
     """An earlier run's model (its last checkpoint) converts each held-out clip again with today's code and
-    `extra` convert options, evaluated and written as a run of its own (`--name`), beside the run's figures."""
+    `extra` convert options, evaluated and written as a run of its own (`--name`), beside the run's figures
+    (`runs`, by direction: the directions it recorded)."""
     model = args.cache / args.reconvert
-    if not model.is_dir() or args.name == args.reconvert:
-        raise SystemExit(f"--reconvert {args.reconvert}: no such run in {args.cache}, or --name is the run itself")
-    for direction in args.directions:
-        earlier = json.loads((ROOT / "bench/results" / f"{args.reconvert}-{direction}.json").read_text())
+    for direction, earlier in runs.items():
         _, _, tgt, _, held_out = DIRECTIONS[direction]
         t = time.perf_counter()
         swap = model / f"swap-{direction}-{args.name}.mp4"
@@ -194,14 +212,26 @@ def close_ups(
 def stills(source: Path, swap: Path, report: dict, out: Path, count: int = 5) -> None:
     """source | swap, face close-ups, at `count` frames spread over the clip (from the report's frames)."""
     tiles = close_ups(source, [swap], report["frames"], count)
-    Image.fromarray(np.hstack([np.vstack(t) for t in tiles])).save(out)
+    save_still(np.hstack([np.vstack(t) for t in tiles]), out, "bench stills: source above, swap below")
+
+
+def run_results() -> list[Path]:
+    """Every quality run's figures: bench/results/<name>-<direction>.json of a run named `quality` (the
+    default) or `quality_*`; not quality.json itself (the summary), nor remeasure_*, nor a --redraw-only."""
+    paths = []
+    for path in sorted((ROOT / "bench" / "results").glob("quality*.json")):
+        name, direction = next(((path.stem[: -len(d) - 1], d) for d in DIRECTIONS if path.stem.endswith(f"-{d}")),
+                               (path.stem, None))  # fmt: skip
+        if direction and (name == "quality" or name.startswith("quality_")):
+            paths.append(path)
+    return paths
 
 
 def summary() -> None:
     """Every quality run's last evaluation, one row per run and direction, into bench/results/quality.json
     and printed as a markdown table."""
     rows = []
-    for path in sorted((ROOT / "bench" / "results").glob("quality_*.json")):
+    for path in run_results():
         run = json.loads(path.read_text())
         last = run["evaluations"][-1]
         value = headline(last)
@@ -253,14 +283,12 @@ def resumed(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: li
 
 
 def main() -> None:
-    if sys.argv[1:] == ["--summary"]:
-        return summary()
     parser = argparse.ArgumentParser()
     parser.add_argument("directions", nargs="*", help=f"of {', '.join(DIRECTIONS)} (default: both)")
     parser.add_argument("--minutes", type=float, default=60, help="training time, in total")
     parser.add_argument("--every", type=float, default=15, help="minutes of training between evaluations")
     parser.add_argument("--seed", type=int, default=0, help="training seed (another seed: how far one run is noise)")
-    parser.add_argument("--name", default="quality", help="bench/results/<name>.json")
+    parser.add_argument("--name", help="bench/results/<name>.json (default: quality)")
     parser.add_argument("--cache", type=Path, default=CACHE)
     parser.add_argument("--redraw", action="store_true", help="also draw each held-out clip as its own identity")
     parser.add_argument("--redraw-only", type=Path, metavar="MODEL", help="only the redraws of a trained model")
@@ -275,10 +303,17 @@ def main() -> None:
         metavar="RUN",
         help="go on training an earlier run's model (same arguments after --): its evaluations open the table",
     )
+    parser.add_argument("--summary", action="store_true", help="every run's last figures -> quality.json, no training")
     argv = sys.argv[1:]
     cut = argv.index("--") if "--" in argv else len(argv)
     args, extra = parser.parse_args(argv[:cut]), argv[cut + 1 :]  # after --: more `dualface train` options
-    args.directions = args.directions or list(DIRECTIONS)
+    if args.summary:
+        modes = {"--remeasure": args.remeasure, "--reconvert": args.reconvert, "--redraw-only": args.redraw_only,
+                 "--resume-from": args.resume_from, "arguments after --": extra}  # fmt: skip
+        if given := [mode for mode, value in modes.items() if value]:
+            parser.error(f"--summary reads the recorded figures only: not with {', '.join(given)}")
+        return summary()
+    named, args.directions = bool(args.directions), args.directions or list(DIRECTIONS)
     for share in ("--decay", "--warp-off"):
         if any(a == share or a.startswith(f"{share}=") for a in extra) and args.every < args.minutes:
             # each evaluation resumes a fresh `dualface train --time`, whose share would recur every segment
@@ -286,12 +321,24 @@ def main() -> None:
     if unknown := set(args.directions) - set(DIRECTIONS):
         parser.error(f"no direction {', '.join(sorted(unknown))}: choose from {', '.join(DIRECTIONS)}")
 
+    runs = {}  # the recorded figures --remeasure or --reconvert start from, checked before any work
+    if args.reconvert:
+        if args.name is None or args.name == args.reconvert:
+            raise SystemExit(f"--reconvert {args.reconvert}: give the new run a --name of its own")
+        if not (args.cache / args.reconvert).is_dir():
+            raise SystemExit(f"--reconvert {args.reconvert}: no such model in {args.cache} (its cache was cleared?)")
+    if args.remeasure or args.reconvert:
+        runs = recorded(args.remeasure or args.reconvert, args.directions, named)
+    if args.redraw_only and args.name is None:  # the default would overwrite quality.json, the summary
+        raise SystemExit(f"--redraw-only {args.redraw_only}: give the redraws a --name")
+    args.name = args.name or "quality"
+
     source, source_clips, target, target_clips, _ = DIRECTIONS["s1-obama"]
     face = {source: faces(args.cache, source, source_clips), target: faces(args.cache, target, target_clips)}
     if args.remeasure:
-        return remeasure(args.remeasure, args.directions, args.cache, face)
+        return remeasure(args.remeasure, runs, args.cache, face)
     if args.reconvert:
-        return reconvert(args, extra, face)
+        return reconvert(args, runs, extra, face)
     if args.redraw_only:
         from dualface.checkpoint import resolve_checkpoint
 

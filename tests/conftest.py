@@ -37,12 +37,15 @@ def frames_of(path: Path, count: int) -> list[np.ndarray]:
     return frames
 
 
-def write_video(path: Path, frames: list[np.ndarray], fps: int = 25) -> Path:
-    """Encode RGB frames as H.264 with PyAV (the real codec)."""
+def write_video(path: Path, frames: list[np.ndarray], fps: int = 25, rotation: int = 0) -> Path:
+    """Encode RGB frames as H.264 with PyAV (the real codec); `rotation` (degrees counterclockwise) is
+    written as a phone does, in the display matrix, the pixels left as they are."""
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.height, stream.width = frames[0].shape[:2]
         stream.pix_fmt = "yuv420p"
+        if rotation:
+            stream.set_display_rotation(rotation)
         for frame in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())

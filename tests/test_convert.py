@@ -1,6 +1,8 @@
 """Conversion on the bundled footage with a (barely) trained model: every frame out, the sound kept, the
 face replaced and nothing else, the mark on every frame, and bad input refused without losing a file."""
 
+import logging
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -22,9 +24,10 @@ from dualface.errors import DualfaceError
 from dualface.evaluate import evaluate, flicker, recorded_conversion
 from dualface.extract import extract
 from dualface.masks import hair, hull_in_frame, hull_mask
+from dualface.provenance import SYNTHETIC_NOTICE
 from dualface.video import read_video
 from dualface.watermark import MAX_BIT_ERRORS, embed_watermark, read_watermark, verify
-from dualface.writer import video_writer
+from dualface.writer import aac_settings, frame_pts, video_writer, write_image
 
 
 def run(model: Path, clip: Path, output: Path, **settings):
@@ -61,7 +64,17 @@ def test_video_keeps_every_frame_its_rate_and_its_sound(converted):
         samples_out = sum(f.samples for f in out.decode(a_out))
         assert abs(samples_out - samples_in) < 0.05 * a_in.rate  # within 50 ms of sound, none lost
         assert out.metadata["dualface_synthetic"] == "true" and "Synthetic" in out.metadata["comment"]
+        assert out.duration == 3_000_000  # 75 frames at 25 fps, the last one's 40 ms included
     assert len(frames(output)) == 75
+    assert np.allclose(frame_times(output), np.arange(75) / 25)
+
+
+def frame_times(path: Path) -> list[float]:
+    """Each frame's presentation time, in seconds from its stream's start."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+        return [frame.time - start for frame in container.decode(stream)]
 
 
 def changes(before: list[np.ndarray], after: list[np.ndarray], landmarks: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -441,3 +454,161 @@ def test_odd_sized_video_and_partial_alignments(tiny_model, tmp_path, s1_frames)
     extract(ExtractConfig(inputs=[S1], output=tmp_path / "sparse", every=5, progress=False))
     with pytest.raises(DualfaceError, match="does not cover every frame"):
         run(tiny_model, S1, tmp_path / "x.mp4", alignments=tmp_path / "sparse" / f"{S1.stem}.alignments.json")
+
+
+def test_a_phone_video_converts_upright(tiny_model, tmp_path, s1_frames):
+    """A phone stores portrait video sideways with a display matrix; read upright, it is written upright,
+    at its upright size, with no matrix left to turn it again."""
+    sideways = [np.ascontiguousarray(np.rot90(f, 1)) for f in s1_frames[:10]]
+    clip = write_video(tmp_path / "phone.mp4", sideways, rotation=-90)
+    output = tmp_path / "upright.mp4"
+    assert run(tiny_model, clip, output).faces_swapped == 10
+    with av.open(str(output)) as container:
+        stream = container.streams.video[0]
+        assert (stream.width, stream.height) == (360, 288)
+        assert not next(container.decode(stream)).rotation
+    backdrop = np.abs(frames(output)[0][:40].astype(int) - s1_frames[0][:40]).mean()
+    assert backdrop < 6  # the studio wall above the head, where it is in the upright source
+    report = verify(output, samples=0)
+    assert report.marked and report.metadata.startswith(SYNTHETIC_NOTICE)
+
+
+def write_vfr(path: Path, images: list[np.ndarray], stamps_ms: list[int]) -> Path:
+    """H.264 frames shown at the given times (ms), as a variable-rate phone recording has them."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.height, stream.width = images[0].shape[:2]
+        stream.pix_fmt = "yuv420p"
+        stream.time_base = stream.codec_context.time_base = Fraction(1, 1000)
+        for image, pts in zip(images, stamps_ms, strict=True):
+            picture = av.VideoFrame.from_ndarray(image, format="rgb24")
+            picture.pts, picture.time_base = pts, Fraction(1, 1000)
+            container.mux(stream.encode(picture))
+        container.mux(stream.encode())
+    return path
+
+
+def test_a_variable_rate_video_keeps_its_frame_times(tiny_model, tmp_path, s1_frames):
+    """Frames 80 ms apart, then 40: spaced evenly at the average rate instead, the picture would drift
+    from the (untouched) sound by up to 190 ms."""
+    stamps = [80 * i for i in range(8)] + [640 + 40 * i for i in range(12)]
+    clip = write_vfr(tmp_path / "vfr.mp4", s1_frames[:20], stamps)
+    output = tmp_path / "out.mp4"
+    assert run(tiny_model, clip, output).frames == 20
+    assert np.allclose(frame_times(clip), np.array(stamps) / 1000)
+    assert np.abs(np.array(frame_times(output)) - np.array(stamps) / 1000).max() < 0.005
+
+
+def test_frame_times_and_aac_settings_are_plain_data():
+    tb, rate = Fraction(1, 90000), Fraction(25)
+    assert [frame_pts(None, i, None if i == 0 else 3600 * (i - 1), rate, tb) for i in range(3)] == [0, 3600, 7200]
+    assert frame_pts(0.2, 3, 7200, rate, tb) == 18000  # a frame's own time, where the file gives one
+    assert frame_pts(0.04, 3, 7200, rate, tb) == 10800  # a clock reset (joined recordings): one frame on
+    assert aac_settings(44100, "stereo", 2) == (44100, "stereo")
+    assert aac_settings(192000, "2 channels", 2) == (48000, "stereo")  # a rate AAC lacks, a layout unnamed
+    assert aac_settings(48000, "6 channels", 6) == (48000, "5.1")
+
+
+def sound_of(path: Path, rate: int, layout: str, fmt: str) -> list[av.AudioFrame]:
+    """A clip's own sound, resampled to `rate`, `layout` and sample format `fmt`."""
+    resampler = av.AudioResampler(format=fmt, layout=layout, rate=rate)
+    with av.open(str(path)) as container:
+        sound = [out for frame in container.decode(audio=0) for out in resampler.resample(frame)]
+    return sound + resampler.resample(None)
+
+
+def with_sound(path: Path, images: list[np.ndarray], sounds: list[tuple[str, int, str]]) -> Path:
+    """H.264 video of `images` with S1's sound in each (encoder, rate, layout) given, one stream each."""
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=25)
+        video.height, video.width = images[0].shape[:2]
+        video.pix_fmt = "yuv420p"
+        audios = [container.add_stream(codec, rate=rate, layout=layout) for codec, rate, layout in sounds]
+        for image in images:
+            container.mux(video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(video.encode())
+        for audio, (_, rate, layout) in zip(audios, sounds, strict=True):
+            for frame in sound_of(S1, rate, layout, audio.format.name):
+                container.mux(audio.encode(frame))
+            container.mux(audio.encode())
+    return path
+
+
+def seconds_of_sound(path: Path) -> float:
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        return sum(frame.samples for frame in container.decode(stream)) / stream.rate
+
+
+def test_sound_aac_cannot_take_is_converted_and_mp3_is_copied(tiny_model, tmp_path, s1_frames):
+    cases = {  # input: (its sound, the output's codec and rate)
+        "pcm.avi": (("pcm_s16le", 44100, "stereo"), ("aac", 44100)),  # AVI names no layout: "2 channels"
+        "pcm48k.mkv": (("pcm_s16le", 48000, "stereo"), ("aac", 48000)),  # Matroska's PCM neither
+        "pcm192k.mov": (("pcm_s16le", 192000, "stereo"), ("aac", 48000)),  # AAC has no 192 kHz
+        "mp3.avi": (("libmp3lame", 44100, "stereo"), ("mp3", 44100)),  # decodes as "mp3float"; MP4 holds MP3
+    }
+    for name, (sound, kept) in cases.items():
+        clip = with_sound(tmp_path / name, s1_frames[:8], [sound])
+        output = tmp_path / f"{name}.mp4"
+        run(tiny_model, clip, output)
+        with av.open(str(output)) as container:
+            (audio,) = container.streams.audio
+            assert (audio.codec_context.codec.canonical_name, audio.rate, audio.channels) == (*kept, 2), name
+        assert abs(seconds_of_sound(output) - seconds_of_sound(clip)) < 0.05, name
+
+
+def test_only_the_first_sound_is_kept_and_that_is_said(tmp_path, s1_frames, caplog):
+    clip = with_sound(tmp_path / "two.mkv", s1_frames[:4], [("aac", 44100, "stereo"), ("libopus", 48000, "stereo")])
+    with caplog.at_level(logging.WARNING, logger="dualface.writer"), video_writer(tmp_path / "o.mp4", clip) as write:
+        for _, frame in read_video(clip):
+            write(frame)
+    assert any("2 audio streams" in r.message and "first (stream 1)" in r.message for r in caplog.records)
+    with av.open(str(tmp_path / "o.mp4")) as container:
+        assert [s.codec_context.name for s in container.streams.audio] == ["aac"]
+
+
+def test_a_size_change_part_way_is_one_clear_error(tmp_path, s1_frames):
+    """Two recordings joined (MPEG-TS concatenates byte for byte): H.264 cannot change size mid-stream."""
+    bigger = [cv2.resize(f, (480, 384), interpolation=cv2.INTER_CUBIC) for f in s1_frames[5:10]]
+    first = write_video(tmp_path / "a.ts", s1_frames[:5]).read_bytes()
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(first + write_video(tmp_path / "b.ts", bigger).read_bytes())
+    output = tmp_path / "o.mp4"
+    with pytest.raises(DualfaceError) as error, video_writer(output, joined) as write:
+        for _, frame in read_video(joined):
+            write(frame)
+    message = str(error.value)
+    assert all(w in message for w in ("joined.ts", "frame 5", "480x384", "360x288")) and "\n" not in message
+    assert not output.exists()
+
+
+def test_verify_reads_the_notice_of_mkv_and_png(tmp_path, s1_frames):
+    with video_writer(tmp_path / "o.mkv", S1) as write:  # Matroska upper-cases its tag names
+        for frame in s1_frames[:3]:
+            write(frame)
+    assert verify(tmp_path / "o.mkv", samples=0).metadata.startswith(SYNTHETIC_NOTICE)
+    write_image(tmp_path / "o.png", s1_frames[0])
+    assert verify(tmp_path / "o.png").metadata.startswith(SYNTHETIC_NOTICE)  # the notice, not the flag
+    Image.fromarray(s1_frames[0]).save(tmp_path / "holiday.png")
+    assert verify(tmp_path / "holiday.png").metadata == ""
+
+
+def test_a_folder_with_an_unreadable_photo_converts_the_rest_and_fails(tiny_model, tmp_path, stills):
+    (stills / "s1_9.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(DualfaceError, match=r"s1_9\.jpg: not a readable image .*: not converted; the other 4"):
+        run(tiny_model, stills, tmp_path / "many")
+    assert sorted(p.name for p in (tmp_path / "many").iterdir()) == [f"s1_{i}.png" for i in range(4)]
+
+
+def test_an_output_convert_cannot_write_is_refused_before_the_model_loads(tmp_path, stills):
+    no_model = tmp_path / "no_model"  # loading it would fail: the output's error must come first
+    no_model.mkdir()
+    cases = [
+        (S1, "o.avi", r"o\.avi: a video converts to a .*\.mp4 file"),
+        (S1, "o.webm", r"o\.webm: a video converts to"),
+        (stills, "x.mp4", r"x\.mp4: a folder of images converts to a folder"),
+    ]
+    for clip, name, words in cases:
+        with pytest.raises(DualfaceError, match=words):
+            convert(ConvertConfig(input=clip, model=no_model, output=tmp_path / name, to="brbk7n", progress=False))
+    assert not (tmp_path / "x.mp4").exists()  # not made a folder

@@ -22,9 +22,10 @@ from dualface.config import ConvertConfig, DemoConfig, EvaluateConfig, ExtractCo
 from dualface.convert import convert
 from dualface.demo import run_demo
 from dualface.errors import DualfaceError
-from dualface.evaluate import StaticSwap, evaluate, recorded_conversion, static_swap_video
+from dualface.evaluate import StaticSwap, _source_is_not_target, evaluate, recorded_conversion, static_swap_video
 from dualface.extract import extract
 from dualface.files import FolderLock
+from dualface.metrics import FrameScore
 from dualface.report import _strip
 from dualface.track import FaceTracker, TrackerConfig
 from dualface.train import train
@@ -50,6 +51,7 @@ def test_the_source_against_itself_is_the_ceiling(tiny_model, tmp_path, face_dir
     assert ev.scores["sharpness_in_place"].value == pytest.approx(1.0)
     # s1's own face is s1, not brbk7n: no identity transfer at all, far from brbk7n's own faces
     assert ev.scores["identity_transfer"].value == 0.0 and ev.scores["identity_gap"].value > 1.5
+    assert ev.scores["source_identity"].value == 1.0  # the source is s1, as the model knows her
     assert not ev.usable and "identity_transfer" in ev.failed
     # brbk7n's own real faces pasted over s1 instead: her identity, so the failed transfer was reachable and is
     # not excused; what they fail too is named, and only among what the output failed
@@ -123,6 +125,21 @@ def test_a_blurred_or_oversharpened_copy_is_not_sharp(tiny_model, tmp_path, face
     assert harsh.scores["sharpness"].value > 1.5
     assert "sharpness" in blur.failed and "sharpness" in harsh.failed and "sharpness" not in itself.failed
     assert itself.scores["identity_gap"].value < 1.3  # s1 is as close to s1 as s1's own faces
+    # ...and so the copy is no swap: its source already showed the target, which it names
+    assert itself.scores["source_identity"].value == 0.0 and "source_identity" in itself.failed
+    # Grain is not detail: the blurred copy under one fixed grain (the same on every frame, so flicker does
+    # not see it) reads as sharp as the source by variance, and fails on its noise floor.
+    rng = np.random.default_rng(0)
+    fixed = rng.normal(0, 5, blurred[0].shape[:2])[..., None]
+    grainy = [
+        np.clip(cv2.GaussianBlur(f, (0, 0), 1.0) + fixed, 0, 255).round().astype(np.uint8) for _, f in read_video(S1)
+    ]
+    noisy, _ = run(tiny_model, S1, write_video(tmp_path / "grainy.mp4", grainy), "s1", tmp_path,
+                   target_faces=face_dirs[0])  # fmt: skip
+    assert 0.5 <= noisy.scores["sharpness"].value <= 1.5  # fooled, alone
+    assert noisy.scores["grain"].value > 1.5 and "grain" in noisy.failed
+    assert 0.7 <= itself.scores["grain"].value <= 1.3 and "grain" not in itself.failed
+    assert blur.scores["grain"].value < 1 and "grain" not in blur.failed
 
 
 def test_a_sharpened_paste_is_shown_not_credited(tiny_model, tmp_path, face_dirs):
@@ -151,7 +168,16 @@ def test_convert_records_its_checkpoint_and_evaluate_uses_it(tiny_model, tmp_pat
         resolve_checkpoint(tiny_model, "step-99.safetensors")
 
 
-def test_bad_input(tiny_model, tmp_path):
+def test_bad_input(tiny_model, tmp_path, face_dirs, s1_frames):
+    with pytest.raises(DualfaceError, match=r"these faces are not brbk7n's \(they sit 0\.\d+ from"):
+        run(tiny_model, S1, S1, "brbk7n", tmp_path, target_faces=face_dirs[0])  # s1's, not hers
+    with pytest.raises(DualfaceError, match=r"--target-faces .*typo: no such folder"):
+        run(tiny_model, S1, S1, "brbk7n", tmp_path, target_faces=tmp_path / "typo")
+    with pytest.raises(DualfaceError, match="typo: no such face folder"):  # before the evaluation, not after
+        run(tiny_model, S1, S1, "brbk7n", tmp_path, held_out={"s1": tmp_path / "typo"})
+    short = write_video(tmp_path / "short.mp4", s1_frames[:6])
+    with pytest.raises(DualfaceError, match="6 frame\\(s\\) with a face, fewer than the 10"):
+        run(tiny_model, short, short, "brbk7n", tmp_path, target_faces=face_dirs[1])
     with pytest.raises(DualfaceError, match="no such file"):
         run(tiny_model, tmp_path / "nope.mp4", S1, "brbk7n", tmp_path)
     with pytest.raises(DualfaceError, match="carol"):
@@ -212,3 +238,15 @@ def test_demo_runs_end_to_end(tmp_path):
     ev = result.evaluation
     assert ev.frames == 75 and "s1" in ev.reconstruction and ev.step is not None
     assert ev.scores["sharpness"].value is not None and not ev.usable
+
+
+def test_a_source_is_the_target_only_where_dlib_says_so():
+    def frames(to_target, to_source):
+        return [FrameScore(i, (0, 0, 0), (0, 0, 0), (1, 1), 0.0, source_to_target=t, source_to_source=s)
+                for i, (t, s) in enumerate(zip(to_target, to_source, strict=True))]  # fmt: skip
+
+    assert _source_is_not_target(frames([0.7, 0.8], [0.3, 0.35])) == 1.0  # the source identity itself
+    assert _source_is_not_target(frames([0.3, 0.35], [0.7, 0.8])) == 0.0  # the target, copied through
+    assert _source_is_not_target(frames([0.75, 0.8], [0.7, 0.85])) == 1.0  # a third person, far from both
+    assert _source_is_not_target(frames([0.3, 0.9], [None, None])) == 0.5  # no source identity known
+    assert _source_is_not_target([]) is None

@@ -1,5 +1,6 @@
 import json
 import logging
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -14,6 +15,7 @@ from dualface.data import load_face_set
 from dualface.errors import DualfaceError
 from dualface.extract import extract
 from dualface.model import ModelConfig
+from dualface.video import probe_video, read_image, read_video
 
 
 def run(inputs, output, **settings):
@@ -190,3 +192,74 @@ def test_output_that_cannot_be_written(tmp_path):
 def test_cnn_detector_finds_the_face(tmp_path):
     summary = run([S1], tmp_path, detector="cnn", every=25)
     assert summary.total("faces_written") == 3
+
+
+def test_overwrite_removes_the_earlier_faces_of_that_input(tmp_path):
+    run([S1], tmp_path, every=25)
+    (tmp_path / "other_000000_0.png").write_bytes(b"another input's face")  # not this input's: kept
+    summary = run([S1], tmp_path, every=15, size=128, overwrite=True)
+    assert not summary.errors
+    written = sorted(p.name for p in tmp_path.glob(f"{S1.stem}_*.png"))
+    assert written == [f"{S1.stem}_{i:06d}_0.png" for i in range(0, 75, 15)]  # none of frame 25 or 50 left
+    assert {read_face_png(tmp_path / name)[0].shape for name in written} == {(128, 128, 3)}
+    assert (tmp_path / "other_000000_0.png").exists()
+
+
+def test_a_rerun_fails_as_the_first_run_did(tmp_path, faceless_video, s1_frames):
+    for _ in range(2):  # the second run skips the finished input, and still says why it gave nothing
+        summary = run([faceless_video], tmp_path / "out")
+        assert summary.errors and "no face found" in summary.errors[0]
+    data = bytearray(write_video(tmp_path / "whole.mp4", s1_frames[:40]).read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 4000] = bytes(4000)
+    (tmp_path / "damaged.mp4").write_bytes(bytes(data))
+    for _ in range(2):
+        summary = run([tmp_path / "damaged.mp4"], tmp_path / "out")
+        assert summary.errors and "damaged.mp4: video is" in summary.errors[0]
+
+
+def test_every_thins_a_video_not_a_folder_of_photos(tmp_path, stills):
+    summary = run([stills], tmp_path / "out", every=3)
+    assert summary.total("faces_written") == 4 and summary.inputs[0].frames_processed == 4
+
+
+def test_a_folder_with_an_unreadable_photo_keeps_the_rest_and_fails(tmp_path, stills):
+    (stills / "broken.jpg").write_text("not an image")
+    summary = run([stills], tmp_path / "out")
+    assert summary.total("faces_written") == 4
+    assert len(summary.errors) == 1 and "broken.jpg: not a readable image" in summary.errors[0]
+    assert "\n" not in summary.errors[0]
+
+
+def test_unusual_images_are_read_as_they_look(tmp_path, s1_frames):
+    grey = cv2.cvtColor(s1_frames[0], cv2.COLOR_RGB2GRAY)
+    Image.fromarray(grey.astype(np.uint16) * 257).save(tmp_path / "deep.png")  # 16-bit grey
+    assert Image.open(tmp_path / "deep.png").mode.startswith("I")
+    assert np.abs(read_image(tmp_path / "deep.png")[..., 0].astype(int) - grey).max() <= 1  # not all white
+    Image.new("RGB", (2000, 1)).save(tmp_path / "strip.png")  # a row: scaled for the detector, not to nothing
+    summary = run([tmp_path / "strip.png"], tmp_path / "out")
+    assert "strip.png: no face found" in summary.errors[0]
+
+
+def test_a_phone_video_is_turned_upright(tmp_path, s1_frames):
+    sideways = [np.ascontiguousarray(np.rot90(f, 1)) for f in s1_frames[:10]]  # stored turned a quarter left
+    clip = write_video(tmp_path / "phone.mp4", sideways, rotation=-90)  # its display matrix turns it back
+    assert probe_video(clip).width == s1_frames[0].shape[1]
+    frame = next(read_video(clip))[1]
+    assert frame.shape == s1_frames[0].shape and np.abs(frame.astype(int) - s1_frames[0]).mean() < 6
+    assert run([clip], tmp_path / "out").total("faces_written") == 10
+
+
+def test_a_damaged_alignments_file_is_named(tmp_path):
+    run([S1], tmp_path, every=25)
+    path = tmp_path / f"{S1.stem}.alignments.json"
+    data = json.loads(path.read_text())
+    del data["source"]
+    path.write_text(json.dumps(data))
+    summary = run([S1], tmp_path, every=25)
+    assert summary.errors == [f"{path}: alignments file is damaged (no valid source)"]
+
+
+def test_extract_of_the_current_folder_names_it(tmp_path, stills, monkeypatch):
+    monkeypatch.chdir(stills)
+    run([Path(".")], tmp_path / "out")
+    assert (tmp_path / "out" / "stills.alignments.json").exists()

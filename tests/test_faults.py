@@ -17,6 +17,7 @@ import sys
 import time
 import zlib
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -329,11 +330,14 @@ def test_full_disk_during_checkpoint_save_keeps_the_last_good_one(face_dirs, str
     assert good == (straight[0] / "step-00000002.safetensors").read_bytes()
 
 
-def test_full_disk_during_extraction_leaves_a_consistent_folder(s1_frames, tmp_path, small_disk):
+@pytest.mark.parametrize("save_every", [5.0, 0.0], ids=["at-the-end", "mid-input"])
+def test_full_disk_during_extraction_leaves_a_consistent_folder(s1_frames, tmp_path, small_disk, save_every):
     clip = write_video(tmp_path / "clip.mp4", s1_frames[:12])
     disk = small_disk("256k")  # a few faces' worth
     out = disk / "faces"
-    summary = extract(ExtractConfig(inputs=[clip], output=out, progress=False))
+    # Mid-input: a periodic save fails (its faces deleted), and the closing save must not record them again.
+    with mock.patch("dualface.extract.SAVE_EVERY_S", save_every):
+        summary = extract(ExtractConfig(inputs=[clip], output=out, progress=False))
     assert len(summary.errors) == 1 and "No space left on device" in summary.errors[0]
     assert str(out) in summary.errors[0] and "\n" not in summary.errors[0]
     alignments = out / "clip.alignments.json"

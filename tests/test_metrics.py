@@ -116,14 +116,27 @@ def test_agreement_counts_amplitude_and_a_constant_is_undefined():
 
 def test_verdict_needs_every_bar_and_undefined_fails():
     good = {
+        "source_identity": score("source_identity", 1.0),
         "identity_transfer": score("identity_transfer", 1.0),
         "identity_gap": score("identity_gap", 1.1, ceiling=1.0),
         "mouth": score("mouth", 0.8, 0.0, 1.0),
+        "eyes": score("eyes", 0.7, 0.0, 1.0),
         "landmark_error": score("landmark_error", 0.03, 0.09, 0.0),
         "sharpness": score("sharpness", 0.7, ceiling=1.0),
+        "grain": score("grain", 0.8, ceiling=1.0),
         "flicker_ratio": score("flicker_ratio", 1.0, ceiling=1.0),
     }
     assert verdict(good) == (True, [])
+    # a clip of the target (or a wrong --to) copied through: every other measure would pass
+    assert verdict({**good, "source_identity": score("source_identity", 0.2)}) == (False, ["source_identity"])
+    # eyes open through every blink (a still face's): failed; a source that never blinks fails no one
+    assert verdict({**good, "eyes": score("eyes", 0.02, 0.0, 1.0)}) == (False, ["eyes"])
+    still = score("eyes", 0.02, 0.0, 1.0)
+    still.still = True  # the source's eyes never blink: jitter is all there is to follow
+    assert verdict({**good, "eyes": still}) == (True, [])
+    assert verdict({**good, "eyes": score("eyes", None, 0.0, 1.0)}) == (False, ["eyes"])  # the swap's alone still
+    # grain lifts the noise floor of a blurred face; detail does not
+    assert verdict({**good, "grain": score("grain", 2.1, ceiling=1.0)}) == (False, ["grain"])
     # the blank oval of the bug report: right identity, "mouth r 0.5" raw, but no better than the floor
     blank = {**good, "mouth": score("mouth", 0.5, 0.5, 1.0)}
     assert verdict(blank) == (False, ["mouth"])
@@ -134,7 +147,7 @@ def test_verdict_needs_every_bar_and_undefined_fails():
     assert verdict({**good, "sharpness": score("sharpness", 1.6, ceiling=1.0)}) == (False, ["sharpness"])
     sharpened = Score(0.7, ceiling=1.0, not_credited="pasted with --sharpen 1")
     assert verdict({**good, "sharpness": sharpened}) == (False, ["sharpness"])
-    assert passes("eyes", score("eyes", 0.1, 0.0, 1.0)) is None  # reported, no bar
+    assert passes("yaw_error", score("yaw_error", 10.0)) is None  # reported, no bar
     assert all(m.usable is None or m.aim in ("higher", "lower") for m in METRICS.values())
 
 

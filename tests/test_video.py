@@ -1,3 +1,7 @@
+from fractions import Fraction
+from pathlib import Path
+
+import av
 import numpy as np
 import pytest
 
@@ -59,6 +63,72 @@ def test_truncated_mp4_is_a_clear_error(tmp_path, s1_frames):
     (tmp_path / "cut.mp4").write_bytes(whole[: len(whole) // 2])
     with pytest.raises(DualfaceError, match=r"cut\.mp4"):
         list(read_video(tmp_path / "cut.mp4"))
+
+
+def mp4_for_streaming(clip: Path, path: Path, trim: int = 0) -> Path:
+    """`clip`'s packets remuxed into an MP4 whose index comes first, as a web download's does; `trim`
+    frames moved before the start, which the MP4 then hides with an edit list (a trim without
+    re-encoding, as `ffmpeg -ss ... -c copy` and phone editors make)."""
+    with av.open(str(clip)) as source, av.open(str(path), "w", options={"movflags": "faststart"}) as out:
+        stream = source.streams.video[0]
+        copy = out.add_stream_from_template(stream)
+        shift = trim * round(1 / (stream.average_rate * stream.time_base))
+        for packet in source.demux(stream):
+            if packet.dts is None:
+                continue
+            packet.pts, packet.dts, packet.stream = packet.pts - shift, packet.dts - shift, copy
+            out.mux(packet)
+    return path
+
+
+def test_an_mp4_cut_short_says_so_and_a_trimmed_one_does_not(tmp_path, s1_frames):
+    """An interrupted download keeps the header that counts every frame, but not the frames: it decodes
+    without an error, so the shortfall is what says it is incomplete."""
+    whole = mp4_for_streaming(write_video(tmp_path / "clip.mp4", s1_frames[:40]), tmp_path / "whole.mp4")
+    data = whole.read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 2])
+    got = []
+    truncated = r"cut\.mp4: video is truncated: \d+ frames read, [\d.]+ s of the 1\.60 s"
+    with pytest.raises(DamagedMediaError, match=truncated):
+        for index, _ in read_video(tmp_path / "cut.mp4"):
+            got.append(index)
+    assert 0 < len(got) < 40
+    assert len(list(read_video(whole))) == 40
+    # Trimmed: the header counts 40 packets, all there; the 5 before the start are decoded, not shown.
+    trimmed = mp4_for_streaming(tmp_path / "clip.mp4", tmp_path / "trimmed.mp4", trim=5)
+    assert len(list(read_video(trimmed))) == 35
+    # Trimmed past a keyframe: FFmpeg drops the packets before the one the new start needs, fewer than counted
+    with av.open(str(tmp_path / "gop.mp4"), "w") as container:
+        stream = container.add_stream("libx264", rate=25, options={"g": "10", "keyint_min": "10"})
+        stream.height, stream.width = s1_frames[0].shape[:2]
+        stream.pix_fmt = "yuv420p"
+        for frame in s1_frames[:40]:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    trimmed = mp4_for_streaming(tmp_path / "gop.mp4", tmp_path / "trimmed25.mp4", trim=25)
+    assert len(list(read_video(trimmed))) == 15
+
+
+def test_frame_times_are_recorded_for_constant_and_variable_rates(tmp_path, s1_frames):
+    times = []
+    assert len(list(read_video(S1, times))) == 75
+    assert np.allclose(times, np.arange(75) / 25)
+    # 80 ms apart, then 40: a phone that dropped frames in the dark, or a variable-rate recording
+    stamps = [80 * i for i in range(6)] + [400 + 40 * i for i in range(1, 7)]
+    clip = tmp_path / "vfr.mp4"
+    with av.open(str(clip), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.height, stream.width = s1_frames[0].shape[:2]
+        stream.pix_fmt = "yuv420p"
+        stream.time_base = stream.codec_context.time_base = Fraction(1, 1000)
+        for frame, pts in zip(s1_frames, stamps, strict=False):
+            picture = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            picture.pts, picture.time_base = pts, Fraction(1, 1000)
+            container.mux(stream.encode(picture))
+        container.mux(stream.encode())
+    times = []
+    assert len(list(read_frames(expand_inputs([clip])[0][0], times=times))) == 12
+    assert np.allclose(times, np.array(stamps) / 1000)
 
 
 def test_damaged_video_yields_the_good_frames_then_says_so(tmp_path, s1_frames):

@@ -66,6 +66,10 @@ def load_alignments(path: Path) -> dict[str, Any]:
         raise DualfaceError(f"{path}: not a dualface alignments file")
     if data.get("version") != VERSION:
         raise DualfaceError(f"{path}: alignments version {data.get('version')} is not supported (expected {VERSION})")
+    shapes = {"complete": bool, "frames_read": int, "source": dict, "settings": dict, "frames": list}
+    wrong = [key for key, kind in shapes.items() if not isinstance(data.get(key), kind)]
+    if wrong or not isinstance(data["source"].get("path"), str):
+        raise DualfaceError(f"{path}: alignments file is damaged (no valid {', '.join(wrong) or 'source path'})")
     return data
 
 

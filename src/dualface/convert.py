@@ -54,9 +54,17 @@ from dualface.recentre import (
 from dualface.threads import ThreadPolicy
 from dualface.track import TrackerConfig
 from dualface.types import Frame
-from dualface.video import Source, expand_inputs, probe_video, read_frames, read_image
+from dualface.video import (
+    IMAGE_EXTENSIONS,
+    VIDEO_EXTENSIONS,
+    Source,
+    expand_inputs,
+    probe_video,
+    read_frames,
+    read_image,
+)
 from dualface.watermark import embed_watermark
-from dualface.writer import IMAGE_OUTPUTS, video_writer, write_image
+from dualface.writer import IMAGE_OUTPUTS, VIDEO_OUTPUTS, video_writer, write_image
 
 log = logging.getLogger(__name__)
 
@@ -154,30 +162,19 @@ def convert(cfg: ConvertConfig) -> ConvertSummary:
     if len(sources) != 1:
         raise DualfaceError(f"{cfg.input}: convert takes one video, one image or one folder of images at a time")
     source = sources[0]
+    # The output is checked before the model loads and the input is sampled: a minute's wait for a typo.
+    _check_output(cfg, source)
+    images_out = source.kind == "images"
+    if images_out:
+        fps, total = 25.0, len(source.files)
+    else:
+        info = probe_video(source.path)
+        fps, total = info.fps, info.frame_count
     keep_freed_memory()
     summary = ConvertSummary(cfg.output)
     model, meta = _load(cfg, summary)
     source_embedding = _identity_check(model, cfg, meta)
     others = [np.array(v, np.float32) for k, v in meta.get("embeddings", {}).items() if k != cfg.from_identity]
-
-    images_out = source.kind == "images"
-    if images_out:
-        single = cfg.input.is_file()
-        if single and cfg.output.suffix.lower() not in IMAGE_OUTPUTS:
-            raise DualfaceError(f"{cfg.output}: an image converts to a .png or .jpg file")
-        ensure_writable_dir(cfg.output.parent if single else cfg.output)
-        if not single and any(f.resolve().parent == cfg.output.resolve() for f in source.files):
-            raise DualfaceError(f"{cfg.output}: the output folder must not be the input folder")
-        stems = [f.stem for f in source.files]
-        if len(set(stems)) < len(stems):
-            raise DualfaceError(
-                f"{cfg.input}: two images share a name (e.g. a.jpg and a.png); their outputs would clash"
-            )
-        fps, total = 25.0, len(source.files)
-    else:
-        ensure_writable_dir(cfg.output.parent)
-        info = probe_video(source.path)
-        fps, total = info.fps, info.frame_count
 
     tracking = TrackerConfig(
         detector=cfg.detector,
@@ -198,7 +195,9 @@ def convert(cfg: ConvertConfig) -> ConvertSummary:
         summary.morph = morph.offset if morph is not None else 0.0
     summary.shift = float(np.linalg.norm(move.shift)) if move is not None else 0.0
     summary.mouth_gain = move.mouth_gain if move is not None else 1.0
-    decoded = prefetch(read_frames(source))
+    unreadable: list[str] = []  # a folder's photos that could not be read
+    times: list[float | None] = []  # each video frame's time, which the output keeps (variable frame rates)
+    decoded = prefetch(read_frames(source, unreadable, times))
     frames = recorded(decoded, source, cfg.alignments) if cfg.alignments else tracked(decoded, tracking, fps)
     bar = tqdm(total=total or None, unit="frame", desc=f"converting {source.name}", disable=not cfg.progress)
 
@@ -231,12 +230,15 @@ def convert(cfg: ConvertConfig) -> ConvertSummary:
             finally:
                 for hidden, _ in written:
                     hidden.unlink(missing_ok=True)
+            if unreadable:  # the others are written; still, not every photo was converted
+                more = f" (and {len(unreadable) - 1} more)" if len(unreadable) > 1 else ""
+                raise DualfaceError(f"{unreadable[0]}{more}: not converted; the other {len(written)} images were")
         else:
             tags = {"dualface_conversion": json.dumps(recorded_settings(cfg, summary), sort_keys=True)}
             with video_writer(
                 cfg.output, source.path, cfg.crf, cfg.x264_preset, tags=tags, mark=cfg.watermark
             ) as write:
-                results(lambda index, out: write(out))
+                results(lambda index, out: write(out, times[index]))
                 _check_swapped(summary, source)  # raising here discards the temporary output
     except DamagedMediaError as error:
         raise DualfaceError(f"{error}; nothing was written") from None
@@ -244,6 +246,29 @@ def convert(cfg: ConvertConfig) -> ConvertSummary:
         bar.close()
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+def _check_output(cfg: ConvertConfig, source: Source) -> None:
+    """Refuse an output convert cannot write for this input, before any work is done."""
+    suffix = cfg.output.suffix.lower()
+    if source.kind == "video":
+        if suffix not in VIDEO_OUTPUTS:
+            raise DualfaceError(f"{cfg.output}: a video converts to a {', '.join(sorted(VIDEO_OUTPUTS))} file")
+        ensure_writable_dir(cfg.output.parent)
+        return
+    if cfg.input.is_file():
+        if suffix not in IMAGE_OUTPUTS:
+            raise DualfaceError(f"{cfg.output}: an image converts to a .png or .jpg file")
+        ensure_writable_dir(cfg.output.parent)
+        return
+    if suffix in VIDEO_EXTENSIONS | IMAGE_EXTENSIONS and not cfg.output.is_dir():
+        raise DualfaceError(f"{cfg.output}: a folder of images converts to a folder; name one without {suffix}")
+    ensure_writable_dir(cfg.output)
+    if any(f.resolve().parent == cfg.output.resolve() for f in source.files):
+        raise DualfaceError(f"{cfg.output}: the output folder must not be the input folder")
+    stems = [f.stem for f in source.files]
+    if len(set(stems)) < len(stems):
+        raise DualfaceError(f"{cfg.input}: two images share a name (e.g. a.jpg and a.png); their outputs would clash")
 
 
 def _load(cfg: ConvertConfig, summary: ConvertSummary) -> tuple[Autoencoder, dict[str, Any]]:

@@ -50,7 +50,9 @@ def detect_faces(frame: Frame, detector: str = "hog", scale: float = 1.0, upsamp
     """Detect faces on `frame` resized by `scale`; boxes are returned in `frame`'s pixels."""
     image = frame
     if scale < 1.0:
-        image = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        height, width = frame.shape[:2]
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))  # a 2000x1 strip keeps a row
+        image = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
     image = np.ascontiguousarray(image)  # dlib rejects strided views
     found = DETECTORS[detector](image, upsample)
     return [Detection(tuple(float(v) / scale for v in d.box), d.score) for d in found]  # type: ignore[arg-type]

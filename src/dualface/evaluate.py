@@ -40,6 +40,7 @@ from dualface.metrics import (
     agreement,
     aligned_crop,
     face_scale,
+    grain,
     observe,
     passes,
     score,
@@ -57,6 +58,8 @@ log = logging.getLogger(__name__)
 
 STRIP_FRAMES = 6  # source/output pairs shown in the report
 BLURRIEST = 5  # face close-ups of the output's least sharp frames in the report
+EYES_STILL = 0.3  # eye opening within this share of its median on every frame: no blink (one reads -50%)
+MIN_FACE_FRAMES = 10  # frames with a face an evaluation needs: agreement over fewer is noise
 REFERENCE_FACES = 24  # target faces sampled for the sharpness and identity references
 CLOSE_UP = 128
 CLOSE_UP_CROP = crop_matrix(CLOSE_UP, 0.85, "face")
@@ -163,6 +166,11 @@ class TargetFaces:
         """Median sharpness of these faces cut at the given on-screen size."""
         faces = zip(self.images, self.to_mean, strict=True)
         return float(np.median([sharpness(image, to_mean, pixels_per_unit) for image, to_mean in faces]))
+
+    def grain(self, pixels_per_unit: float) -> float:
+        """Median noise floor of these faces cut at the given on-screen size."""
+        faces = zip(self.images, self.to_mean, strict=True)
+        return float(np.median([grain(image, to_mean, pixels_per_unit) for image, to_mean in faces]))
 
     def distance_to(self, centroid: np.ndarray) -> float:
         """Mean embedding distance of these faces to `centroid`: how close the person's own faces sit."""
@@ -275,6 +283,9 @@ def evaluate_video(
             embedding = embed_face(np.ascontiguousarray(out), seen[1].fitted)
             score_.to_target = distance(embedding, target_emb)
             score_.to_source = distance(embedding, source_emb) if source_emb is not None else None
+            own = embed_face(np.ascontiguousarray(frame), seen[0].fitted)  # who the source shows
+            score_.source_to_target = distance(own, target_emb)
+            score_.source_to_source = distance(own, source_emb) if source_emb is not None else None
         scores.append(score_)
         ratio = seen[1].sharpness / max(seen[0].sharpness, 1e-6)
         item = (-ratio, index, _close_up(frame, src), _close_up(out, src))
@@ -284,8 +295,13 @@ def evaluate_video(
             heapq.heapreplace(blurriest, item)
     if count == 0:
         raise DualfaceError(f"{source}: no frames could be read")
-    if len(scores) < 2 or not changes:
-        raise DualfaceError(f"{source}: fewer than two frames with a face; nothing to evaluate")
+    if len(scores) < MIN_FACE_FRAMES:
+        raise DualfaceError(
+            f"{source}: {len(scores)} frame(s) with a face, fewer than the {MIN_FACE_FRAMES} an agreement of "
+            "mouth and eyes needs; evaluate a longer clip"
+        )
+    if not changes:
+        raise DualfaceError(f"{source}: no two frames in a row with a face; flicker cannot be measured")
     evaluation = _summarise(
         source,
         output,
@@ -308,6 +324,20 @@ def _close_up(frame: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     return aligned_crop(frame, to_mean_face(landmarks), CLOSE_UP_CROP, CLOSE_UP)
 
 
+def _source_is_not_target(embedded: list[FrameScore]) -> float | None:
+    """Share of the embedded source frames that do not already show the target: within dlib's same-person
+    threshold of it, and nearer it than the source identity (where one is known). Where the
+    source already shows the target (a wrong --to or --from, or a clip of the target), a copy of it would
+    pass every other measure: identity and expression alike."""
+    if not embedded:
+        return None
+    target = [
+        s.source_to_target < SAME_PERSON and (s.source_to_source is None or s.source_to_target < s.source_to_source)
+        for s in embedded
+    ]  # a third person, far from both identities, is a source like any other
+    return 1.0 - float(np.mean(target))
+
+
 def _summarise(
     source, output, target, source_identity, count, scores, observed, changes, reference, target_emb, scale
 ) -> VideoEvaluation:
@@ -319,9 +349,14 @@ def _summarise(
         if metric.per_frame is None:
             continue
         low = summarise(name, floor) if floor else None
-        if low is None and floor and metric.summary is agreement:
-            low = 0.0  # a floor that does not move at all agrees with nothing: 0, not "undefined"
+        if floor and metric.summary is agreement:
+            # A floor that does not move at all agrees with nothing: 0, not "undefined"; one that moves
+            # against the source (-0.7 on three frames) would lower the bar: a static swap's is 0 at best.
+            low = max(low, 0.0) if low is not None else 0.0
         results[name] = score(name, summarise(name, swap), low, summarise(name, ceiling))
+    # Eyes that never blink nor widen have nothing for a swap to follow: landmark jitter alone is no bar.
+    opening = np.array([eye_opening(s.drawn) for s, _, _ in observed])
+    results["eyes"].still = bool(np.all(np.abs(opening / np.median(opening) - 1) < EYES_STILL))
 
     embedded = [s for s in scores if s.to_target is not None]
     compared = [s for s in embedded if s.to_source is not None]
@@ -331,6 +366,7 @@ def _summarise(
         log.warning("no source identity (--from): identity transfer counts frames within %s of the target", SAME_PERSON)
     mean_to_target = float(np.mean([s.to_target for s in embedded])) if embedded else None
     results["identity_transfer"] = score("identity_transfer", transfer)
+    results["source_identity"] = score("source_identity", _source_is_not_target(embedded))
     target_to_itself = gap = None
     if reference is not None and target_emb is not None and mean_to_target is not None:
         target_to_itself = reference.distance_to(target_emb)
@@ -342,8 +378,12 @@ def _summarise(
         output_sharpness = float(np.median([o.sharpness for _, o in swap]))
         sharp = output_sharpness / own if own > 0 else None
         results["sharpness"] = score("sharpness", sharp, ceiling=1.0)
+        own_grain = reference.grain(min(scale, reference.scale))
+        output_grain = float(np.median([o.grain for _, o in swap]))
+        results["grain"] = score("grain", output_grain / max(own_grain, 1e-3), ceiling=1.0)
     else:
         results["sharpness"] = score("sharpness", None)
+        results["grain"] = score("grain", None)
     flicker_ratio = float(changes[:, 2].mean() / max(changes[:, 1].mean(), 1e-9))
     results["flicker_ratio"] = score("flicker_ratio", flicker_ratio, ceiling=1.0)
     results = {name: results[name] for name in METRICS if name in results}  # the table's order
@@ -455,9 +495,12 @@ def evaluate(cfg: EvaluateConfig) -> tuple[VideoEvaluation, Path]:
     for flag, name in (("--to", cfg.to), ("--from", source_identity)):
         if name is not None and name not in known:
             raise DualfaceError(f"{flag} {name!r}: the model knows {', '.join(known)}")
-    for name in cfg.held_out:
+    for name, faces_folder in cfg.held_out.items():
         if name not in known:
             raise DualfaceError(f"--held-out {name}: the model knows {', '.join(known)}")
+        face_files(faces_folder)  # a mistyped folder said now, not after the whole evaluation
+    if cfg.target_faces is not None and not Path(cfg.target_faces).is_dir():
+        raise DualfaceError(f"--target-faces {cfg.target_faces}: no such folder")
     embeddings = {k: np.array(v, np.float32) for k, v in meta.get("embeddings", {}).items()}
     if cfg.to not in embeddings:
         raise DualfaceError(f"{cfg.model}: the model stores no identity embeddings (trained by an older dualface)")
@@ -467,6 +510,11 @@ def evaluate(cfg: EvaluateConfig) -> tuple[VideoEvaluation, Path]:
     reference = None
     if folder and Path(folder).is_dir():
         reference = TargetFaces.load(Path(folder))
+        if (spread := reference.distance_to(embeddings[cfg.to])) > SAME_PERSON:
+            raise DualfaceError(
+                f"{folder}: these faces are not {cfg.to}'s (they sit {spread:.2f} from the identity the model "
+                f"learned; one person's own faces sit within {SAME_PERSON}): give {cfg.to}'s faces"
+            )
     else:
         log.warning("no faces of %s to compare with (pass --target-faces): no sharpness ratio, no identity gap", cfg.to)
     faces = largest_faces(Path(cfg.source), cfg.progress)  # once: the swap and the real faces' paste share them

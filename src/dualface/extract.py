@@ -6,6 +6,7 @@ so an interrupted run resumes where it stopped and a finished input is skipped o
 """
 
 import logging
+import re
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from dualface.config import CUT, ExtractConfig
 from dualface.errors import DamagedMediaError, DualfaceError
 from dualface.files import FolderLock, atomic_write_bytes, ensure_writable_dir, remove_stale_temps
 from dualface.identity import nearest_distance, reference_embeddings
+from dualface.interrupts import stop_signals
 from dualface.prefetch import prefetch
 from dualface.threads import ThreadPolicy
 from dualface.track import FaceTracker, Track, TrackerConfig
@@ -36,6 +38,7 @@ SAVE_EVERY_S = 5.0  # how much work an interruption can cost
 class InputSummary:
     path: Path
     frames_read: int = 0  # decoded
+    frames_resumed: int = 0  # of those, read by an earlier, interrupted run
     frames_processed: int = 0  # searched for faces (every Nth of those read)
     frames_with_face: int = 0
     faces_written: int = 0
@@ -45,7 +48,7 @@ class InputSummary:
 
     @property
     def fps(self) -> float:
-        return self.frames_read / self.seconds if self.seconds > 0 else 0.0
+        return (self.frames_read - self.frames_resumed) / self.seconds if self.seconds > 0 else 0.0
 
 
 @dataclass
@@ -63,14 +66,15 @@ class ExtractSummary:
     def fps(self) -> float:
         done = [s for s in self.inputs if not s.skipped]
         seconds = sum(s.seconds for s in done)
-        return sum(s.frames_read for s in done) / seconds if seconds > 0 else 0.0
+        return sum(s.frames_read - s.frames_resumed for s in done) / seconds if seconds > 0 else 0.0
 
 
 def extract(config: ExtractConfig) -> ExtractSummary:
     """Extract aligned faces from every input; a bad input is reported in the summary, the rest go on."""
     ensure_writable_dir(config.output)
     # One writer per output folder: two runs would write the same faces and race on each alignments file.
-    with FolderLock(config.output, "extract"):
+    # SIGTERM (a job runner's stop, `kill`) saves what was done, as Ctrl-C does.
+    with FolderLock(config.output, "extract"), stop_signals("the alignments files"):
         remove_stale_temps(config.output, ".*.tmp")  # what a killed run was writing
         return _extract(config)
 
@@ -112,23 +116,53 @@ def _source_info(source: Source) -> dict[str, Any]:
     return info
 
 
+def _settings(config: ExtractConfig, info: dict[str, Any]) -> dict[str, Any]:
+    """The settings that shaped an input's faces: --every thins a video only (each photo is its own)."""
+    return {**config.settings(), "every": config.every if info["kind"] == "video" else 1}
+
+
 def _resume_point(path: Path, info: dict[str, Any], config: ExtractConfig) -> dict[str, Any] | None:
     """The alignments to continue from, or None to start afresh."""
-    if not path.exists() or config.overwrite:
+    if config.overwrite:
+        _forget(path)
+        return None
+    if not path.exists():
         return None
     old = load_alignments(path)
     if old["source"]["path"] != info["path"]:
         raise DualfaceError(f"{path} holds faces of {old['source']['path']}; use another output folder")
-    changed = [k for k, v in config.settings().items() if old["settings"].get(k) != v]
+    changed = [k for k, v in _settings(config, info).items() if old["settings"].get(k) != v]
     if changed:
         raise DualfaceError(
             f"{info['path']} was extracted into {path.parent} with other settings ({', '.join(changed)}); "
             "pass --overwrite to extract it again, or use another output folder"
         )
-    same_file = all(old["source"].get(k) == info.get(k) for k in ("bytes", "mtime", "files"))
+    # The size too: a phone video extracted before frames were turned upright holds sideways landmarks.
+    same_file = all(old["source"].get(k) == info.get(k) for k in ("bytes", "mtime", "files", "width", "height"))
     if not same_file:
         raise DualfaceError(f"{info['path']} changed since it was extracted; pass --overwrite to extract it again")
     return old
+
+
+def _forget(path: Path) -> None:
+    """An input's earlier extraction gone (--overwrite), its faces first: left behind, a stale face would be
+    trained on beside the new ones. The faces are the ones its alignments file lists, and any a run killed
+    before its first save wrote under the input's name."""
+    stem = path.name.removesuffix(".alignments.json")
+    named = re.compile(re.escape(stem) + r"_\d{6}_\d+\.png")
+    faces = {p for p in path.parent.iterdir() if named.fullmatch(p.name)}
+    if path.exists():
+        try:
+            listed = load_alignments(path)["frames"]
+            faces |= {path.parent / face["png"] for frame in listed for face in frame.get("faces", [])}
+        except (DualfaceError, KeyError, TypeError):
+            pass  # a damaged file: its faces are the ones named after the input
+    try:
+        path.unlink(missing_ok=True)  # first: a folder must never list faces that are gone
+        for face in faces:
+            face.unlink(missing_ok=True)
+    except OSError as error:
+        raise DualfaceError(f"{path.parent}: cannot remove the earlier faces ({error.strerror or error})") from None
 
 
 def extract_source(source: Source, config: ExtractConfig, references: list[Embedding], summary: InputSummary) -> None:
@@ -136,16 +170,19 @@ def extract_source(source: Source, config: ExtractConfig, references: list[Embed
     start = time.perf_counter()
     info = _source_info(source)
     path = config.output / f"{source.name}.alignments.json"
+    every = config.every if source.kind == "video" else 1  # --every thins a video; each photo is its own
     alignments = _resume_point(path, info, config)
     if alignments is not None and alignments["complete"]:
-        if "damage" in alignments["source"]:
-            log.warning("%s (extracted before)", alignments["source"]["damage"])
         summary.skipped = True
-        _count(alignments, config.every, summary)
+        _count(alignments, every, summary)
+        if "damage" in alignments["source"]:  # reported as the first run did, so its exit status is the same
+            raise DamagedMediaError(f"{alignments['source']['damage']} (extracted before)")
+        if summary.faces_written == 0:
+            raise DualfaceError(f"{source.path}: no face found in {summary.frames_processed} frame(s) searched before")
         return
     if alignments is None:
-        alignments = new_alignments(info, config.settings())
-    resume_from = alignments["frames_read"]
+        alignments = new_alignments(info, _settings(config, info))
+    resume_from = summary.frames_resumed = alignments["frames_read"]
     still = source.kind == "images"
     tracker = FaceTracker(
         TrackerConfig(
@@ -157,11 +194,12 @@ def extract_source(source: Source, config: ExtractConfig, references: list[Embed
             smooth=config.smooth,
             embed_every=config.embed_every,
         ),
-        fps=info.get("fps", 25.0) / config.every,
+        fps=info.get("fps", 25.0),  # the tracker times frames by their index in the video, every one counted
     )
     crop = {"size": config.size, "coverage": config.coverage, "centering": config.centering}
     writes: list[Future] = []
     unsaved: list[Path] = []  # faces written since the alignments file was last saved
+    failed = False  # a save failed: the folder is as of the last save, and must stay so
     last_save = time.perf_counter()
     bar = tqdm(
         total=info["frame_count"] or None,
@@ -176,10 +214,11 @@ def extract_source(source: Source, config: ExtractConfig, references: list[Embed
     # (Two writers measured slower: three busy threads on two cores starve the tracker.)
     with ThreadPoolExecutor(max_workers=1) as pool:
         try:
-            for index, frame in prefetch(read_frames(source)):
+            unreadable: list[str] = []
+            for index, frame in prefetch(read_frames(source, unreadable)):
                 if index < resume_from:
                     continue
-                if index % config.every:
+                if index % every:
                     alignments["frames_read"] = index + 1
                     continue
                 tracks = tracker.update(frame, index)
@@ -203,9 +242,17 @@ def extract_source(source: Source, config: ExtractConfig, references: list[Embed
                 bar.update(index + 1 - bar.n)
                 bar.set_postfix(faces=summary.faces_written, refresh=False)
                 if time.perf_counter() - last_save > SAVE_EVERY_S:
-                    _save_progress(path, alignments, writes, unsaved)
+                    try:
+                        _save_progress(path, alignments, writes, unsaved)
+                    except DualfaceError:
+                        failed = True
+                        raise
                     last_save = time.perf_counter()
             alignments["complete"] = True
+            if unreadable:  # the folder's other photos were extracted; still, not every one could be
+                first = unreadable[0]
+                more = f" (and {len(unreadable) - 1} more)" if len(unreadable) > 1 else ""
+                raise DamagedMediaError(f"{first}{more}: skipped")
         except DamagedMediaError as error:
             # Every readable frame was processed: keep the work, note the damage, still report it.
             alignments["complete"] = True
@@ -215,10 +262,16 @@ def extract_source(source: Source, config: ExtractConfig, references: list[Embed
             bar.close()
             # Also on an interruption: keep what was done. If that fails too (a full disk), its one-line
             # error replaces the interruption's, and the folder is left as of the last save.
-            if alignments["frames_read"] or path.exists():  # an input that failed before a frame leaves none
-                _save_progress(path, alignments, writes, unsaved)
-            _count(alignments, config.every, summary)
-            summary.seconds = time.perf_counter() - start
+            try:
+                # An input that failed before a frame leaves no file; after a failed save, a second one
+                # would record the faces the first deleted.
+                if not failed and (alignments["frames_read"] or path.exists()):
+                    _save_progress(path, alignments, writes, unsaved)
+            finally:
+                if failed:
+                    alignments = load_alignments(path) if path.exists() else new_alignments(info, {})
+                _count(alignments, every, summary)
+                summary.seconds = time.perf_counter() - start
     if summary.faces_written == 0:
         who = " matching the reference" if references else ""
         raise DualfaceError(f"{source.path}: no face{who} found in {summary.frames_processed} frame(s) searched")

@@ -23,11 +23,13 @@ from dualface.metrics import METRICS, Score, VideoEvaluation, passes
 from dualface.provenance import SYNTHETIC_NOTICE, png_info
 from dualface.watermark import MIN_SIDE, embed_watermark
 
+SHARES = {"identity_transfer", "source_identity"}  # shown as percentages
+
 
 def _number(name: str, value: float | None) -> str:
     if value is None:
         return "undefined"
-    if name == "identity_transfer":
+    if name in SHARES:
         return f"{value:.0%}"
     unit = METRICS[name].unit
     return f"{value:.1f}{unit}" if unit == "°" else f"{value:.2f}{unit}" if unit else f"{value:.3f}"
@@ -40,9 +42,11 @@ def _bar(name: str, s: Score | None = None) -> str:
         return ""
     sign = ">=" if metric.aim == "higher" else "<="
     on = "normalised " if metric.bar_on == "normalised" else ""
-    shown = f"{metric.usable:.0%}" if name == "identity_transfer" else f"{metric.usable:g}"
+    shown = f"{metric.usable:.0%}" if name in SHARES else f"{metric.usable:g}"
     most = "" if metric.most is None else f", <= {metric.most:g}"
     note = f" (not credited: {s.not_credited})" if s is not None and s.not_credited else ""
+    if s is not None and s.still and metric.still_passes:
+        note += " (the source's own do not move: nothing to follow, not failed)"
     return f"{on}{sign} {shown}{most}{note}"
 
 

@@ -28,6 +28,7 @@ from dualface.types import Box, Embedding, Frame, Landmarks, Matrix
 # Faces are detected at a scale where the smallest tracked face spans this many pixels: comfortably above
 # the 80 px window of dlib's HOG detector.
 DETECT_FACE_PX = 100
+RETRY_SIDE = 1920  # the longest side of a frame's second, closer look for faces
 
 
 @dataclass
@@ -181,9 +182,11 @@ class FaceTracker:
             scale = scan
         detections = detect_faces(frame, cfg.detector, scale)
         self.detections_run += 1
-        if not detections and not self.tracks and scale < 1.0:
-            # Small faces vanish at the scanning scale: look once more at full size.
-            detections = detect_faces(frame, cfg.detector, 1.0)
+        closer = min(1.0, RETRY_SIDE / max(frame.shape[:2]))
+        if not detections and not self.tracks and scale < closer:
+            # Small faces vanish at the scanning scale: look once more, at full size up to full HD (a 24 MP
+            # photo at full size took the CNN detector 12 GB and minutes).
+            detections = detect_faces(frame, cfg.detector, closer)
             self.detections_run += 1
         detections = [d for d in detections if box_size(d.box) >= cfg.min_size]
         unmatched = self._match(detections)

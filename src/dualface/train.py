@@ -10,6 +10,7 @@ and under `torchrun` every process draws different faces (distributed sampling).
 import contextlib
 import csv
 import functools
+import io
 import logging
 import math
 import time
@@ -722,12 +723,33 @@ def _log_row(path: Path, step: int, elapsed: float, lr: float, losses: dict[str,
 
 
 def _append_row(path: Path, header: list, row: list) -> None:
-    """One row onto a training log (its header first, when new)."""
-    new = not path.exists()
+    """One row onto a training log (its header first, when new). A resumed run can log other columns (its
+    held-out faces changed): the log is then rewritten under both headers, so no row lands under another's."""
     try:
+        with open(path, newline="") as f:
+            logged = next(csv.reader(f), None)  # the header alone: this runs every step
+    except FileNotFoundError:
+        logged = None
+    except OSError as error:
+        raise DualfaceError(f"cannot read {path}: {error.strerror or error}") from None
+    try:
+        named = dict(zip(header, row, strict=True))
+        if logged is not None and set(header) <= set(logged):
+            row = [named.get(c, "") for c in logged]  # the merged header of an earlier change
+        elif logged is not None:
+            with open(path, newline="") as f:
+                rows = list(csv.reader(f))
+            columns = logged + [c for c in header if c not in logged]
+            table = [dict(zip(logged, r, strict=False)) for r in rows[1:]] + [named]
+            text = io.StringIO(newline="")
+            out = csv.writer(text)
+            out.writerow(columns)
+            out.writerows([r.get(c, "") for c in columns] for r in table)
+            atomic_write_bytes(path, text.getvalue().encode())
+            return
         with open(path, "a", newline="") as f:
             out = csv.writer(f)
-            if new:
+            if logged is None:
                 out.writerow(header)
             out.writerow(row)
     except OSError as error:

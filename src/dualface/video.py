@@ -4,7 +4,9 @@ Inputs are expanded into `Source`s: a video file is one source; an image file, o
 taken together, is one source of stills; a folder's videos are a source each.
 """
 
+import itertools
 import logging
+import os
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -54,7 +56,8 @@ class Source:
 
     @property
     def name(self) -> str:
-        return self.path.stem if self.path.is_file() else self.path.name
+        # "." names its folder; a link keeps its own name (resolved, an extraction would not be found again)
+        return self.path.stem if self.path.is_file() else Path(os.path.abspath(self.path)).name
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,8 @@ def expand_inputs(paths: Sequence[Path]) -> tuple[list[Source], list[tuple[Path,
 
 def _open(path: Path) -> "av.container.InputContainer":
     try:
-        container = av.open(str(path))
+        # A localised encoder can write its metadata in Latin-1: read it as far as it goes.
+        container = av.open(str(path), metadata_errors="replace")
     except av.error.FFmpegError as error:
         raise DualfaceError(f"{path}: not a readable video ({error.strerror or error})") from None
     if not container.streams.video:
@@ -100,7 +104,14 @@ def _open(path: Path) -> "av.container.InputContainer":
     return container
 
 
+def _turns(frame: "av.VideoFrame | None") -> int:
+    """Quarter turns, counterclockwise, that stand a frame upright: a phone stores portrait video
+    sideways and says so in a display matrix, which players obey and the decoded pixels do not."""
+    return round((getattr(frame, "rotation", 0) or 0) / 90) % 4
+
+
 def probe_video(path: Path) -> VideoInfo:
+    """A video's size (upright, as `read_video` hands its frames over), rate, frame count and audio."""
     with _open(path) as container:
         stream = container.streams.video[0]
         fps = float(stream.average_rate or stream.guessed_rate or 25)
@@ -108,7 +119,24 @@ def probe_video(path: Path) -> VideoInfo:
         if not count:
             duration = stream.duration * stream.time_base if stream.duration else (container.duration or 0) / 1e6
             count = round(float(duration) * fps)
-        return VideoInfo(stream.width, stream.height, fps, int(count), bool(container.streams.audio))
+        width, height = stream.width, stream.height
+        if _turns(_first_frame(container, stream)) % 2:
+            width, height = height, width
+        return VideoInfo(width, height, fps, int(count), bool(container.streams.audio))
+
+
+def _first_frame(container: "av.container.InputContainer", stream: "av.stream.Stream") -> "av.VideoFrame | None":
+    """The first frame that decodes (a damaged first packet skipped, as `read_video` skips it)."""
+    try:
+        for packet in itertools.islice(container.demux(stream), 100):
+            try:
+                for frame in packet.decode():
+                    return frame
+            except av.error.FFmpegError:
+                continue
+    except av.error.FFmpegError:
+        pass  # read_video says what is wrong with the file
+    return None
 
 
 def count_frames(path: Path) -> int:
@@ -121,16 +149,26 @@ def count_frames(path: Path) -> int:
             raise DamagedMediaError(f"{path}: video is truncated or corrupt ({error})") from None
 
 
-def read_video(path: Path) -> Iterator[tuple[int, Frame]]:
-    """Every decodable frame of a video as (index, RGB frame), in order.
+def start_seconds(stream: "av.stream.Stream") -> float:
+    """When a stream starts, in seconds on its container's clock (0 where the file does not say)."""
+    return float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+
+
+def read_video(path: Path, times: list[float | None] | None = None) -> Iterator[tuple[int, Frame]]:
+    """Every decodable frame of a video as (index, RGB frame), in order. Where `times` is given, each
+    frame's presentation time (seconds from the stream's start; None where the file gives none) is
+    appended to it before the frame is yielded: a variable-rate video's frames are not evenly spaced.
 
     Damaged packets are skipped so the rest of the video still comes through; after the last frame a
-    DamagedMediaError says how many were lost.
+    DamagedMediaError says how many were lost, or, for a file cut short (fewer packets than the frames
+    its header declares: an interrupted download), how many were read.
     """
     with _open(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        start = start_seconds(stream)
         index = damaged = concealed = 0
+        shown = 0.0  # when the last frame read is shown, from the stream's start
         try:
             for packet in container.demux(stream):
                 try:
@@ -141,8 +179,12 @@ def read_video(path: Path) -> Iterator[tuple[int, Frame]]:
                 for frame in frames:
                     # A frame FFmpeg patched over missing data: a file cut short ends in one, with no error.
                     concealed += frame.is_corrupt
+                    if frame.time is not None:
+                        shown = max(shown, frame.time - start)
+                    if times is not None:
+                        times.append(None if frame.time is None else frame.time - start)
                     # PyAV may hand back strided arrays, which dlib rejects.
-                    yield index, np.ascontiguousarray(frame.to_ndarray(format="rgb24"))
+                    yield index, np.ascontiguousarray(np.rot90(frame.to_ndarray(format="rgb24"), _turns(frame)))
                     index += 1
         except av.error.FFmpegError as error:  # the container itself, not one packet, broke
             raise DamagedMediaError(f"{path}: video is truncated or corrupt after frame {index} ({error})") from None
@@ -153,6 +195,16 @@ def read_video(path: Path) -> Iterator[tuple[int, Frame]]:
         if concealed:
             raise DamagedMediaError(
                 f"{path}: video is truncated or corrupt: {concealed} of the {index} frames read are damaged"
+            )
+        # An MP4's sample table is written whole (first, for streaming), so a download cut short declares a
+        # duration it lacks; other formats' are looser. Time, not frames: an edit list (a trim without
+        # re-encoding) shows fewer frames than its table counts, and its duration says so.
+        declared = float(stream.duration * stream.time_base) if stream.duration else 0.0
+        frame_s = 1 / float(stream.average_rate or 25)
+        if "mp4" in container.format.name and declared - (shown + frame_s) > max(2 * frame_s, 0.05 * declared):
+            raise DamagedMediaError(
+                f"{path}: video is truncated: {index} frames read, {shown + frame_s:.2f} s of the {declared:.2f} s "
+                "its header declares"
             )
 
 
@@ -183,16 +235,31 @@ def read_image(path: Path) -> Frame:
     with open_image(path) as image:
         try:
             image = ImageOps.exif_transpose(image)
+            if image.mode.startswith("I"):  # 16/32-bit grey: Pillow's own convert clips it all to white
+                return _grey_to_rgb(np.asarray(image), sixteen=image.mode.startswith("I;16"))
             return np.ascontiguousarray(np.asarray(image.convert("RGB")))
         except (OSError, SyntaxError, ValueError) as error:
             raise DualfaceError(f"{path}: not a readable image ({error})") from None
 
 
-def read_frames(source: Source) -> Iterator[tuple[int, Frame]]:
+def _grey_to_rgb(grey: np.ndarray, sixteen: bool) -> Frame:
+    """A wide-integer grey image as 8-bit RGB: 16-bit values scaled down, and a 32-bit image holding
+    16-bit ones (as Pillow opens 16-bit PNGs) likewise; one that stays within 8 bits kept as it is."""
+    grey = grey.astype(np.float64)
+    if sixteen or grey.max() > 255:
+        grey = grey / 257
+    grey = np.clip(np.round(grey), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(np.repeat(grey[..., None], 3, axis=2))
+
+
+def read_frames(
+    source: Source, unreadable: list[str] | None = None, times: list[float | None] | None = None
+) -> Iterator[tuple[int, Frame]]:
     """The frames of a source; for stills the index is the image's position in `source.files`. An
-    unreadable still is logged and skipped, so one bad photo doesn't stop a folder."""
+    unreadable still is logged and skipped, so one bad photo doesn't stop a folder; its one-line error is
+    added to `unreadable`, where given. A video's frame times go to `times` (see `read_video`)."""
     if source.kind == "video":
-        yield from read_video(source.path)
+        yield from read_video(source.path, times)
         return
     for index, path in enumerate(source.files):
         try:
@@ -201,5 +268,7 @@ def read_frames(source: Source) -> Iterator[tuple[int, Frame]]:
             if len(source.files) == 1:
                 raise  # a lone image that can't be read is the whole input failing
             log.warning("%s", error)
+            if unreadable is not None:
+                unreadable.append(str(error))
             continue
         yield index, frame

@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image
 
 from dualface.errors import DualfaceError
+from dualface.provenance import SYNTHETIC_NOTICE
 from dualface.types import Frame
 from dualface.video import IMAGE_EXTENSIONS, probe_video, read_image
 
@@ -166,14 +167,17 @@ def verify(path: Path, samples: int = 30) -> Verification:
         report.frames.append((0, has_watermark(image)))
         with Image.open(path) as image:
             text = {**getattr(image, "text", {}), **image.info}
-        label = text.get("dualface:synthetic") or text.get("comment") or text.get("Description")
-        report.metadata = label.decode(errors="replace") if isinstance(label, bytes) else (label or "")
+        # The notice itself (a PNG's Description, a JPEG's comment); "dualface:synthetic" is only a flag.
+        label = text.get("Description") or text.get("comment") or ""
+        label = label.decode(errors="replace") if isinstance(label, bytes) else str(label)
+        if text.get("dualface:synthetic") == "true" or SYNTHETIC_NOTICE in label:
+            report.metadata = label or SYNTHETIC_NOTICE
         return report
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
                 raise DualfaceError(f"{path}: has no video stream")
-            tags = container.metadata
+            tags = {k.lower(): v for k, v in container.metadata.items()}  # Matroska upper-cases tag names
             report.metadata = tags.get("comment", "") if tags.get("dualface_synthetic") else ""
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"

@@ -6,6 +6,7 @@ complete, so an interrupted conversion never leaves a broken file where a good o
 
 import fcntl
 import io
+import logging
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -23,12 +24,20 @@ from dualface.errors import DualfaceError
 from dualface.files import FILE_MODE, remove_stale_temps, write_output
 from dualface.provenance import SYNTHETIC_NOTICE, png_info
 from dualface.types import Frame
+from dualface.video import probe_video, start_seconds
 from dualface.watermark import CB_OF_B, mark_i420
+
+log = logging.getLogger(__name__)
 
 VIDEO_OUTPUTS = {".mp4", ".mov", ".m4v", ".mkv"}
 IMAGE_OUTPUTS = {".png", ".jpg", ".jpeg"}
 # Audio codecs an MP4/MOV holds and browsers play; anything else (GRID's MPEG-1 Layer II, PCM) becomes AAC.
 MP4_AUDIO = {"aac", "mp3", "alac", "opus", "flac", "ac3", "eac3"}
+# The sample rates AAC has tables for (its encoder refuses others).
+AAC_RATES = {96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350}
+# The usual layout for each channel count (FFmpeg's defaults): what a file that leaves its layout unspecified
+# (FFmpeg calls it "2 channels") most likely holds; AAC takes only layouts whose channels are named.
+STANDARD_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 
 
 def metadata(kind: str) -> dict[str, str]:
@@ -67,12 +76,14 @@ def video_writer(
     size: tuple[int, int] | None = None,
     tags: dict[str, str] | None = None,
     mark: bool = True,
-) -> Iterator[Callable[[Frame], None]]:
-    """Yields `write(frame)` for RGB frames; on a clean exit the video, with the audio of `like` (the
-    source video) muxed in sync, replaces `path`. On an error nothing at `path` changes.
+) -> Iterator[Callable[..., None]]:
+    """Yields `write(frame, seconds=None)` for RGB frames; on a clean exit the video, with the audio of
+    `like` (the source video) muxed in sync, replaces `path`. On an error nothing at `path` changes.
 
-    Frames are `like`'s size unless `size` (width, height) says otherwise; its frame rate is kept. `tags`
-    are added to the container's metadata. Every frame carries the invisible synthetic mark unless `mark` is
+    Frames are `like`'s upright size (`probe_video`) unless `size` (width, height) says otherwise. Each is
+    shown at `seconds` from the video's start (the source frame's time, `read_video`'s `times`), so a
+    variable-rate source keeps its timing and its sync; without it, at `like`'s frame rate. `tags` are
+    added to the container's metadata. Every frame carries the invisible synthetic mark unless `mark` is
     off (a benchmark's plain transcode; `convert --no-watermark`)."""
     path = Path(path)
     if path.suffix.lower() not in VIDEO_OUTPUTS:
@@ -91,14 +102,25 @@ def video_writer(
             options = {"movflags": "use_metadata_tags+faststart"} if mp4 else {}
             with av.open(tmp, "w", format="matroska" if not mp4 else None, options=options) as out:
                 out.metadata.update({**metadata(kind), **(tags or {})})
-                width, height = size or (video_in.width, video_in.height)
+                if size is None:
+                    upright = probe_video(like)  # a phone's sideways-stored video, turned as read_video turns it
+                    size = (upright.width, upright.height)
+                width, height = size
                 # an odd-sized source gets one replicated edge row/column (`write` pads)
                 video = h264_stream(out, rate, width + width % 2, height + height % 2, crf, preset)
-                audio = _Audio(audio_source, out, start=_start_seconds(video_in), mp4=mp4)
-                count = 0
+                # The source's own clock, fine enough for any spacing of its frames.
+                video.time_base = video.codec_context.time_base = video_in.time_base or 1 / rate
+                step = max(1, round(1 / (rate * video.time_base)))  # one frame at the average rate
+                audio = _Audio(audio_source, out, start=start_seconds(video_in), mp4=mp4, name=like)
+                count, last = 0, None
 
-                def write(frame: Frame) -> None:
-                    nonlocal count
+                def write(frame: Frame, seconds: float | None = None) -> None:
+                    nonlocal count, last
+                    if frame.shape[:2] != (height, width):
+                        raise DualfaceError(
+                            f"{like}: frame {count} is {frame.shape[1]}x{frame.shape[0]}, the frames before it "
+                            f"{width}x{height}: a video whose size changes part-way cannot be converted"
+                        )
                     pad = ((0, video.height - frame.shape[0]), (0, video.width - frame.shape[1]), (0, 0))
                     if any(p[1] for p in pad[:2]):
                         frame = np.pad(frame, pad, mode="edge")
@@ -106,12 +128,13 @@ def video_writer(
                     if mark:
                         mark_i420(i420)
                     picture = av.VideoFrame.from_ndarray(i420, format="yuv420p")
-                    picture.pts = count
+                    last = frame_pts(seconds, count, last, rate, video.time_base)
+                    picture.pts, picture.time_base, picture.duration = last, video.time_base, step
                     try:
                         for packet in video.encode(picture):
                             out.mux(packet)
                         count += 1
-                        audio.up_to(float(count / rate))
+                        audio.up_to(float((last + step) * video.time_base))
                     except (av.error.FFmpegError, OSError) as error:
                         raise _cannot_write(path, error) from None
 
@@ -131,6 +154,19 @@ def video_writer(
     finally:
         Path(tmp).unlink(missing_ok=True)
         os.close(fd)
+
+
+def frame_pts(seconds: float | None, count: int, last: int | None, rate: Fraction, time_base: Fraction) -> int:
+    """The pts (in `time_base`) of frame `count`: at `seconds` where given, else at the frame rate. A time
+    that does not come after the last frame's (a clock reset where two recordings were joined) or a
+    missing one puts the frame one frame-rate step after the last, so the pts always rise."""
+    step = max(1, round(1 / (rate * time_base)))
+    if seconds is None:
+        return 0 if last is None else last + step
+    pts = round(seconds / time_base)
+    if last is not None and pts <= last:
+        return last + step
+    return max(pts, 0)
 
 
 def _cannot_write(path: Path, error: Exception) -> DualfaceError:
@@ -160,28 +196,52 @@ def temp_prefix(path: Path) -> str:
     return f".{path.stem}.dualface-"
 
 
-def _start_seconds(stream: "av.stream.Stream") -> float:
-    return float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+def aac_settings(rate: int, layout: str, channels: int) -> tuple[int, str]:
+    """The sample rate and channel layout to encode a source's sound as AAC: its own where AAC takes them,
+    else 48 kHz (for a studio's 192 kHz or an odd rate, which AAC has no table for) and FFmpeg's default
+    layout for the channel count (where the file names no layout)."""
+    if rate not in AAC_RATES:
+        rate = 48000
+    if layout == f"{channels} channels":  # FFmpeg's name for a layout the file leaves unspecified
+        layout = STANDARD_LAYOUTS.get(channels, layout)
+    return rate, layout
 
 
 class _Audio:
     """The source's audio, muxed into the output as the video catches up with it (so the file is
     interleaved), shifted so that it keeps its offset from the first video frame. Copied where the
-    container takes the codec, else re-encoded to AAC."""
+    container takes the codec, else re-encoded to AAC. Only the first audio stream is kept."""
 
     def __init__(
-        self, source: "av.container.InputContainer", out: "av.container.OutputContainer", start: float, mp4: bool
+        self,
+        source: "av.container.InputContainer",
+        out: "av.container.OutputContainer",
+        start: float,
+        mp4: bool,
+        name: Path | str = "",
     ):
         self.out, self.start, self.packets, self.stream = out, start, None, None
         if not source.streams.audio:
             return
         stream_in = source.streams.audio[0]
-        self.copy = not mp4 or stream_in.codec_context.name in MP4_AUDIO
+        if len(source.streams.audio) > 1:
+            language = stream_in.metadata.get("language")
+            log.warning(
+                "%s: has %d audio streams; only the first (stream %d%s) is kept",
+                name,
+                len(source.streams.audio),
+                stream_in.index,
+                f", {language}" if language else "",
+            )
+        # The codec, not the decoder's name: MP3 decodes as "mp3float", AAC can as "aac_fixed".
+        self.copy = not mp4 or stream_in.codec_context.codec.canonical_name in MP4_AUDIO
         if self.copy:
             self.stream = out.add_stream_from_template(stream_in)
         else:
-            self.stream = out.add_stream("aac", rate=stream_in.rate, layout=stream_in.layout.name)
+            rate, layout = aac_settings(stream_in.rate, stream_in.layout.name, stream_in.channels)
+            self.stream = out.add_stream("aac", rate=rate, layout=layout)
             self.stream.bit_rate = 192_000
+            self.resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
         self.stream_in = stream_in
         self.packets = source.demux(stream_in)
         self.pending: av.Packet | None = None
@@ -197,8 +257,7 @@ class _Audio:
             if packet is None:
                 self.packets = None
                 if not self.copy:
-                    for out_packet in self.stream.encode(None):
-                        self.out.mux(out_packet)
+                    self._encode(None)
                 return
             if packet.pts is None or packet.dts is None:
                 continue
@@ -220,7 +279,16 @@ class _Audio:
         for frame in packet.decode():
             frame.pts = round((float(frame.pts * frame.time_base) - self.start) * self.stream_in.rate)
             frame.time_base = Fraction(1, self.stream_in.rate)
-            for out_packet in self.stream.encode(frame):
+            self._encode(frame)
+
+    def _encode(self, frame: "av.AudioFrame | None") -> None:
+        """Encode a decoded frame (None: the end) through the resampler, which also turns its pts to the
+        output's rate."""
+        for resampled in self.resampler.resample(frame):
+            for out_packet in self.stream.encode(resampled):
+                self.out.mux(out_packet)
+        if frame is None:
+            for out_packet in self.stream.encode(None):
                 self.out.mux(out_packet)
 
 

@@ -15,7 +15,7 @@ import av
 
 from dualface.errors import DamagedMediaError, DualfaceError
 from dualface.files import FILE_MODE
-from dualface.video import read_video
+from dualface.video import probe_video, read_video
 from dualface.writer import frame_rate, h264_stream
 
 
@@ -23,9 +23,9 @@ def browser_copy(source: Path, target: Path, crf: int = 20) -> int:
     """Re-encode `source` as H.264 (yuv420p, even size, same frame rate) into `target` atomically; returns
     the number of frames written."""
     with av.open(str(source)) as container:
-        stream_in = container.streams.video[0]
-        rate = frame_rate(stream_in)
-        width, height = stream_in.width // 2 * 2, stream_in.height // 2 * 2  # yuv420p needs even sides
+        rate = frame_rate(container.streams.video[0])
+    upright = probe_video(source)  # the size read_video hands frames over at: a phone's portrait stood up
+    width, height = upright.width // 2 * 2, upright.height // 2 * 2  # yuv420p needs even sides
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=".mp4")
     os.close(fd)
     count = 0
