@@ -504,6 +504,11 @@ def test_frame_times_and_aac_settings_are_plain_data():
     assert [frame_pts(None, i, None if i == 0 else 3600 * (i - 1), rate, tb) for i in range(3)] == [0, 3600, 7200]
     assert frame_pts(0.2, 3, 7200, rate, tb) == 18000  # a frame's own time, where the file gives one
     assert frame_pts(0.04, 3, 7200, rate, tb) == 10800  # a clock reset (joined recordings): one frame on
+    ntsc, ms = Fraction(30000, 1001), Fraction(1, 1000)  # 29.97 fps on a Matroska clock: no 1% drift
+    last = None
+    for i in range(3000):
+        last = frame_pts(None, i, last, ntsc, ms)
+    assert abs(last - 2999 * 1001 / 30) <= 1
     assert aac_settings(44100, "stereo", 2) == (44100, "stereo")
     assert aac_settings(192000, "2 channels", 2) == (48000, "stereo")  # a rate AAC lacks, a layout unnamed
     assert aac_settings(48000, "6 channels", 6) == (48000, "5.1")

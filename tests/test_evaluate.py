@@ -22,7 +22,14 @@ from dualface.config import ConvertConfig, DemoConfig, EvaluateConfig, ExtractCo
 from dualface.convert import convert
 from dualface.demo import run_demo
 from dualface.errors import DualfaceError
-from dualface.evaluate import StaticSwap, _source_is_not_target, evaluate, recorded_conversion, static_swap_video
+from dualface.evaluate import (
+    StaticSwap,
+    _source_is_not_target,
+    evaluate,
+    eyes_still,
+    recorded_conversion,
+    static_swap_video,
+)
 from dualface.extract import extract
 from dualface.files import FolderLock
 from dualface.metrics import FrameScore
@@ -96,6 +103,7 @@ def test_a_static_swap_is_the_floor_and_never_usable(tiny_model, tmp_path, face_
     # 0.12, 0.17 and 0.14 normalised (mouth -0.01 to 0.02); a swap whose eyes follow the source reads ~1.
     assert ev.scores["mouth"].normalised <= 0.15 and ev.scores["eyes"].normalised <= 0.2
     assert not ev.usable and "mouth" in ev.failed
+    assert not ev.scores["eyes"].still and "eyes" in ev.failed  # s1 blinks; the still face does not
 
     first = next(read_video(OTHER))[1]
     points = FaceTracker(TrackerConfig(embed_every=0), fps=25).update(first, 0)[0].landmarks
@@ -250,3 +258,12 @@ def test_a_source_is_the_target_only_where_dlib_says_so():
     assert _source_is_not_target(frames([0.75, 0.8], [0.7, 0.85])) == 1.0  # a third person, far from both
     assert _source_is_not_target(frames([0.3, 0.9], [None, None])) == 0.5  # no source identity known
     assert _source_is_not_target([]) is None
+
+
+def test_eyes_that_never_blink_are_still_and_a_blink_is_not():
+    steady = 0.3 + 0.01 * np.sin(np.arange(40))  # open eyes, landmark jitter
+    assert eyes_still(steady)
+    blink = steady.copy()
+    blink[20:23] = 0.12  # GRID bbaf2n's blink reads 0.12-0.13
+    assert not eyes_still(blink)
+    assert not eyes_still(np.zeros(10)) and not eyes_still(np.array([]))

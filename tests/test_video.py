@@ -107,6 +107,28 @@ def test_an_mp4_cut_short_says_so_and_a_trimmed_one_does_not(tmp_path, s1_frames
         container.mux(stream.encode())
     trimmed = mp4_for_streaming(tmp_path / "gop.mp4", tmp_path / "trimmed25.mp4", trim=25)
     assert len(list(read_video(trimmed))) == 15
+    # Whole, with its last frame held 3 s (a screen recording, a slideshow): the header's duration is right
+    held = tmp_path / "held.mp4"
+    with av.open(str(held), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.height, stream.width = s1_frames[0].shape[:2]
+        stream.pix_fmt = "yuv420p"
+        stream.time_base = stream.codec_context.time_base = Fraction(1, 1000)
+
+        def mux(packets):
+            for packet in packets:
+                if packet.pts == 360:  # the last frame's
+                    packet.duration = round(3 / packet.time_base)
+                container.mux(packet)
+
+        for i, frame in enumerate(s1_frames[:10]):
+            picture = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            picture.pts, picture.time_base = 40 * i, Fraction(1, 1000)
+            mux(stream.encode(picture))
+        mux(stream.encode())
+    with av.open(str(held)) as container:
+        assert float(container.streams.video[0].duration * container.streams.video[0].time_base) > 3
+    assert len(list(read_video(held))) == 10
 
 
 def test_frame_times_are_recorded_for_constant_and_variable_rates(tmp_path, s1_frames):

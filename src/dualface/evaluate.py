@@ -59,6 +59,7 @@ log = logging.getLogger(__name__)
 STRIP_FRAMES = 6  # source/output pairs shown in the report
 BLURRIEST = 5  # face close-ups of the output's least sharp frames in the report
 EYES_STILL = 0.3  # eye opening within this share of its median on every frame: no blink (one reads -50%)
+SOURCE_ONLY = {"source_identity"}  # read off the source alone: the real-faces control cannot differ
 MIN_FACE_FRAMES = 10  # frames with a face an evaluation needs: agreement over fewer is noise
 REFERENCE_FACES = 24  # target faces sampled for the sharpness and identity references
 CLOSE_UP = 128
@@ -324,6 +325,13 @@ def _close_up(frame: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     return aligned_crop(frame, to_mean_face(landmarks), CLOSE_UP_CROP, CLOSE_UP)
 
 
+def eyes_still(opening: np.ndarray) -> bool:
+    """Whether the source's eyes never blink nor widen (every frame within EYES_STILL of their median):
+    then a swap has nothing to follow, and landmark jitter alone is no bar."""
+    median = float(np.median(opening)) if len(opening) else 0.0
+    return median > 0 and bool(np.all(np.abs(opening - median) < EYES_STILL * median))
+
+
 def _source_is_not_target(embedded: list[FrameScore]) -> float | None:
     """Share of the embedded source frames that do not already show the target: within dlib's same-person
     threshold of it, and nearer it than the source identity (where one is known). Where the
@@ -354,9 +362,7 @@ def _summarise(
             # against the source (-0.7 on three frames) would lower the bar: a static swap's is 0 at best.
             low = max(low, 0.0) if low is not None else 0.0
         results[name] = score(name, summarise(name, swap), low, summarise(name, ceiling))
-    # Eyes that never blink nor widen have nothing for a swap to follow: landmark jitter alone is no bar.
-    opening = np.array([eye_opening(s.drawn) for s, _, _ in observed])
-    results["eyes"].still = bool(np.all(np.abs(opening / np.median(opening) - 1) < EYES_STILL))
+    results["eyes"].still = eyes_still(np.array([eye_opening(s.drawn) for s, _, _ in observed]))
 
     embedded = [s for s in scores if s.to_target is not None]
     compared = [s for s in embedded if s.to_source is not None]
@@ -434,10 +440,12 @@ def reach(
             cfg.progress, faces,
         )  # fmt: skip
     for name, s in evaluation.scores.items():
-        if name in real.scores:
+        if name in real.scores and name not in SOURCE_ONLY:
             s.reachable = real.scores[name].value
     evaluation.out_of_reach = [
-        name for name in evaluation.failed if passes(name, evaluation.scores[name].reached(name)) is False
+        name
+        for name in evaluation.failed
+        if name not in SOURCE_ONLY and passes(name, evaluation.scores[name].reached(name)) is False
     ]
 
 

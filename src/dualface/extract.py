@@ -132,6 +132,11 @@ def _resume_point(path: Path, info: dict[str, Any], config: ExtractConfig) -> di
     if old["source"]["path"] != info["path"]:
         raise DualfaceError(f"{path} holds faces of {old['source']['path']}; use another output folder")
     changed = [k for k, v in _settings(config, info).items() if old["settings"].get(k) != v]
+    if changed == ["every"] and info["kind"] == "images":
+        raise DualfaceError(
+            f"{info['path']} was extracted into {path.parent} from 1 in {old['settings']['every']} photos (--every "
+            "thinned photo folders then; now it thins videos only): pass --overwrite to extract every photo"
+        )
     if changed:
         raise DualfaceError(
             f"{info['path']} was extracted into {path.parent} with other settings ({', '.join(changed)}); "
@@ -266,7 +271,11 @@ def extract_source(source: Source, config: ExtractConfig, references: list[Embed
                 # An input that failed before a frame leaves no file; after a failed save, a second one
                 # would record the faces the first deleted.
                 if not failed and (alignments["frames_read"] or path.exists()):
-                    _save_progress(path, alignments, writes, unsaved)
+                    try:
+                        _save_progress(path, alignments, writes, unsaved)
+                    except DualfaceError:
+                        failed = True  # its faces were deleted: count what the folder holds
+                        raise
             finally:
                 if failed:
                     alignments = load_alignments(path) if path.exists() else new_alignments(info, {})

@@ -168,7 +168,8 @@ def read_video(path: Path, times: list[float | None] | None = None) -> Iterator[
         stream.thread_type = "AUTO"
         start = start_seconds(stream)
         index = damaged = concealed = 0
-        shown = 0.0  # when the last frame read is shown, from the stream's start
+        shown = 0.0  # when the last frame read leaves the screen, from the stream's start
+        frame_s = 1 / float(stream.average_rate or 25)
         try:
             for packet in container.demux(stream):
                 try:
@@ -179,8 +180,9 @@ def read_video(path: Path, times: list[float | None] | None = None) -> Iterator[
                 for frame in frames:
                     # A frame FFmpeg patched over missing data: a file cut short ends in one, with no error.
                     concealed += frame.is_corrupt
-                    if frame.time is not None:
-                        shown = max(shown, frame.time - start)
+                    if frame.time is not None:  # its own duration: a screen recording holds its last for seconds
+                        lasts = float(frame.duration * frame.time_base) if frame.duration else frame_s
+                        shown = max(shown, frame.time - start + lasts)
                     if times is not None:
                         times.append(None if frame.time is None else frame.time - start)
                     # PyAV may hand back strided arrays, which dlib rejects.
@@ -200,10 +202,9 @@ def read_video(path: Path, times: list[float | None] | None = None) -> Iterator[
         # duration it lacks; other formats' are looser. Time, not frames: an edit list (a trim without
         # re-encoding) shows fewer frames than its table counts, and its duration says so.
         declared = float(stream.duration * stream.time_base) if stream.duration else 0.0
-        frame_s = 1 / float(stream.average_rate or 25)
-        if "mp4" in container.format.name and declared - (shown + frame_s) > max(2 * frame_s, 0.05 * declared):
+        if "mp4" in container.format.name and declared - shown > max(2 * frame_s, 0.05 * declared):  # and MOV
             raise DamagedMediaError(
-                f"{path}: video is truncated: {index} frames read, {shown + frame_s:.2f} s of the {declared:.2f} s "
+                f"{path}: video is truncated: {index} frames read, {shown:.2f} s of the {declared:.2f} s "
                 "its header declares"
             )
 

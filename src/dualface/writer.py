@@ -158,12 +158,11 @@ def video_writer(
 
 def frame_pts(seconds: float | None, count: int, last: int | None, rate: Fraction, time_base: Fraction) -> int:
     """The pts (in `time_base`) of frame `count`: at `seconds` where given, else at the frame rate. A time
-    that does not come after the last frame's (a clock reset where two recordings were joined) or a
-    missing one puts the frame one frame-rate step after the last, so the pts always rise."""
+    that does not come after the last frame's (a clock reset where two recordings were joined) puts the
+    frame one frame-rate step after the last, so the pts always rise."""
     step = max(1, round(1 / (rate * time_base)))
-    if seconds is None:
-        return 0 if last is None else last + step
-    pts = round(seconds / time_base)
+    # From the index, not the last pts plus a rounded step: 29.97 fps on a 1/1000 clock would drift 1%.
+    pts = round((Fraction(count) / rate if seconds is None else seconds) / time_base)
     if last is not None and pts <= last:
         return last + step
     return max(pts, 0)
