@@ -294,6 +294,27 @@ def test_extract_killed_reruns_to_the_same_faces(face_dirs, tmp_path):
             assert np.abs(np.subtract(face_a["landmarks"], face_b["landmarks"])).mean() < 3
 
 
+def test_extract_stopped_by_sigterm_saves_says_so_and_resumes(face_dirs, tmp_path):
+    """SIGTERM (a job runner's stop, `kill`) keeps what was extracted, as Ctrl-C does; by default it killed
+    the run with nothing saved since the last periodic save, and no word."""
+    out = tmp_path / "faces"
+    run = dualface("extract", str(S1), "-o", str(out), "--every", "3", "--no-progress")
+    try:
+        wait_for(lambda: len(list(out.glob("*.png"))) >= 3, 300, "the first faces")
+        run.send_signal(signal.SIGSTOP)  # held, so the signal lands mid-run however fast this machine is
+        run.send_signal(signal.SIGTERM)
+        run.send_signal(signal.SIGCONT)
+        _, err = run.communicate(timeout=120)
+    finally:
+        run.kill()
+    assert run.returncode == 130 and "interrupted: what was extracted is kept" in err and "Traceback" not in err
+    alignments = load_alignments(out / f"{S1.stem}.alignments.json")
+    recorded = {f["png"] for e in alignments["frames"] for f in e["faces"]}
+    assert recorded and {p.name for p in out.glob("*.png")} == recorded and leftovers(out) == []
+    summary = extract(ExtractConfig(inputs=[S1], output=out, every=3, progress=False))
+    assert not summary.errors and len(list(out.glob("*.png"))) == 25
+
+
 def test_convert_killed_leaves_a_temporary_file_the_next_run_removes(straight, s1_frames, tmp_path):
     output = tmp_path / "out.mp4"
     run = dualface("convert", str(S1), "-m", str(straight[0]), "--to", "brbk7n", "-o", str(output), "--no-progress")

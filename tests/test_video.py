@@ -181,3 +181,16 @@ def test_prefetch_stops_its_thread_when_abandoned():
     stream = prefetch(read_video(S1), depth=2)
     next(stream)
     stream.close()  # must not hang waiting on a full queue
+
+
+def test_metadata_in_another_encoding_is_read_past(tmp_path, s1_frames):
+    """A localised encoder's Latin-1 handler name: PyAV's strict UTF-8 raised a traceback on opening."""
+    data = bytearray(write_video(tmp_path / "clip.mp4", s1_frames[:3]).read_bytes())
+    at = data.find(b"VideoHandler")
+    assert at > 0
+    data[at + 5] = 0xE9  # "Video\xe9andler"
+    (tmp_path / "latin1.mp4").write_bytes(bytes(data))
+    with pytest.raises(UnicodeDecodeError):
+        av.open(str(tmp_path / "latin1.mp4")).close()
+    assert probe_video(tmp_path / "latin1.mp4").frame_count == 3
+    assert len(list(read_video(tmp_path / "latin1.mp4"))) == 3

@@ -22,7 +22,7 @@ from dualface.config import CUT, ExtractConfig
 from dualface.errors import DamagedMediaError, DualfaceError
 from dualface.files import FolderLock, atomic_write_bytes, ensure_writable_dir, remove_stale_temps
 from dualface.identity import nearest_distance, reference_embeddings
-from dualface.interrupts import stop_signals
+from dualface.interrupts import Stop, stop_signals
 from dualface.prefetch import prefetch
 from dualface.threads import ThreadPolicy
 from dualface.track import FaceTracker, Track, TrackerConfig
@@ -74,12 +74,12 @@ def extract(config: ExtractConfig) -> ExtractSummary:
     ensure_writable_dir(config.output)
     # One writer per output folder: two runs would write the same faces and race on each alignments file.
     # SIGTERM (a job runner's stop, `kill`) saves what was done, as Ctrl-C does.
-    with FolderLock(config.output, "extract"), stop_signals("the alignments files"):
+    with FolderLock(config.output, "extract"), stop_signals("the alignments files") as stop:
         remove_stale_temps(config.output, ".*.tmp")  # what a killed run was writing
-        return _extract(config)
+        return _extract(config, stop)
 
 
-def _extract(config: ExtractConfig) -> ExtractSummary:
+def _extract(config: ExtractConfig, stop: Stop | None = None) -> ExtractSummary:
     ThreadPolicy().start()  # OpenCV's threads: the cores other processes leave idle
     references = reference_embeddings(config.references) if config.references else []
     sources, problems = expand_inputs(config.inputs)
@@ -92,7 +92,7 @@ def _extract(config: ExtractConfig) -> ExtractSummary:
             summary.error = f"{source.path}: another input is also named '{source.name}'; extract it separately"
             continue
         try:
-            extract_source(source, config, references, summary)
+            extract_source(source, config, references, summary, stop)
         except DualfaceError as error:
             summary.error = str(error)
     return ExtractSummary(summaries)
@@ -170,8 +170,11 @@ def _forget(path: Path) -> None:
         raise DualfaceError(f"{path.parent}: cannot remove the earlier faces ({error.strerror or error})") from None
 
 
-def extract_source(source: Source, config: ExtractConfig, references: list[Embedding], summary: InputSummary) -> None:
-    """Extract one source into config.output, resuming a previous run where one was interrupted."""
+def extract_source(
+    source: Source, config: ExtractConfig, references: list[Embedding], summary: InputSummary, stop: Stop | None = None
+) -> None:
+    """Extract one source into config.output, resuming a previous run where one was interrupted. A signal
+    (`stop`) during the closing save waits for it, so the folder never holds faces its file does not list."""
     start = time.perf_counter()
     info = _source_info(source)
     path = config.output / f"{source.name}.alignments.json"
@@ -264,6 +267,8 @@ def extract_source(source: Source, config: ExtractConfig, references: list[Embed
             alignments["source"]["damage"] = str(error)
             raise
         finally:
+            if stop is not None:
+                stop.defer = True  # first: a signal from here on waits for the save
             bar.close()
             # Also on an interruption: keep what was done. If that fails too (a full disk), its one-line
             # error replaces the interruption's, and the folder is left as of the last save.
@@ -281,6 +286,10 @@ def extract_source(source: Source, config: ExtractConfig, references: list[Embed
                     alignments = load_alignments(path) if path.exists() else new_alignments(info, {})
                 _count(alignments, every, summary)
                 summary.seconds = time.perf_counter() - start
+                if stop is not None:
+                    stop.defer = False
+    if stop is not None and stop.asked:
+        raise KeyboardInterrupt  # the signal that came during the save: stop now that it is done
     if summary.faces_written == 0:
         who = " matching the reference" if references else ""
         raise DualfaceError(f"{source.path}: no face{who} found in {summary.frames_processed} frame(s) searched")
