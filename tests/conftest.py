@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -37,18 +38,44 @@ def frames_of(path: Path, count: int) -> list[np.ndarray]:
     return frames
 
 
-def write_video(path: Path, frames: list[np.ndarray], fps: int = 25, rotation: int = 0) -> Path:
-    """Encode RGB frames as H.264 with PyAV (the real codec); `rotation` (degrees counterclockwise) is
-    written as a phone does, in the display matrix, the pixels left as they are."""
+def write_video(
+    path: Path,
+    frames: list[np.ndarray],
+    fps: int = 25,
+    rotation: int = 0,
+    times_ms: list[int] | None = None,
+    keyframe_every: int | None = None,
+    last_lasts_s: float | None = None,
+) -> Path:
+    """Encode RGB frames as H.264 with PyAV (the real codec). `rotation` (degrees counterclockwise) is
+    written as a phone does, in the display matrix, the pixels left as they are; `times_ms` shows each
+    frame at its own time (a variable-rate recording), on a millisecond clock; `keyframe_every` sets the
+    GOP; `last_lasts_s` holds the last frame that long (a screen recording, a slideshow)."""
+    ms = Fraction(1, 1000)
     with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
+        options = {"g": str(keyframe_every), "keyint_min": str(keyframe_every)} if keyframe_every else {}
+        stream = container.add_stream("libx264", rate=fps, options=options)
         stream.height, stream.width = frames[0].shape[:2]
         stream.pix_fmt = "yuv420p"
         if rotation:
             stream.set_display_rotation(rotation)
-        for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode())
+        timed = times_ms is not None or last_lasts_s is not None
+        if timed:
+            stream.time_base = stream.codec_context.time_base = ms
+        times = times_ms if times_ms is not None else [round(1000 * i / fps) for i in range(len(frames))]
+
+        def mux(packets) -> None:
+            for packet in packets:
+                if last_lasts_s is not None and packet.pts == times[len(frames) - 1]:
+                    packet.duration = round(last_lasts_s / packet.time_base)
+                container.mux(packet)
+
+        for frame, at in zip(frames, times, strict=True):
+            picture = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            if timed:
+                picture.pts, picture.time_base = at, ms
+            mux(stream.encode(picture))
+        mux(stream.encode())
     return path
 
 

@@ -473,26 +473,11 @@ def test_a_phone_video_converts_upright(tiny_model, tmp_path, s1_frames):
     assert report.marked and report.metadata.startswith(SYNTHETIC_NOTICE)
 
 
-def write_vfr(path: Path, images: list[np.ndarray], stamps_ms: list[int]) -> Path:
-    """H.264 frames shown at the given times (ms), as a variable-rate phone recording has them."""
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=25)
-        stream.height, stream.width = images[0].shape[:2]
-        stream.pix_fmt = "yuv420p"
-        stream.time_base = stream.codec_context.time_base = Fraction(1, 1000)
-        for image, pts in zip(images, stamps_ms, strict=True):
-            picture = av.VideoFrame.from_ndarray(image, format="rgb24")
-            picture.pts, picture.time_base = pts, Fraction(1, 1000)
-            container.mux(stream.encode(picture))
-        container.mux(stream.encode())
-    return path
-
-
 def test_a_variable_rate_video_keeps_its_frame_times(tiny_model, tmp_path, s1_frames):
     """Frames 80 ms apart, then 40: spaced evenly at the average rate instead, the picture would drift
     from the (untouched) sound by up to 190 ms."""
     stamps = [80 * i for i in range(8)] + [640 + 40 * i for i in range(12)]
-    clip = write_vfr(tmp_path / "vfr.mp4", s1_frames[:20], stamps)
+    clip = write_video(tmp_path / "vfr.mp4", s1_frames[:20], times_ms=stamps)
     output = tmp_path / "out.mp4"
     assert run(tiny_model, clip, output).frames == 20
     assert np.allclose(frame_times(clip), np.array(stamps) / 1000)

@@ -36,7 +36,7 @@ from dualface.model import Autoencoder, ModelConfig
 from dualface.presets import preset_batch, preset_lr
 from dualface.preview import plot_loss_curve
 from dualface.runstate import latest_good
-from dualface.train import _append_row, _trim_log, batch_stream, learning_rate, train, weights_digest
+from dualface.train import _append_figures, _trim_log, batch_stream, learning_rate, train, weights_digest
 from dualface.watermark import verify
 
 LITE = ModelConfig.from_preset("lite")
@@ -275,15 +275,15 @@ def test_resume_trims_the_logs_to_its_checkpoint(tmp_path):
 
 def test_a_log_whose_columns_change_keeps_each_figure_under_its_own_name(tmp_path):
     log = tmp_path / "eval_log.csv"
-    _append_row(log, ["step", "a/ssim", "a->b/mouth"], [2, "0.5", "0.7"])
-    _append_row(log, ["step", "a/ssim", "a->b/mouth"], [4, "0.6", "0.8"])
-    _append_row(log, ["step", "a/ssim", "b/ssim"], [6, "0.65", "0.4"])  # resumed with other held-out faces
+    _append_figures(log, ["step", "a/ssim", "a->b/mouth"], [2, "0.5", "0.7"])
+    _append_figures(log, ["step", "a/ssim", "a->b/mouth"], [4, "0.6", "0.8"])
+    _append_figures(log, ["step", "a/ssim", "b/ssim"], [6, "0.65", "0.4"])  # resumed with other held-out faces
     with open(log, newline="") as f:
         rows = list(csv.DictReader(f))
     assert [r["step"] for r in rows] == ["2", "4", "6"]
     assert [r["a->b/mouth"] for r in rows] == ["0.7", "0.8", ""]
     assert [r["b/ssim"] for r in rows] == ["", "", "0.4"]
-    _append_row(log, ["step", "a/ssim", "b/ssim"], [8, "0.7", "0.5"])  # the new header is not the merged one
+    _append_figures(log, ["step", "a/ssim", "b/ssim"], [8, "0.7", "0.5"])  # the new header is not the merged one
     with open(log, newline="") as f:
         rows = list(csv.DictReader(f))
     assert rows[-1] == {"step": "8", "a/ssim": "0.7", "a->b/mouth": "", "b/ssim": "0.5"}

@@ -1,4 +1,3 @@
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -98,34 +97,11 @@ def test_an_mp4_cut_short_says_so_and_a_trimmed_one_does_not(tmp_path, s1_frames
     trimmed = mp4_for_streaming(tmp_path / "clip.mp4", tmp_path / "trimmed.mp4", trim=5)
     assert len(list(read_video(trimmed))) == 35
     # Trimmed past a keyframe: FFmpeg drops the packets before the one the new start needs, fewer than counted
-    with av.open(str(tmp_path / "gop.mp4"), "w") as container:
-        stream = container.add_stream("libx264", rate=25, options={"g": "10", "keyint_min": "10"})
-        stream.height, stream.width = s1_frames[0].shape[:2]
-        stream.pix_fmt = "yuv420p"
-        for frame in s1_frames[:40]:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode())
+    write_video(tmp_path / "gop.mp4", s1_frames[:40], keyframe_every=10)
     trimmed = mp4_for_streaming(tmp_path / "gop.mp4", tmp_path / "trimmed25.mp4", trim=25)
     assert len(list(read_video(trimmed))) == 15
     # Whole, with its last frame held 3 s (a screen recording, a slideshow): the header's duration is right
-    held = tmp_path / "held.mp4"
-    with av.open(str(held), "w") as container:
-        stream = container.add_stream("libx264", rate=25)
-        stream.height, stream.width = s1_frames[0].shape[:2]
-        stream.pix_fmt = "yuv420p"
-        stream.time_base = stream.codec_context.time_base = Fraction(1, 1000)
-
-        def mux(packets):
-            for packet in packets:
-                if packet.pts == 360:  # the last frame's
-                    packet.duration = round(3 / packet.time_base)
-                container.mux(packet)
-
-        for i, frame in enumerate(s1_frames[:10]):
-            picture = av.VideoFrame.from_ndarray(frame, format="rgb24")
-            picture.pts, picture.time_base = 40 * i, Fraction(1, 1000)
-            mux(stream.encode(picture))
-        mux(stream.encode())
+    held = write_video(tmp_path / "held.mp4", s1_frames[:10], last_lasts_s=3)
     with av.open(str(held)) as container:
         assert float(container.streams.video[0].duration * container.streams.video[0].time_base) > 3
     assert len(list(read_video(held))) == 10
@@ -137,17 +113,7 @@ def test_frame_times_are_recorded_for_constant_and_variable_rates(tmp_path, s1_f
     assert np.allclose(times, np.arange(75) / 25)
     # 80 ms apart, then 40: a phone that dropped frames in the dark, or a variable-rate recording
     stamps = [80 * i for i in range(6)] + [400 + 40 * i for i in range(1, 7)]
-    clip = tmp_path / "vfr.mp4"
-    with av.open(str(clip), "w") as container:
-        stream = container.add_stream("libx264", rate=25)
-        stream.height, stream.width = s1_frames[0].shape[:2]
-        stream.pix_fmt = "yuv420p"
-        stream.time_base = stream.codec_context.time_base = Fraction(1, 1000)
-        for frame, pts in zip(s1_frames, stamps, strict=False):
-            picture = av.VideoFrame.from_ndarray(frame, format="rgb24")
-            picture.pts, picture.time_base = pts, Fraction(1, 1000)
-            container.mux(stream.encode(picture))
-        container.mux(stream.encode())
+    clip = write_video(tmp_path / "vfr.mp4", s1_frames[: len(stamps)], times_ms=stamps)
     times = []
     assert len(list(read_frames(expand_inputs([clip])[0][0], times=times))) == 12
     assert np.allclose(times, np.array(stamps) / 1000)

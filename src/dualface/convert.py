@@ -59,6 +59,7 @@ from dualface.video import (
     VIDEO_EXTENSIONS,
     Source,
     expand_inputs,
+    first_of,
     probe_video,
     read_frames,
     read_image,
@@ -231,8 +232,7 @@ def convert(cfg: ConvertConfig) -> ConvertSummary:
                 for hidden, _ in written:
                     hidden.unlink(missing_ok=True)
             if unreadable:  # the others are written; still, not every photo was converted
-                more = f" (and {len(unreadable) - 1} more)" if len(unreadable) > 1 else ""
-                raise DualfaceError(f"{unreadable[0]}{more}: not converted; the other {len(written)} images were")
+                raise DualfaceError(f"{first_of(unreadable)}: not converted; the other {len(written)} images were")
         else:
             tags = {"dualface_conversion": json.dumps(recorded_settings(cfg, summary), sort_keys=True)}
             with video_writer(

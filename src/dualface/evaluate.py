@@ -39,12 +39,12 @@ from dualface.metrics import (
     VideoEvaluation,
     agreement,
     aligned_crop,
+    detail,
+    face_laplacian,
     face_scale,
-    grain,
     observe,
     passes,
     score,
-    sharpness,
     summarise,
     verdict,
 )
@@ -163,15 +163,12 @@ class TargetFaces:
         """These faces' size: image pixels per mean-face unit (median)."""
         return float(np.median([face_scale(p) for p in self.landmarks]))
 
-    def sharpness(self, pixels_per_unit: float) -> float:
-        """Median sharpness of these faces cut at the given on-screen size."""
+    def detail(self, pixels_per_unit: float) -> tuple[float, float]:
+        """Median sharpness and median noise floor (`metrics.grain`) of these faces cut at the given
+        on-screen size."""
         faces = zip(self.images, self.to_mean, strict=True)
-        return float(np.median([sharpness(image, to_mean, pixels_per_unit) for image, to_mean in faces]))
-
-    def grain(self, pixels_per_unit: float) -> float:
-        """Median noise floor of these faces cut at the given on-screen size."""
-        faces = zip(self.images, self.to_mean, strict=True)
-        return float(np.median([grain(image, to_mean, pixels_per_unit) for image, to_mean in faces]))
+        read = np.array([detail(face_laplacian(image, to_mean, pixels_per_unit)) for image, to_mean in faces])
+        return float(np.median(read[:, 0])), float(np.median(read[:, 1]))
 
     def distance_to(self, centroid: np.ndarray) -> float:
         """Mean embedding distance of these faces to `centroid`: how close the person's own faces sit."""
@@ -380,11 +377,10 @@ def _summarise(
     results["identity_gap"] = score("identity_gap", gap, ceiling=1.0 if gap is not None else None)
     sharp = None
     if reference is not None:
-        own = reference.sharpness(min(scale, reference.scale))
+        own, own_grain = reference.detail(min(scale, reference.scale))
         output_sharpness = float(np.median([o.sharpness for _, o in swap]))
         sharp = output_sharpness / own if own > 0 else None
         results["sharpness"] = score("sharpness", sharp, ceiling=1.0)
-        own_grain = reference.grain(min(scale, reference.scale))
         output_grain = float(np.median([o.grain for _, o in swap]))
         results["grain"] = score("grain", output_grain / max(own_grain, 1e-3), ceiling=1.0)
     else:

@@ -27,7 +27,7 @@ from dualface.prefetch import prefetch
 from dualface.threads import ThreadPolicy
 from dualface.track import FaceTracker, Track, TrackerConfig
 from dualface.types import Embedding, Frame
-from dualface.video import Source, expand_inputs, probe_video, read_frames
+from dualface.video import Source, expand_inputs, first_of, probe_video, read_frames
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +178,7 @@ def extract_source(
     start = time.perf_counter()
     info = _source_info(source)
     path = config.output / f"{source.name}.alignments.json"
-    every = config.every if source.kind == "video" else 1  # --every thins a video; each photo is its own
+    every = _settings(config, info)["every"]
     alignments = _resume_point(path, info, config)
     if alignments is not None and alignments["complete"]:
         summary.skipped = True
@@ -208,6 +208,15 @@ def extract_source(
     writes: list[Future] = []
     unsaved: list[Path] = []  # faces written since the alignments file was last saved
     failed = False  # a save failed: the folder is as of the last save, and must stay so
+
+    def save() -> None:
+        nonlocal failed
+        try:
+            _save_progress(path, alignments, writes, unsaved)
+        except DualfaceError:
+            failed = True  # its faces were deleted: count what the folder holds
+            raise
+
     last_save = time.perf_counter()
     bar = tqdm(
         total=info["frame_count"] or None,
@@ -250,17 +259,11 @@ def extract_source(
                 bar.update(index + 1 - bar.n)
                 bar.set_postfix(faces=summary.faces_written, refresh=False)
                 if time.perf_counter() - last_save > SAVE_EVERY_S:
-                    try:
-                        _save_progress(path, alignments, writes, unsaved)
-                    except DualfaceError:
-                        failed = True
-                        raise
+                    save()
                     last_save = time.perf_counter()
             alignments["complete"] = True
             if unreadable:  # the folder's other photos were extracted; still, not every one could be
-                first = unreadable[0]
-                more = f" (and {len(unreadable) - 1} more)" if len(unreadable) > 1 else ""
-                raise DamagedMediaError(f"{first}{more}: skipped")
+                raise DamagedMediaError(f"{first_of(unreadable)}: skipped")
         except DamagedMediaError as error:
             # Every readable frame was processed: keep the work, note the damage, still report it.
             alignments["complete"] = True
@@ -276,11 +279,7 @@ def extract_source(
                 # An input that failed before a frame leaves no file; after a failed save, a second one
                 # would record the faces the first deleted.
                 if not failed and (alignments["frames_read"] or path.exists()):
-                    try:
-                        _save_progress(path, alignments, writes, unsaved)
-                    except DualfaceError:
-                        failed = True  # its faces were deleted: count what the folder holds
-                        raise
+                    save()
             finally:
                 if failed:
                     alignments = load_alignments(path) if path.exists() else new_alignments(info, {})

@@ -98,15 +98,20 @@ SAME_SIZE = 0.98  # a face within 2% of the size it is read at is read as it is,
 
 def sharpness(image: Frame, to_mean: Matrix, pixels_per_unit: float, extracted_at: float | None = None) -> float:
     """Variance of the Laplacian of the grey face inside the central region (`face_laplacian`)."""
-    return float(face_laplacian(image, to_mean, pixels_per_unit, extracted_at).var())
+    return detail(face_laplacian(image, to_mean, pixels_per_unit, extracted_at))[0]
 
 
 def grain(image: Frame, to_mean: Matrix, pixels_per_unit: float, extracted_at: float | None = None) -> float:
-    """The face's noise floor: the median magnitude of its Laplacian, read as `sharpness` is. Detail is
-    sparse (eyes, brows, lips: a few pixels with large values carry the variance), grain is on every pixel:
-    a blurred face under grain reads as sharp as a real one by variance, at twice its floor and more
-    (`tests/test_evaluate.py`)."""
-    return float(np.median(np.abs(face_laplacian(image, to_mean, pixels_per_unit, extracted_at))))
+    """The face's noise floor, read as `sharpness` is (`detail`)."""
+    return detail(face_laplacian(image, to_mean, pixels_per_unit, extracted_at))[1]
+
+
+def detail(laplacian: np.ndarray) -> tuple[float, float]:
+    """(sharpness, grain) of a face's Laplacian: its variance, and its median magnitude, the noise floor.
+    Detail is sparse (eyes, brows, lips: a few pixels with large values carry the variance), grain is on
+    every pixel: a blurred face under grain reads as sharp as a real one by variance, at twice its floor
+    and more (`tests/test_evaluate.py`)."""
+    return float(laplacian.var()), float(np.median(np.abs(laplacian)))
 
 
 def face_laplacian(
@@ -181,14 +186,8 @@ def observe(frame: Frame, source_landmarks: Landmarks, max_scale: float | None =
     `max_scale`, the face is first cut out at that size, as the reference faces were extracted."""
     to_mean = to_mean_face(source_landmarks)
     scale = face_scale(source_landmarks)
-    laplacian = face_laplacian(frame, to_mean, min(scale, max_scale or scale), max_scale)
-    return Observed(
-        drawn_landmarks(frame, to_mean),
-        refit(frame, source_landmarks),
-        float(laplacian.var()),
-        frame.shape[:2],
-        float(np.median(np.abs(laplacian))),
-    )
+    sharp, floor = detail(face_laplacian(frame, to_mean, min(scale, max_scale or scale), max_scale))
+    return Observed(drawn_landmarks(frame, to_mean), refit(frame, source_landmarks), sharp, frame.shape[:2], floor)
 
 
 # ---------------------------------------------------------------------------------------------------------

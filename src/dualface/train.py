@@ -655,7 +655,7 @@ def _evaluate(model, held_out, sets, cfg: TrainConfig, step: int, writer, best: 
     embeddings = {s.name: s.embedding for s in sets if s.embedding is not None}
     figures = held_out_figures(model, held_out, embeddings)
     row = [step, *("" if v is None else f"{v:.4f}" for v in figures.values())]
-    _append_row(cfg.model_dir / EVAL_LOG, ["step", *figures], row)
+    _append_figures(cfg.model_dir / EVAL_LOG, ["step", *figures], row)
     if writer is not None:
         for key, value in figures.items():
             if value is not None:
@@ -723,35 +723,45 @@ def _log_row(path: Path, step: int, elapsed: float, lr: float, losses: dict[str,
 
 
 def _append_row(path: Path, header: list, row: list) -> None:
-    """One row onto a training log (its header first, when new). A resumed run can log other columns (its
-    held-out faces changed): the log is then rewritten under both headers, so no row lands under another's."""
+    """One row onto a training log (its header first, when new)."""
+    new = not path.exists()
+    try:
+        with open(path, "a", newline="") as f:
+            out = csv.writer(f)
+            if new:
+                out.writerow(header)
+            out.writerow(row)
+    except OSError as error:
+        raise DualfaceError(f"cannot write {path}: {error.strerror or error}") from None
+
+
+def _append_figures(path: Path, header: list, row: list) -> None:
+    """`_append_row` for the held-out figures, whose columns a resumed run can change (its held-out faces
+    changed): the log is then rewritten under both headers, so no row lands under another's."""
     try:
         with open(path, newline="") as f:
-            logged = next(csv.reader(f), None)  # the header alone: this runs every step
+            logged = next(csv.reader(f), None)
     except FileNotFoundError:
         logged = None
     except OSError as error:
         raise DualfaceError(f"cannot read {path}: {error.strerror or error}") from None
+    named = dict(zip(header, row, strict=True))
+    if logged is None or set(header) <= set(logged):  # new, the same, or the merged header of an earlier change
+        _append_row(path, header, [named.get(c, "") for c in logged] if logged else row)
+        return
     try:
-        named = dict(zip(header, row, strict=True))
-        if logged is not None and set(header) <= set(logged):
-            row = [named.get(c, "") for c in logged]  # the merged header of an earlier change
-        elif logged is not None:
-            with open(path, newline="") as f:
-                rows = list(csv.reader(f))
-            columns = logged + [c for c in header if c not in logged]
-            table = [dict(zip(logged, r, strict=False)) for r in rows[1:]] + [named]
-            text = io.StringIO(newline="")
-            out = csv.writer(text)
-            out.writerow(columns)
-            out.writerows([r.get(c, "") for c in columns] for r in table)
-            atomic_write_bytes(path, text.getvalue().encode())
-            return
-        with open(path, "a", newline="") as f:
-            out = csv.writer(f)
-            if logged is None:
-                out.writerow(header)
-            out.writerow(row)
+        with open(path, newline="") as f:
+            rows = list(csv.reader(f))
+    except OSError as error:
+        raise DualfaceError(f"cannot read {path}: {error.strerror or error}") from None
+    columns = logged + [c for c in header if c not in logged]
+    table = [dict(zip(logged, r, strict=False)) for r in rows[1:]] + [named]
+    text = io.StringIO(newline="")
+    out = csv.writer(text)
+    out.writerow(columns)
+    out.writerows([r.get(c, "") for c in columns] for r in table)
+    try:
+        atomic_write_bytes(path, text.getvalue().encode())
     except OSError as error:
         raise DualfaceError(f"cannot write {path}: {error.strerror or error}") from None
 

@@ -253,6 +253,11 @@ def _grey_to_rgb(grey: np.ndarray, sixteen: bool) -> Frame:
     return np.ascontiguousarray(np.repeat(grey[..., None], 3, axis=2))
 
 
+def first_of(errors: list[str]) -> str:
+    """The first of `read_frames`' unreadable stills, and how many more there were."""
+    return errors[0] + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")
+
+
 def read_frames(
     source: Source, unreadable: list[str] | None = None, times: list[float | None] | None = None
 ) -> Iterator[tuple[int, Frame]]:
