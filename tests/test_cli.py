@@ -59,7 +59,12 @@ def test_train_bad_inputs_exit_nonzero_with_one_line(tmp_path):
     folders = [str(tmp_path / "empty"), str(tmp_path / "other"), "-m", model]
     one_line_error(dualface("train", *folders, "--device", "gpu"), "--device gpu", "not a device")
     one_line_error(dualface("train", *folders, "--device", "mps"), "--device mps", "cpu or cuda")
-    one_line_error(dualface("train", *folders, "--held-out", f"nobody={tmp_path}"), "--held-out nobody", "empty")
+    one_line_error(
+        dualface("train", *folders, "--eval-every", "1", "--held-out", f"nobody={tmp_path}"),
+        "--held-out nobody",
+        "empty",
+    )
+    one_line_error(dualface("train", *folders, "--held-out", f"s1={tmp_path}"), "--held-out", "needs --eval-every")
     one_line_error(dualface("train", *folders, "--init", str(tmp_path / "other")), "other", "holds no checkpoint")
 
 

@@ -136,6 +136,22 @@ def test_verify_command_exit_codes(converted):
     assert dualface("verify", str(S1), "--samples", "5").returncode == 3
 
 
+def test_verify_takes_a_small_output_by_its_metadata_and_names_a_folder(tmp_path, s1_frames):
+    """Frames under 256 px are too small to carry the mark: dualface's own such outputs carry the metadata
+    label alone, and `verify x && ...` must take them (exit 0), saying why; an unlabelled one is not ours."""
+    small = [cv2.resize(f, (180, 144), interpolation=cv2.INTER_AREA) for f in s1_frames[:5]]
+    with video_writer(tmp_path / "small.mp4", S1, size=(180, 144)) as write:
+        for frame in small:
+            write(frame)
+    write_image(tmp_path / "small.png", small[0])
+    for name in ("small.mp4", "small.png"):
+        result = dualface("verify", str(tmp_path / name))
+        assert result.returncode == 0 and "says the metadata; the watermark cannot be read under 256" in result.stdout
+    Image.fromarray(small[0]).save(tmp_path / "holiday.png")
+    assert dualface("verify", str(tmp_path / "holiday.png")).returncode == 3
+    one_line_error(dualface("verify", str(tmp_path)), str(tmp_path), "a folder, not a video or image file")
+
+
 def test_alignments_file_gives_the_same_swap(tiny_model, tmp_path):
     extract(ExtractConfig(inputs=[S1], output=tmp_path / "faces", progress=False))
     alignments = tmp_path / "faces" / f"{S1.stem}.alignments.json"
@@ -482,6 +498,22 @@ def test_a_variable_rate_video_keeps_its_frame_times(tiny_model, tmp_path, s1_fr
     assert run(tiny_model, clip, output).frames == 20
     assert np.allclose(frame_times(clip), np.array(stamps) / 1000)
     assert np.abs(np.array(frame_times(output)) - np.array(stamps) / 1000).max() < 0.005
+
+
+def test_a_silent_video_keeps_its_frame_times_in_matroska(tmp_path, s1_frames):
+    """Matroska puts its stream on a 1/1000 clock when it writes its header, at the first packet muxed:
+    without sound, that is after x264's lookahead, a dozen frames in. Timed on the stream's clock, the
+    frames after it jumped (frame 12 of a 1.2 s clip at 5.7 s) and verify sampled a few frames of a
+    phantom thousand."""
+    clip = write_video(tmp_path / "silent.mp4", s1_frames[:30])  # no audio stream, on a 1/12800 clock
+    output = tmp_path / "o.mkv"
+    with video_writer(output, clip) as write:
+        for _, frame in read_video(clip):
+            write(frame)
+    assert np.abs(np.array(frame_times(output)) - np.arange(30) / 25).max() < 0.002
+    with av.open(str(clip)) as source, av.open(str(output)) as out:
+        assert not out.streams.audio and abs(out.duration - source.duration) <= 1_000_000 / 25  # within a frame
+    assert len(verify(output, samples=10).frames) == 10
 
 
 def test_frame_times_and_aac_settings_are_plain_data():

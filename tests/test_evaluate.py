@@ -26,6 +26,7 @@ from dualface.evaluate import (
     StaticSwap,
     _source_is_not_target,
     evaluate,
+    evaluate_video,
     eyes_still,
     recorded_conversion,
     static_swap_video,
@@ -176,6 +177,24 @@ def test_convert_records_its_checkpoint_and_evaluate_uses_it(tiny_model, tmp_pat
         resolve_checkpoint(tiny_model, "step-99.safetensors")
 
 
+def test_an_odd_sized_source_is_evaluated_against_its_padded_conversion(tiny_model, tmp_path, face_dirs, s1_frames):
+    """convert pads an odd side by one pixel (H.264 in yuv420p takes even sides only): evaluate takes its
+    output at that size, and measures its frames cut back to the source's; any other size is refused."""
+    odd = tmp_path / "odd.mkv"
+    with av.open(str(odd), "w") as container:  # ffv1 takes odd sides
+        stream = container.add_stream("ffv1", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 359, 287, "yuv444p"
+        for frame in s1_frames[:20]:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame[:287, :359].copy(), format="rgb24")))
+        container.mux(stream.encode())
+    swap = tmp_path / "odd_swap.mp4"
+    convert(ConvertConfig(odd, tiny_model, swap, "brbk7n", progress=False))
+    ev, _ = run(tiny_model, odd, swap, "brbk7n", tmp_path, target_faces=face_dirs[1])
+    assert ev.frames == ev.frames_scored == 20
+    with pytest.raises(DualfaceError, match=r"odd\.mkv is 359x287, its source 360x288"):
+        evaluate_video(S1, odd, {}, "brbk7n")  # smaller than its source: no conversion of it
+
+
 def test_bad_input(tiny_model, tmp_path, face_dirs, s1_frames):
     with pytest.raises(DualfaceError, match=r"these faces are not brbk7n's \(they sit 0\.\d+ from"):
         run(tiny_model, S1, S1, "brbk7n", tmp_path, target_faces=face_dirs[0])  # s1's, not hers
@@ -194,6 +213,17 @@ def test_bad_input(tiny_model, tmp_path, face_dirs, s1_frames):
     one_line_error(
         dualface("evaluate", str(S1), str(S1), "-m", str(tiny_model), "--to", "brbk7n", "--held-out", "s1"), "s1"
     )
+
+
+def test_a_report_it_cannot_write_and_a_folder_for_a_video_are_refused_first(tiny_model, tmp_path, s1_frames):
+    """Said before any work: the clip here is too short to evaluate, which the evaluation itself would say
+    only after searching its frames for faces; the report's folder was tried only after the whole run."""
+    short = write_video(tmp_path / "short.mp4", s1_frames[:6])
+    (tmp_path / "f").write_text("x")
+    model = ["-m", str(tiny_model), "--to", "brbk7n"]
+    report = tmp_path / "f" / "report"
+    one_line_error(dualface("evaluate", str(short), str(short), *model, "-o", str(report)), str(report), "cannot write")
+    one_line_error(dualface("evaluate", str(short), str(tmp_path), *model), str(tmp_path), "a folder, not a video file")
 
 
 def test_training_logs_held_out_figures_from_unseen_clips(face_dirs, tmp_path):
@@ -233,12 +263,36 @@ def test_a_second_demo_into_the_same_folder_is_refused(tmp_path):
     assert list((tmp_path / "demo").iterdir()) == [tmp_path / "demo" / ".dualface.lock"]  # nothing else touched
 
 
+def test_a_demo_checks_its_options_before_any_work_and_keeps_the_earlier_model(tmp_path):
+    """A rerun with a bad --starter, or into a folder whose model another tool made, is refused before the
+    extraction (minutes), and the earlier run's model, which its swap and report name, is kept."""
+    earlier = tmp_path / "demo" / "model"
+    earlier.mkdir(parents=True)
+    (earlier / ".dualface-demo").touch()
+    (earlier / "best.safetensors").write_bytes(b"the earlier run's model")
+    readme = Path(__file__).resolve().parent.parent / "README.md"
+    with pytest.raises(DualfaceError, match=r"README\.md: checkpoint is corrupt"):
+        run_demo(DemoConfig(output=tmp_path / "demo", starter=readme, progress=False), log=lambda _: None)
+    assert (earlier / "best.safetensors").read_bytes() == b"the earlier run's model"
+    (tmp_path / "mine" / "model").mkdir(parents=True)
+    with pytest.raises(DualfaceError, match="model exists and was not made by the demo"):
+        run_demo(DemoConfig(output=tmp_path / "mine", progress=False), log=lambda _: None)
+    assert not (tmp_path / "demo" / "faces").exists() and not (tmp_path / "mine" / "faces").exists()
+
+
 def test_demo_runs_end_to_end(tmp_path):
     """The demo's whole path, with two training steps instead of hundreds (its numbers are measured by
-    running `make demo`, see the README): the verdict on such a model must be "not usable"."""
+    running `make demo`, see the README): the verdict on such a model must be "not usable". It runs over
+    an earlier run's model, which the new one replaces once trained."""
+    earlier = tmp_path / "demo" / "model"
+    earlier.mkdir(parents=True)
+    (earlier / ".dualface-demo").touch()
+    (earlier / "step-00000001.safetensors").write_bytes(b"the earlier run's model")
     result = run_demo(DemoConfig(output=tmp_path / "demo", iterations=2, progress=False), log=lambda _: None)
     for what, path in result.files.items():
         assert path.exists(), what
+    assert not (earlier / "step-00000001.safetensors").exists() and (earlier / ".dualface-demo").exists()
+    assert not (tmp_path / "demo" / "model.training").exists()
     assert verify(result.files["side-by-side video"], samples=3).marked
     with av.open(str(result.files["side-by-side video"])) as video:
         assert (video.streams.video[0].width, video.streams.video[0].height) == (720, 288)

@@ -22,12 +22,13 @@ from unittest import mock
 import numpy as np
 import pytest
 from PIL import Image, PngImagePlugin
+from safetensors.torch import load as load_safetensors
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
 from conftest import S1, write_video
 from dualface.alignments import PNG_KEY, load_alignments, read_face_record
-from dualface.checkpoint import checkpoints_in, load_checkpoint
+from dualface.checkpoint import _metadata, checkpoints_in, digest, load_checkpoint
 from dualface.cli import app
 from dualface.config import AugmentConfig, ConvertConfig, ExtractConfig, TrainConfig
 from dualface.convert import convert
@@ -259,12 +260,14 @@ def test_convert_and_the_demo_stopped_by_ctrl_c_say_what_they_keep(straight, tmp
 
     demo = tmp_path / "demo"
     run = dualface("demo", "-o", str(demo), "--iterations", "100000", "--no-progress")
-    wait_for(lambda: read(demo / "model" / "training_log.csv").count(b"\n") >= 3, 600, "the demo to train")
+    # the demo trains into a folder of its own, which takes the model's place only once trained
+    wait_for(lambda: read(demo / "model.training" / "training_log.csv").count(b"\n") >= 3, 600, "the demo to train")
     run.send_signal(signal.SIGINT)
     stdout, stderr = run.communicate(timeout=120)
     assert run.returncode == 130 and "Traceback" not in stderr, stderr
     assert "interrupted: a new demo run starts its training afresh" in stderr
-    assert checkpoints_in(demo / "model") and "[3/4]" not in stdout and not (demo / "swap.mp4").exists()
+    assert checkpoints_in(demo / "model.training") and "[3/4]" not in stdout and not (demo / "swap.mp4").exists()
+    assert not (demo / "model").exists()
 
 
 def test_extract_killed_reruns_to_the_same_faces(face_dirs, tmp_path):
@@ -328,10 +331,18 @@ def test_convert_killed_leaves_a_temporary_file_the_next_run_removes(straight, s
     assert output.stat().st_size > 0 and leftovers(tmp_path) == []
 
 
-def test_same_seed_gives_byte_identical_checkpoints(face_dirs, straight, tmp_path):
+def held(path: Path) -> tuple[str, dict]:
+    """What a checkpoint holds, its seal checked: every tensor's bytes (weights, optimizer, average, RNG) and
+    its metadata, but for the one entry no two runs share: the training time its clock had reached."""
+    load_checkpoint(path)
+    raw = path.read_bytes()
+    meta = {k: v for k, v in _metadata(raw).items() if k not in ("seconds", "sha256")}
+    return digest(load_safetensors(raw)), meta
+
+
+def test_same_seed_gives_identical_checkpoints(face_dirs, straight, tmp_path):
     train(quick(face_dirs, tmp_path / "m", iterations=2))
-    again = (tmp_path / "m" / "step-00000002.safetensors").read_bytes()
-    assert again == (straight[0] / "step-00000002.safetensors").read_bytes()
+    assert held(tmp_path / "m" / "step-00000002.safetensors") == held(straight[0] / "step-00000002.safetensors")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -347,8 +358,7 @@ def test_full_disk_during_checkpoint_save_keeps_the_last_good_one(face_dirs, str
     assert leftovers(model_dir) == []
     # best.safetensors needed no room of its own, and what was saved is whole.
     assert load_checkpoint(model_dir / "best.safetensors").step == 2
-    good = (model_dir / "step-00000002.safetensors").read_bytes()
-    assert good == (straight[0] / "step-00000002.safetensors").read_bytes()
+    assert held(model_dir / "step-00000002.safetensors") == held(straight[0] / "step-00000002.safetensors")
 
 
 @pytest.mark.parametrize("save_every", [5.0, 0.0], ids=["at-the-end", "mid-input"])

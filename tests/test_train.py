@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import OTHER, S1
+from conftest import OTHER, S1, S1_CLIPS
 from dualface.augment import random_warp, sample_batch
 from dualface.checkpoint import (
     best_or_latest,
@@ -35,6 +35,7 @@ from dualface.landmarks import mouth_opening
 from dualface.model import Autoencoder, ModelConfig
 from dualface.presets import preset_batch, preset_lr
 from dualface.preview import plot_loss_curve
+from dualface.recentre import code_faces, code_stats
 from dualface.runstate import latest_good
 from dualface.train import _append_figures, _trim_log, batch_stream, learning_rate, train, weights_digest
 from dualface.watermark import verify
@@ -344,6 +345,35 @@ def test_resume_refuses_what_it_cannot_continue(face_dirs, tmp_path):
     latest.write_bytes(latest.read_bytes()[:1000])
     with pytest.raises(DualfaceError, match="corrupt"):
         train(quick(face_dirs, tmp_path / "m", iterations=6, resume=True))
+    # a header whose length is garbage (a disk error) is set aside like any damage, not read as 2**63 bytes,
+    # also where the batch and rate are looked up in it (`settled`)
+    train(quick(face_dirs, tmp_path / "g", iterations=4, save_every=2))
+    latest = checkpoints_in(tmp_path / "g")[-1]
+    latest.write_bytes(b"\xff" * 8 + os.urandom(1000))
+    with pytest.raises(DualfaceError, match="corrupt"):
+        read_meta(latest)
+    resumed = train(quick(face_dirs, tmp_path / "g", iterations=6, resume=True, batch_size=None, lr=None))
+    assert resumed.step == 6 and latest.with_name(latest.name + ".corrupt").exists()
+
+
+def test_resume_past_its_end_trains_nothing_and_the_clock_goes_on(face_dirs, tmp_path):
+    """The same command again after a finished run takes no step more (nor prunes an older checkpoint);
+    --time counts the run's training time, so a stopped run resumed finishes its budget, not a new one."""
+    train(quick(face_dirs, tmp_path / "m", iterations=6))
+    kept = checkpoints_in(tmp_path / "m")
+    again = train(quick(face_dirs, tmp_path / "m", iterations=6, resume=True))
+    assert (again.step, again.stopped_by) == (6, "iterations") and checkpoints_in(tmp_path / "m") == kept
+    assert read_meta(kept[-1])["seconds"] > 0
+
+    first = train(quick(face_dirs, tmp_path / "t", time_limit=3.0))
+    spent = read_meta(latest_checkpoint(tmp_path / "t"))["seconds"]
+    assert first.stopped_by == "time" and spent >= 3.0
+    assert train(quick(face_dirs, tmp_path / "t", time_limit=3.0, resume=True)).step == first.step
+    more = train(quick(face_dirs, tmp_path / "t", time_limit=spent + 1.0, resume=True))
+    assert more.stopped_by == "time" and more.seconds < 3.0  # the second left, not a fresh budget
+    with open(tmp_path / "t" / "training_log.csv", newline="") as f:
+        seconds = [float(r["seconds"]) for r in csv.DictReader(f)]
+    assert seconds == sorted(seconds)  # the log's clock goes on across the resume
 
 
 def test_resume_keeps_the_batch_and_rate_it_was_trained_at(face_dirs, tmp_path):
@@ -356,6 +386,30 @@ def test_resume_keeps_the_batch_and_rate_it_was_trained_at(face_dirs, tmp_path):
     train(quick(face_dirs, tmp_path / "m", iterations=9, resume=True, batch_size=4, lr=None))
     recorded = read_meta(latest_checkpoint(tmp_path / "m"))
     assert (recorded["step"], recorded["train"]["batch_size"], recorded["train"]["lr"]) == (9, 4, 1e-4)
+
+
+def test_best_by_a_held_out_figure_is_checked_before_a_step_and_kept_with_its_own_codes(face_dirs, tmp_path):
+    """The last step is measured (a run shorter than --eval-every would keep its start as best); best's
+    code statistics are its own weights' (convert recentres by them); a mistyped --best-by on a resumed
+    run is refused before it trains a step it could not save."""
+    other = tmp_path / "s1-other"
+    extract(ExtractConfig(inputs=[S1_CLIPS[1]], output=other, every=5, progress=False))
+    settings = dict(eval_every=4, eval_faces=4, held_out={"s1": other}, best_by="s1/psnr", save_every=100)
+    train(quick(face_dirs, tmp_path / "m", iterations=3, lr=1e-3, **settings))
+    with open(tmp_path / "m" / "eval_log.csv", newline="") as f:
+        assert [r["step"] for r in csv.DictReader(f)] == ["0", "3"]
+    best = load_checkpoint(tmp_path / "m" / "best.safetensors")
+    model = model_from(best)
+    faces = {}
+    for folder in face_dirs:
+        got = load_face_set(folder, model.config, folder.name)
+        faces[folder.name] = code_faces(got.faces, got.landmarks, model.config.size)
+    own = code_stats(model, faces)["means"]
+    for name, mean in best.meta["codes"]["means"].items():
+        assert np.allclose(mean, own[name], atol=1e-3), name
+    with pytest.raises(DualfaceError, match="--best-by 's1/pnsr': the held-out figures are s1/ssim, s1/psnr"):
+        train(quick(face_dirs, tmp_path / "m", iterations=6, resume=True, **{**settings, "best_by": "s1/pnsr"}))
+    assert read_meta(latest_checkpoint(tmp_path / "m"))["step"] == 3
 
 
 def test_stop_rules(face_dirs, tmp_path):
@@ -527,6 +581,13 @@ def test_init_and_freeze_fine_tune_a_trained_model(face_dirs, tiny_model, tmp_pa
             assert not torch.allclose(tuned[key], value.float(), atol=1e-3), key
     with pytest.raises(DualfaceError, match="--freeze"):
         train(quick(face_dirs, tmp_path / "n", iterations=1, freeze=("wings",)))
+    # a shape the checkpoint started from cannot take is refused, never trained past silently
+    with pytest.raises(DualfaceError, match=r"--preset lite128: --init .* 'lite' model"):
+        train(quick(face_dirs, tmp_path / "p", iterations=1, init=tiny_model, preset="lite128"))
+    with pytest.raises(DualfaceError, match="--shared-upscales 0: the checkpoint it starts from has 1"):
+        train(quick(face_dirs, tmp_path / "p", iterations=1, init=tiny_model, shared_upscales=0))
+    with pytest.raises(DualfaceError, match="--learn-mask True"):
+        train(quick(face_dirs, tmp_path / "e", iterations=3, resume=True, learn_mask=True))
     with pytest.raises(DualfaceError, match="--eval-every"):
         quick(face_dirs, tmp_path / "o", best_by="s1->brbk7n/mouth")
 
@@ -569,6 +630,25 @@ def test_threads_fixed_or_left_to_the_idle_cores():
         finally:
             competitor.kill()
             competitor.wait()
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("value, fixed", [("1", 1), (" 1", 1), ("2,1", 2), ("", 0), ("all", 0)])
+def test_omp_num_threads_as_openmp_reads_it_fixes_the_count(monkeypatch, value, fixed):
+    """OpenMP takes " 1" and a nested "2,1" as surely as "1": each fixes the count (no lanes, no auto
+    measuring over it); a value it would not read leaves auto in charge."""
+    from dualface.threads import ThreadPolicy
+
+    monkeypatch.setenv("OMP_NUM_THREADS", value)
+    before = torch.get_num_threads()
+    try:
+        policy = ThreadPolicy(0, split=2)
+        count = policy.start(sample_s=0)
+        if fixed:
+            assert (count, policy.threads, policy.lanes) == (fixed, fixed, 1)
+        else:
+            assert policy.threads == 0
     finally:
         torch.set_num_threads(before)
 

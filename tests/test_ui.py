@@ -6,8 +6,11 @@ is skipped, with the reason, where Chromium or Playwright is missing. Set DUALFA
 write the screenshots of the main screens into docs/ (by default they go to the test's temporary folder).
 """
 
+import contextlib
 import json
+import logging
 import os
+import re
 import socket
 import sys
 import threading
@@ -15,17 +18,22 @@ import time
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 from PIL import Image
 from starlette.testclient import TestClient
 
-from conftest import OTHER, S1
+from conftest import OTHER, S1, write_video
+from dualface.alignments import new_alignments, save_alignments
+from dualface.config import ROOT, EvaluateConfig, ExtractConfig, TrainConfig
 from dualface.errors import DualfaceError
 from dualface.files import FILE_MODE
-from dualface.ui import create_app
+from dualface.options import default, find
+from dualface.ui import create_app, server
 from dualface.ui import jobs as ui_jobs
 from dualface.ui.media import browser_copy
-from dualface.ui.workspace import init_workspace, sanitize_filename, training_progress
+from dualface.ui.workspace import RequestError, init_workspace, sanitize_filename, training_progress
+from dualface.video import read_video
 
 CHROMIUM = Path("/usr/bin/chromium")
 HEADERS = {"X-Dualface": "1"}
@@ -40,6 +48,39 @@ def workspace(tmp_path: Path) -> Path:
 def client(workspace: Path) -> TestClient:
     with TestClient(create_app(workspace, max_upload_mb=1)) as test_client:
         yield test_client
+        _stop_jobs(test_client, workspace)
+
+
+def _stop_jobs(client: TestClient, workspace: Path) -> None:
+    """Cancel what a test started (a real command it only needed the start of), and wait until it is gone."""
+    processes = client.app.state.studio.processes
+
+    def running() -> list[ui_jobs.Job]:
+        return [job for job in ui_jobs.list_jobs(workspace, processes) if job.status == "running"]
+
+    for job in running():
+        # Once its runner is set to record the outcome: a command is then cancelled as by the Cancel button.
+        _wait_for(lambda job=job: ui_jobs.load(workspace, job.id).pid, 20, "the runner to start")
+        with contextlib.suppress(RequestError):  # it ended meanwhile
+            ui_jobs.cancel(workspace, job.id, processes)
+    _wait_for(lambda: not running(), 60, "the jobs to stop")
+
+
+def _job(client: TestClient, job_id: str) -> dict:
+    return next(j for j in client.get("/api/state").json()["jobs"] if j["id"] == job_id)
+
+
+def _photo(tmp_path: Path) -> bytes:
+    photo = tmp_path / "photo.jpg"
+    Image.new("RGB", (32, 24), (200, 150, 100)).save(photo)
+    return photo.read_bytes()
+
+
+def _faces_and_model(workspace: Path, step: int = 10) -> None:
+    """Faces in both slots and a checkpoint in model/, as files: only the server looks at them here."""
+    for slot in "ab":
+        Image.new("RGB", (16, 16)).save(workspace / "faces" / slot / "x_000000_0.png")
+    (workspace / "model" / f"step-{step:08d}.safetensors").write_bytes(b"")
 
 
 def _upload(client: TestClient, slot: str, name: str, data: bytes, headers: dict | None = HEADERS):
@@ -89,6 +130,18 @@ def test_changes_need_the_header(client: TestClient) -> None:
     assert client.post("/api/names", json={"a": None, "b": "y"}, headers=HEADERS).status_code == 400  # not "None"
 
 
+def test_names_are_kept_once_a_model_knows_them(client: TestClient, workspace: Path) -> None:
+    """The model's decoders are named after A and B: renamed, `train --resume` and `convert --to` would meet
+    a model that knows neither name."""
+    assert client.post("/api/names", json={"a": "alice", "b": "bob"}, headers=HEADERS).status_code == 200
+    _faces_and_model(workspace)
+    response = client.post("/api/names", json={"a": "alice", "b": "carol"}, headers=HEADERS)
+    assert response.status_code == 409
+    assert response.json()["error"].startswith("the model in model/ was trained as alice and bob")
+    assert client.get("/api/state").json()["names"] == {"a": "alice", "b": "bob"}
+    assert client.post("/api/names", json={"a": "alice", "b": "bob"}, headers=HEADERS).status_code == 200  # the same
+
+
 # ---------------------------------------------------------------------------------------------------------
 # uploads: size, type, names
 
@@ -130,6 +183,17 @@ def test_upload_type_checks(client: TestClient, workspace: Path, tmp_path: Path)
     assert _upload(client, "c", "x.mpg", b"").status_code == 404
 
 
+def test_an_upload_of_several_files_is_all_or_nothing(client: TestClient, workspace: Path) -> None:
+    files = [("files", ("good.mpg", S1.read_bytes())), ("files", ("bad.mp4", b"not a video" * 100))]
+    response = client.post("/api/upload/a", files=files, headers=HEADERS)
+    assert response.status_code == 415
+    assert response.json()["error"].endswith("none of the 2 files was stored")
+    assert not any((workspace / "footage" / "a").iterdir())
+    assert not any((workspace / "footage" / ".incoming").iterdir())
+    files = [("files", ("one.mpg", S1.read_bytes())), ("files", ("one.mpg", S1.read_bytes()))]
+    assert client.post("/api/upload/a", files=files, headers=HEADERS).json() == {"stored": ["one.mpg", "one-1.mpg"]}
+
+
 def test_a_workspace_that_is_a_file_is_refused_in_one_line(tmp_path: Path) -> None:
     (tmp_path / "notes").write_text("x")
     with pytest.raises(DualfaceError, match="notes: exists and is not a folder"):
@@ -147,6 +211,17 @@ def test_browser_copy_is_h264_every_frame_and_readable_by_all(tmp_path: Path) ->
     assert copy.stat().st_mode & 0o777 == FILE_MODE and not list(tmp_path.glob(".*"))
 
 
+def test_browser_copy_keeps_a_variable_rate_videos_frame_times(tmp_path: Path, s1_frames) -> None:
+    """Frames 80 ms apart, then 40 (a phone's): the swap keeps each frame's time, and so must the original
+    played beside it, or the two drift apart by up to 190 ms."""
+    stamps = [80 * i for i in range(8)] + [640 + 40 * i for i in range(12)]
+    clip = write_video(tmp_path / "vfr.mp4", s1_frames[:20], times_ms=stamps)
+    assert browser_copy(clip, tmp_path / "copy.mp4") == 20
+    times: list[float | None] = []
+    assert len(list(read_video(tmp_path / "copy.mp4", times))) == 20
+    assert np.abs(np.array(times) - np.array(stamps) / 1000).max() < 0.005
+
+
 def test_sanitize_filename() -> None:
     assert sanitize_filename("../../etc/passwd") == "passwd"
     assert sanitize_filename("C:\\Users\\me\\Vidéo été.MP4") == "Video_ete.mp4"
@@ -154,6 +229,14 @@ def test_sanitize_filename() -> None:
     assert sanitize_filename(".hidden.png") == "hidden.png"
     assert sanitize_filename("") == "upload"
     assert len(sanitize_filename("x" * 300 + ".mp4")) == 100
+    # No Latin letter in the name: its extension stays, so the video is not refused as "not a video".
+    assert sanitize_filename("日本語.mpg") == "upload.mpg"
+    assert sanitize_filename("видео.MP4") == "upload.mp4"
+    assert sanitize_filename(".png") == "upload.png"
+
+
+def test_a_video_named_in_another_script_is_uploaded(client: TestClient) -> None:
+    assert _upload(client, "a", "видео.mpg", S1.read_bytes()).json() == {"stored": ["upload.mpg"]}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -198,13 +281,159 @@ def test_jobs_run_list_and_cancel(client: TestClient, workspace: Path) -> None:
     assert client.get("/api/jobs/nope/log").status_code == 404
 
 
+def test_a_job_cancelled_as_it_starts_stays_ended(client: TestClient) -> None:
+    """Cancelled before its runner recorded its pid, the runner dies with no outcome written: the job is
+    over, and stays so (once the server had reaped the runner, it passed for starting for 30 s)."""
+    job_id = client.app.state.studio.start("check", "sleeps", [[sys.executable, "-c", "import time; time.sleep(60)"]])
+    assert client.post(f"/api/jobs/{job_id}/cancel", headers=HEADERS).status_code == 200
+    _wait_for(lambda: _job(client, job_id)["status"] != "running", 20, "the job to end")
+    assert [_job(client, job_id)["status"] for _ in range(3)] in (["failed"] * 3, ["cancelled"] * 3)
+
+
 def test_jobs_refuse_what_cannot_run(client: TestClient) -> None:
     assert "upload footage" in client.post("/api/extract", json={}, headers=HEADERS).json()["error"]
     assert "no faces" in client.post("/api/train", json={"steps": 4}, headers=HEADERS).json()["error"]
     response = client.post("/api/train", json={"steps": "many"}, headers=HEADERS)
     assert response.json()["error"] == "steps must be a whole number, not 'many'"
+    # JSON's true and 1.7 are no whole numbers, nor is infinity (a 500 once: int() overflowed)
+    for raw, shown in (("true", "True"), ("1.7", "1.7"), ("Infinity", "inf"), ("-Infinity", "-inf")):
+        json_body = {**HEADERS, "Content-Type": "application/json"}
+        response = client.post("/api/train", content=f'{{"steps": {raw}}}', headers=json_body)
+        assert (response.status_code, response.json()["error"]) == (400, f"steps must be a whole number, not {shown}")
+    assert "no faces" in client.post("/api/train", json={"steps": 4.0}, headers=HEADERS).json()["error"]
+    response = client.post("/api/train", json={"steps": 0}, headers=HEADERS)
+    assert response.json()["error"] == "steps must be between 1 and 10000000, not 0"
     response = client.post("/api/convert", json={"video": "a/../../x.mpg"}, headers=HEADERS)
     assert response.status_code in (400, 403)
+
+
+def test_extract_checks_every_slot_before_starting_any(client: TestClient, workspace: Path, tmp_path: Path) -> None:
+    """B's extraction runs: the request is refused whole, with no job started for A behind the refusal."""
+    for slot in "ab":
+        assert _upload(client, slot, "photo.jpg", _photo(tmp_path)).status_code == 200
+    studio = client.app.state.studio
+    holder = studio.start("extract", "holds b", [[sys.executable, "-c", "import time; time.sleep(60)"]], slot="b")
+    response = client.post("/api/extract", json={}, headers=HEADERS)
+    assert response.status_code == 409 and "already running" in response.json()["error"]
+    assert [job.id for job in ui_jobs.list_jobs(workspace, studio.processes)] == [holder]
+
+
+def test_extract_form_starts_from_the_faces_settings_and_can_overwrite(
+    client: TestClient, workspace: Path, tmp_path: Path
+) -> None:
+    """Faces extracted with other settings than the form's are refused by extract ("pass --overwrite"): the
+    form starts from the settings the faces were extracted with, and "overwrite" passes --overwrite."""
+    source = {"path": str(workspace / "footage" / "a" / "clip.mpg"), "kind": "video"}
+    save_alignments(
+        workspace / "faces" / "a" / "clip.mpg.alignments.json", new_alignments(source, {"every": 5, "size": 128})
+    )
+    page = client.get("/").text
+    assert re.search(r'<input name="every" type="number" value="5"', page)
+    assert re.search(r'<input name="size" type="number" value="128"', page)
+    assert 'name="overwrite" type="checkbox"' in page
+
+    assert _upload(client, "a", "photo.jpg", _photo(tmp_path)).status_code == 200
+    response = client.post("/api/extract", json={"every": "5", "size": "128", "overwrite": "yes"}, headers=HEADERS)
+    assert response.json()["error"] == "overwrite must be true or false, not 'yes'"
+    response = client.post("/api/extract", json={"every": "5", "size": "128", "overwrite": True}, headers=HEADERS)
+    (job_id,) = response.json()["jobs"]
+    (command,) = ui_jobs.load(workspace, job_id).commands
+    assert command[-1] == "--overwrite" and command[command.index("--size") + 1] == "128"
+
+
+def test_the_page_takes_defaults_and_bounds_from_the_options(client: TestClient) -> None:
+    page = client.get("/").text
+    inputs = {m["name"]: m[0] for m in re.finditer(r'<input name="(?P<name>\w+)" type="number"[^>]*>', page)}
+    assert set(inputs) == {"every", "size", "steps", "batch_size", "preview_every", "embed_frames"}
+    for config, name in ((ExtractConfig, "every"), (ExtractConfig, "size"), (EvaluateConfig, "embed_frames")):
+        assert f'value="{default(config, name)}"' in inputs[name], name
+    for config, name in ((ExtractConfig, "size"), (TrainConfig, "batch_size")):
+        opt = find(config, name)[1]
+        assert f'min="{opt.low:g}" max="{opt.high:g}"' in inputs[name], name
+    assert not any("step=" in tag for tag in inputs.values())  # a crop of 100 px is allowed, not only 32's
+    assert 'value="25"' in inputs["preview_every"]  # the UI's own: it refreshes its preview often
+
+
+def test_a_starter_folder_that_is_missing_is_said_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    assert server.STARTERS == ROOT / "models"  # the repository's root, as the demo finds its starter
+    monkeypatch.setattr(server, "STARTERS", tmp_path / "models")  # as installed, outside a source checkout
+    with caplog.at_level(logging.WARNING), TestClient(create_app(tmp_path / "project")) as client:
+        assert client.get("/").status_code == 200
+        assert client.get("/").status_code == 200
+    assert [r.getMessage() for r in caplog.records] == [
+        f"no starter weights: {tmp_path / 'models'} does not exist, so new models start from random weights"
+    ]
+
+
+def test_resumed_training_keeps_the_runs_batch_size(client: TestClient, workspace: Path) -> None:
+    """An empty batch size is no --batch-size: on --resume the command then keeps the run's own, where the
+    preset's would have changed it."""
+    _faces_and_model(workspace)
+    response = client.post("/api/train", json={"steps": "3", "batch_size": "", "preview_every": "1"}, headers=HEADERS)
+    (command,) = ui_jobs.load(workspace, response.json()["job"]).commands
+    assert "--resume" in command and "--batch-size" not in command
+    assert command[command.index("--iterations") + 1] == "13"  # counted from the model's step
+
+
+def test_a_cancelled_training_says_the_ui_resumes_it(client: TestClient, workspace: Path) -> None:
+    _faces_and_model(workspace)
+    said = "interrupted: the last checkpoint saved is kept: add --resume to the same command to continue"
+    command = [sys.executable, "-c", f"import time; print({said!r}, flush=True); time.sleep(60)"]
+    job_id = client.app.state.studio.start("train", "train", [command])
+    _wait_for(lambda: said in client.get(f"/api/jobs/{job_id}/log").text, 20, "the job to start")
+    assert client.post(f"/api/jobs/{job_id}/cancel", headers=HEADERS).status_code == 200
+    _wait_for(lambda: _job(client, job_id)["status"] == "cancelled", 20, "the job to be cancelled")
+    progress = _job(client, job_id)["progress"]
+    assert "--resume" not in progress and "Start training continues from it" in progress
+
+
+def test_conversions_of_alike_names_keep_apart(client: TestClient, workspace: Path) -> None:
+    """my.clip.mpg and my_clip.mpg read alike as file names: each keeps its own output and original."""
+    for name in ("my.clip.mpg", "my_clip.mpg"):
+        assert _upload(client, "a", name, S1.read_bytes()).json() == {"stored": [name]}
+    (workspace / "model" / "best.safetensors").write_bytes(b"")
+    records = []
+    for name in ("my.clip.mpg", "my_clip.mpg"):
+        response = client.post("/api/convert", json={"video": f"a/{name}"}, headers=HEADERS)
+        records.append(ui_jobs.load(workspace, response.json()["job"]))
+    _stop_jobs(client, workspace)  # only their commands are looked at
+    outputs = {r.params["output"] for r in records}
+    originals = {r.params["original"] for r in records}
+    assert len(outputs) == len(originals) == 2
+    for record in records:  # each makes its own browser copy (the second's was skipped: "already there")
+        assert record.commands[0][-2:] == [record.params["source"], record.params["original"]]
+        assert record.commands[1][record.commands[1].index("--output") + 1] == record.params["output"]
+
+
+PYTHON = [sys.executable, "-c"]
+
+
+def test_job_progress_is_the_current_steps_bar_with_rate_and_eta(client: TestClient) -> None:
+    """A job's line in the list is what its current command says, never the command before it, and a
+    progress bar (which the job's commands write once a second) is read as how far, how fast, how long."""
+    studio = client.app.state.studio
+    quiet = studio.start(
+        "convert", "quiet", [[*PYTHON, "print('browser copy: 75 frames')"], [*PYTHON, "import time; time.sleep(60)"]]
+    )
+    bar = "import time; from tqdm import tqdm\nfor _ in tqdm(range(1000), desc='converting clip.mpg'"
+    bar += ", unit='frame'): time.sleep(0.02)"
+    busy = studio.start("convert", "busy", [[*PYTHON, "print('browser copy: 75 frames')"], [*PYTHON, bar]])
+    _wait_for(lambda: client.get(f"/api/jobs/{quiet}/log").text.count("$ ") == 2, 20, "the second command")
+    assert _job(client, quiet)["progress"] != "browser copy: 75 frames"
+    shown = r"converting clip\.mpg: \d+/1000, [\d.]+ frame/s, ETA \d\d:\d\d"
+    _wait_for(lambda: re.fullmatch(shown, _job(client, busy)["progress"]), 30, "the bar's rate and ETA")
+
+
+def test_a_jobs_command_writes_its_progress_bar(client: TestClient, workspace: Path, tmp_path: Path) -> None:
+    """The command line draws no bar where stderr is no terminal (a file: the job's log), except in the
+    UI's jobs, whose log the job list reads it from."""
+    assert _upload(client, "a", "photo.jpg", _photo(tmp_path)).status_code == 200
+    (job_id,) = client.post("/api/extract", json={}, headers=HEADERS).json()["jobs"]
+    _wait_for(lambda: _job(client, job_id)["status"] in ("done", "failed"), 120, "the extraction to end")
+    log = client.get(f"/api/jobs/{job_id}/log").text
+    assert any(ui_jobs.bar_state(line.strip()) for line in log.splitlines()), log
 
 
 def test_training_progress_reads_the_current_run(tmp_path: Path) -> None:
@@ -218,6 +447,33 @@ def test_training_progress_reads_the_current_run(tmp_path: Path) -> None:
     assert progress["losses"] == {"a": 0.2, "b": 0.3}
     assert progress["series"]["steps"] == [1, 2, 3, 4]
     assert training_progress(tmp_path / "missing.csv") is None
+
+
+def test_training_progress_reads_only_what_was_appended(tmp_path: Path) -> None:
+    """The page polls every 750 ms and a long run logs hundreds of thousands of rows: a poll reads the rows
+    appended since the last, a half-written one when it is whole, and a new log (a new model) afresh."""
+    log = tmp_path / "training_log.csv"
+    rows = [f"{i},{i / 10:.2f},1e-5,0.5,0.6,8" for i in range(1, 200_001)]
+    log.write_text("step,seconds,lr,loss_a,loss_b,egs_per_s\n" + "\n".join(rows) + "\n")
+    start = time.perf_counter()
+    assert training_progress(log)["step"] == 200_000
+    whole = time.perf_counter() - start
+    with open(log, "a") as f:
+        f.write("200001,20000.10,1e-5,0.25,0.5,9\n200002,0.")
+    start = time.perf_counter()
+    progress = training_progress(log)
+    assert time.perf_counter() - start < whole / 10
+    assert (progress["step"], progress["losses"], progress["egs_per_s"]) == (200_001, {"a": 0.25, "b": 0.5}, 9.0)
+    assert progress["series"]["steps"][-1] == 200_001 and len(progress["series"]["steps"]) == 300
+    assert progress["steps_per_s"] == pytest.approx(10.0)
+    with open(log, "a") as f:
+        f.write("50,1e-5,0.2,0.4,10\n")  # the rest of the line: a resumed run's first row, its seconds from 0
+    progress = training_progress(log)
+    assert (progress["step"], progress["steps_per_s"]) == (200_002, None)
+    new = tmp_path / "new.csv"
+    new.write_text("step,seconds,lr,loss_x,egs_per_s\n1,1.0,1e-5,0.7,4\n")
+    new.replace(log)
+    assert training_progress(log)["losses"] == {"x": 0.7}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -371,4 +627,4 @@ def test_browser_workflow(sync_playwright, live_server: str, workspace: Path, tm
             assert errors == []
         finally:
             browser.close()
-    assert (workspace / "convert" / "a-bbaf2n_mpg-to-brbk7n.mp4").is_file()
+    assert len(list((workspace / "convert").glob("a-bbaf2n_mpg-*-to-brbk7n.mp4"))) == 1

@@ -8,6 +8,7 @@ so a damaged file is refused with a clear error instead of producing a broken mo
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -161,7 +162,11 @@ def read_meta(path: Path) -> dict[str, Any]:
     try:
         with open(path, "rb") as f:
             head = f.read(8)
-            raw = head + f.read(int.from_bytes(head, "little"))
+            length = int.from_bytes(head, "little")
+            # A damaged header's length can be any 64-bit number: read none past the file's end.
+            if len(head) < 8 or length > os.fstat(f.fileno()).st_size - 8:
+                raise ValueError(f"its header claims {length} bytes, past the file's end")
+            raw = head + f.read(length)
         text = _metadata(raw)
         return {k: json.loads(v) for k, v in text.items() if k not in ("format", "version", "sha256", "param_groups")}
     except FileNotFoundError:

@@ -19,7 +19,7 @@ from typing import Any
 import typer
 
 from dualface import __version__
-from dualface.config import ConvertConfig, DemoConfig, EvaluateConfig, ExtractConfig, TrainConfig
+from dualface.config import PROGRESS_ENV, ConvertConfig, DemoConfig, EvaluateConfig, ExtractConfig, TrainConfig
 from dualface.distributed import DIST_FILE
 from dualface.errors import DualfaceError
 from dualface.options import Option
@@ -92,8 +92,8 @@ def _build(cls: type, values: dict[str, Any]) -> Any:
             opt = f.metadata["option"]
             value = values[f.name]
             kwargs[f.name] = opt.parse(value) if opt.parse and value is not None else value
-    if "progress" in kwargs:
-        kwargs["progress"] = kwargs["progress"] and sys.stderr.isatty()
+    if "progress" in kwargs:  # a bar is noise in a file, unless a reader asked for it (PROGRESS_ENV)
+        kwargs["progress"] = kwargs["progress"] and (sys.stderr.isatty() or os.environ.get(PROGRESS_ENV) == "1")
     return cls(**kwargs)
 
 
@@ -341,7 +341,8 @@ def verify_command(
     samples: int = typer.Option(30, help="Video frames to check, spread over the video (0: every frame)."),
 ) -> None:
     """Read back the synthetic label: the invisible watermark on sampled frames, and the metadata.
-    Exits 0 when the watermark is found, 3 when it is not."""
+    Exits 0 when the watermark is found (on frames under 256 px, too small to carry it: when the metadata
+    says synthetic), 3 when it is not."""
     from dualface.watermark import verify
 
     if samples < 0:
@@ -351,7 +352,7 @@ def verify_command(
         print(f"frame {index:6d}: {'watermark found' if found else 'no watermark'}")
     print(f"metadata: {report.metadata or 'no synthetic label'}")
     print(f"{file}: watermark found on {report.found}/{len(report.frames)} frames checked -> {report.verdict}")
-    if not report.marked:
+    if not report.synthetic:
         raise typer.Exit(3)
 
 

@@ -49,6 +49,8 @@ def named_folders(items: Iterable[str] | dict, flag: str = "--held-out") -> dict
 
 
 PROGRESS = "Show a progress bar."
+# Set to "1": progress bars even where stderr is no terminal (the web UI's jobs: it reads them from their logs)
+PROGRESS_ENV = "DUALFACE_PROGRESS"
 
 
 def precision_option() -> Any:
@@ -333,6 +335,8 @@ class TrainConfig:
             raise DualfaceError("--decay needs an end to decay towards: --time, --iterations or --epochs")
         if 0 < self.warp_off < 1 and self.time_limit is None and self.iterations is None and self.epochs is None:
             raise DualfaceError("--warp-off needs an end to count its share from: --time, --iterations or --epochs")
+        if self.held_out and not self.eval_every:
+            raise DualfaceError("--held-out needs --eval-every (how often the held-out faces are measured)")
         if self.best_by != "loss" and not self.eval_every:
             raise DualfaceError(f"--best-by {self.best_by} needs --eval-every (the held-out figures it is chosen by)")
         if not self.names:

@@ -29,8 +29,8 @@ from dualface.train import train
 from dualface.video import probe_video, read_video
 from dualface.writer import video_writer
 
-ROOT = Path(__file__).resolve().parents[2]
 SOURCE, TARGET = "s1", "brbk7n"
+MARKER = ".dualface-demo"  # in each model folder the demo makes: the only folders it ever deletes
 # The best hour's recipe (bench/results/quality.json): lite128, its learned mask, a critic at 0.03 once the
 # reconstruction has settled, half the faces recoloured to the other identity's, and the random warp off
 # for the run's last stretch. The starter was trained past the critic's start and under the warp, so from
@@ -78,6 +78,18 @@ def run_demo(cfg: DemoConfig, log=print) -> DemoResult:
 def _run(cfg: DemoConfig, out: Path, log) -> DemoResult:
     start = time.perf_counter()
     clips = _clips(cfg)
+    # The cheap checks before any work: a bad --starter or a foreign folder, said after minutes of extraction,
+    # is a wasted run. The model is trained into a folder of its own and takes the earlier run's place only
+    # once trained, so a failed run leaves the earlier model, which its swap and report name, as it was.
+    model, fresh = out / "model", out / "model.training"
+    starter = None if cfg.from_scratch else Path(cfg.starter)
+    if starter is not None:
+        if not starter.is_file():
+            raise DualfaceError(f"{starter}: starter weights not found (pass --from-scratch to train without them)")
+        load_checkpoint(starter)  # a file that holds no model is named now
+    for folder in (model, fresh):
+        if folder.exists() and not (folder / MARKER).exists():  # never delete what the demo did not make
+            raise DualfaceError(f"{folder} exists and was not made by the demo; choose another --output")
     faces = {}
     for name, paths in clips.items():
         log(f"[1/4] extracting {name} from {', '.join(p.name for p in paths)}")
@@ -86,23 +98,16 @@ def _run(cfg: DemoConfig, out: Path, log) -> DemoResult:
             raise DualfaceError(summary.errors[0])
         faces[name] = out / "faces" / name
 
-    model = out / "model"
-    starter = None if cfg.from_scratch else Path(cfg.starter)
-    if starter is not None and not starter.is_file():
-        raise DualfaceError(f"{starter}: starter weights not found (pass --from-scratch to train without them)")
     how = f"from the starter weights {starter.name}" if starter else "from random weights"
     log(f"[2/4] training {PRESET} for {cfg.iterations} steps {how}")
-    marker = model / ".dualface-demo"
-    if model.exists():  # a demo run is self-contained: start its model afresh, but never delete anything else
-        if not marker.exists():
-            raise DualfaceError(f"{model} exists and was not made by the demo; choose another --output")
-        shutil.rmtree(model)
-    model.mkdir(parents=True)
-    marker.touch()
+    if fresh.exists():  # a failed or interrupted run's: a demo run trains its model afresh
+        shutil.rmtree(fresh)
+    fresh.mkdir(parents=True)
+    (fresh / MARKER).touch()
     trained = train(
         TrainConfig(
             faces=[faces[SOURCE], faces[TARGET]],
-            model_dir=model,
+            model_dir=fresh,
             preset=PRESET,
             init=starter,
             gan_power=GAN_POWER,
@@ -124,6 +129,9 @@ def _run(cfg: DemoConfig, out: Path, log) -> DemoResult:
     )
     if trained.stopped_by == "interrupted":  # train saved and stopped on Ctrl-C: the demo stops too
         raise KeyboardInterrupt
+    if model.exists():
+        shutil.rmtree(model)
+    fresh.rename(model)
     chosen = resolve_checkpoint(model, "best")
     best = load_checkpoint(chosen)
     held = best.meta.get("best_score")

@@ -28,6 +28,7 @@ from dualface.config import SAME_PERSON, EvaluateConfig, PasteConfig
 from dualface.data import center_crop, face_files, load_face, warn_if_cut_otherwise
 from dualface.errors import DualfaceError
 from dualface.faces import Found, largest_faces
+from dualface.files import ensure_writable_dir
 from dualface.identity import distance, embed_face
 from dualface.landmarks import mouth_opening
 from dualface.masks import hull_in_frame
@@ -221,7 +222,10 @@ def evaluate_video(
     (index, source close-up, output close-up) of the blurriest output faces.
     """
     info, out_info = probe_video(source), probe_video(output)
-    if (info.width, info.height) != (out_info.width, out_info.height):
+    # convert pads an odd side by one replicated row or column (H.264 in yuv420p takes even sides only);
+    # the output's frames are cut back to the source's size below, so the pad is never measured
+    padded = (info.width + info.width % 2, info.height + info.height % 2)
+    if (out_info.width, out_info.height) not in {(info.width, info.height), padded}:
         raise DualfaceError(f"{output} is {out_info.width}x{out_info.height}, its source {info.width}x{info.height}")
     source_frames, output_frames = count_frames(source), count_frames(output)
     if source_frames != output_frames:
@@ -242,6 +246,7 @@ def evaluate_video(
     count = 0
     for (index, frame), (_, out), face in tqdm(triples, total=info.frame_count, unit="frame", disable=not progress):
         count += 1
+        out = np.ascontiguousarray(out[: info.height, : info.width])  # convert's even-side pad off
         if index in strip_at:
             strip.append((index, frame, out))
         if face is None:
@@ -475,6 +480,8 @@ def evaluate(cfg: EvaluateConfig) -> tuple[VideoEvaluation, Path]:
     from dualface.report import write_report
 
     for path in (cfg.source, cfg.output):
+        if Path(path).is_dir():
+            raise DualfaceError(f"{path}: a folder, not a video file")
         if not Path(path).is_file():
             raise DualfaceError(f"{path}: no such file")
     if not Path(cfg.model).is_dir():
@@ -508,6 +515,7 @@ def evaluate(cfg: EvaluateConfig) -> tuple[VideoEvaluation, Path]:
     embeddings = {k: np.array(v, np.float32) for k, v in meta.get("embeddings", {}).items()}
     if cfg.to not in embeddings:
         raise DualfaceError(f"{cfg.model}: the model stores no identity embeddings (trained by an older dualface)")
+    out = ensure_writable_dir(cfg.report_folder)  # a folder the report cannot go to said now, not after the run
     model = model_from(checkpoint)
     static = StaticSwap(model, cfg.to, PasteConfig.of(recorded.get("paste", {})))
     folder = cfg.target_faces or cfg.held_out.get(cfg.to) or meta.get("faces", {}).get(cfg.to)
@@ -544,6 +552,5 @@ def evaluate(cfg: EvaluateConfig) -> tuple[VideoEvaluation, Path]:
         reach(evaluation, cfg, model, embeddings, source_identity, reference, static.paste, faces)
     for name, faces_folder in cfg.held_out.items():
         evaluation.reconstruction[name] = reconstruction_quality(model, face_files(faces_folder), name)
-    out = cfg.report_folder
     _, html_path = write_report(evaluation, strip, blurriest, out)
     return evaluation, html_path

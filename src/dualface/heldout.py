@@ -68,6 +68,24 @@ def _expressions(model: Autoencoder, crops: np.ndarray) -> np.ndarray:
 
 
 @torch.no_grad()
+def swap_targets(identities: list[str], name: str, embedded: set[str], liae: str | None) -> list[str]:
+    """Whom `name`'s held-out faces are swapped into: every other identity with an embedding, but an LIAE
+    model swaps into one identity only (drawn as another, a face keeps its look)."""
+    if name not in embedded:
+        return []
+    return [o for o in identities if o != name and o in embedded and (not liae or o == liae)]
+
+
+def figure_names(identities: list[str], held: list[str], embedded: set[str], liae: str | None) -> list[str]:
+    """The names `held_out_figures` returns, known before any is measured (`--best-by` is checked by them)."""
+    names = []
+    for name in held:
+        names += [f"{name}/ssim", f"{name}/psnr"]
+        for other in swap_targets(identities, name, embedded, liae):
+            names += [f"{name}->{other}/{figure}" for figure in ("transfer", "distance", "mouth", "eyes")]
+    return names
+
+
 def held_out_figures(
     model: Autoencoder, held_out: dict[str, tuple[np.ndarray, np.ndarray]], embeddings: dict[str, np.ndarray]
 ) -> dict[str, float | None]:
@@ -90,11 +108,7 @@ def held_out_figures(
         quality = reconstruction(model, faces, name)
         figures[f"{name}/ssim"], figures[f"{name}/psnr"] = quality["ssim"], quality["psnr"]
         own = _expressions(model, faces)
-        for other in model.identities:
-            if other == name or other not in embeddings or name not in embeddings:
-                continue
-            if model.config.liae and other != model.config.liae:
-                continue  # an LIAE model swaps into one identity only; drawn as another, a face keeps its look
+        for other in swap_targets(model.identities, name, set(embeddings), model.config.liae):
             swaps = as_uint8(draw(model, faces, other, _device(model))[0])
             scale = MEASURE_SIZE / swaps.shape[1]
             closer, to_target = [], []

@@ -35,7 +35,9 @@ def pick_device(name: str) -> torch.device:
 def hardware_bf16(device: torch.device) -> bool:
     """Whether bf16 runs natively on `device`."""
     if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+        # Not `is_bf16_supported()`: it counts emulation, so it says yes on a T4 or V100 (compute
+        # capability 7), where bf16 runs slower than fp32; native bf16 came with Ampere (8).
+        return torch.cuda.get_device_capability(device)[0] >= 8
     return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
 
 

@@ -59,6 +59,13 @@ def _cpu_seconds() -> tuple[float, float] | None:
     return busy / ticks, (int(own[11]) + int(own[12])) / ticks  # utime, stime of every thread
 
 
+def omp_threads() -> int:
+    """The count OMP_NUM_THREADS fixes, 0 where it fixes none. OpenMP reads " 2" and a nested "4,2" (the
+    outer level first) as well as "2", so a user who set either has chosen as surely as with "2"."""
+    first = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    return max(1, int(first)) if first.isdigit() else 0
+
+
 @dataclass
 class ThreadPolicy:
     """`threads` = 0 for auto. Call `update()` now and then; it changes the count only when due.
@@ -87,8 +94,8 @@ class ThreadPolicy:
         does not wait: it takes its share of every core for now and measures over the run's first
         FIRST_CHECK_S, at the first `update()` after it (a conversion, whose stages all wait on the first
         batch, would otherwise start that much later)."""
-        if not self.threads and os.environ.get("OMP_NUM_THREADS", "").isdigit():
-            self.threads = max(1, int(os.environ["OMP_NUM_THREADS"]))
+        if not self.threads:
+            self.threads = omp_threads()
         if self.threads:
             return self._apply(self.threads)
         self._mark()

@@ -46,7 +46,7 @@ from dualface.files import (
     ensure_writable_dir,
     remove_stale_temps,
 )
-from dualface.heldout import clip_of, held_out_clips, held_out_figures
+from dualface.heldout import clip_of, figure_names, held_out_clips, held_out_figures
 from dualface.interrupts import Stop, stop_signals
 from dualface.lanes import Lanes
 from dualface.losses import LOSSES
@@ -266,6 +266,11 @@ def _train(
         for folder, name in zip(cfg.faces, cfg.names, strict=True)
     ]
     held_out = _hold_out(sets, cfg, model_cfg) if cfg.eval_every else {}
+    if cfg.best_by != "loss":  # a typo found at the first evaluation would cost the steps before it
+        embedded = {s.name for s in sets if s.embedding is not None}
+        figures = figure_names(cfg.names, list(held_out), embedded, model_cfg.liae)
+        if cfg.best_by not in figures:
+            raise DualfaceError(f"--best-by {cfg.best_by!r}: the held-out figures are {', '.join(figures)}")
     _check_batch(cfg, sets)
     torch.manual_seed(cfg.seed)
     model = Autoencoder(model_cfg, cfg.names).to(device)
@@ -299,7 +304,7 @@ def _train(
         step = resume_from.step
         lr_scale = resume_from.meta.get("lr_scale", 1.0)
         best = resume_from.meta.get("best_loss", math.inf)
-    critics = _critics(cfg, model_cfg, device, resume_from is not None)
+    critics = _critics(cfg, model_cfg, device, resume_from.step if resume_from else None)
     critic, code_critic, judge = (
         critics.get(file, (None, None))[0] for file in (gan.CRITIC_FILE, gan.CODE_CRITIC_FILE, expression.JUDGE_FILE)
     )
@@ -333,7 +338,10 @@ def _train(
     steps_per_epoch = largest / (cfg.batch_size * ctx.world)
     stop_step = _stop_step(cfg, steps_per_epoch)
     # --warp-off: the stream is rebuilt without the warp at the share, so each step's draw stays its own.
-    warped = not (cfg.warp_off and run_progress(cfg, step, stop_step, 0.0) >= 1 - cfg.warp_off)
+    # --time, --decay and --warp-off count the run's training time, not this session's: a resumed run goes on
+    # from where its checkpoint's clock stood (checkpoints before 2026-12-07 did not keep it: from 0).
+    before = resume_from.meta.get("seconds", 0.0) if resume_from else 0.0
+    warped = not (cfg.warp_off and run_progress(cfg, step, stop_step, before) >= 1 - cfg.warp_off)
     if not warped and ctx.main:
         log.info("random warp off from step %d (--warp-off %g)", step, cfg.warp_off)
 
@@ -372,7 +380,7 @@ def _train(
             load_checkpoint(cfg.model_dir / "best.safetensors").meta.get("best_score"), "lower" if lower else "higher"
         )
     if ctx.main and cfg.eval_every and step == 0:  # where training starts from: the figure to beat
-        best_eval = _evaluate(shown, held_out, sets, cfg, step, writer, best_eval, meta_base)
+        best_eval = _evaluate(shown, held_out, sets, cfg, step, writer, best_eval, meta_base, stored_faces)
     # The state to roll back to on a non-finite loss when no checkpoint exists yet.
     snapshot = (step, {k: v.detach().clone() for k, v in model.state_dict().items()})
     bar = tqdm(
@@ -384,12 +392,17 @@ def _train(
         desc="training",
     )
     rollbacks, lanes = 0, None
+    # A run resumed past its end (the same command again) has nothing to do, and must not take a step more.
+    done = _should_stop(cfg, step, stop_step, ema, before) if resume_from else ""
+    if done and ctx.main:
+        log.info("%s is at step %d, already stopped by %s: nothing to train", cfg.model_dir, step, done)
+    stopped_by = done or stopped_by
     stop.defer = True  # from here a signal stops the run at a step's end, saved (interrupts.py)
     try:
-        while True:
+        while not done:
             data_step, batches = next(stream)
             assert data_step == step, "batch stream out of step"
-            progress = run_progress(cfg, step + 1, stop_step, time.perf_counter() - started)
+            progress = run_progress(cfg, step + 1, stop_step, before + time.perf_counter() - started)
             if (cfg.decay or cfg.warp_off) and ctx.world > 1:  # each process's clock differs: one switch for all
                 progress = highest(progress, ctx)
             lr = learning_rate(step, cfg.lr, cfg.warmup, progress, cfg.decay) * lr_scale
@@ -464,7 +477,7 @@ def _train(
             elapsed = time.perf_counter() - started
             egs = (step - start_step) * cfg.batch_size * len(sets) * ctx.world / max(elapsed, 1e-9)
             if ctx.main:
-                _log_row(log_csv, step, elapsed, lr, values, egs)
+                _log_row(log_csv, step, before + elapsed, lr, values, egs)
                 if writer is not None:
                     scalars = {**{f"loss/{name}": v for name, v in values.items()}, "egs_per_s": egs, **critic_losses}
                     for tag, v in scalars.items():
@@ -474,19 +487,23 @@ def _train(
                     {
                         **{n: f"{v:.4f}" for n, v in ema.items()},
                         "EGs/s": f"{egs:.1f}",
-                        **_eta(cfg, step, start_step, stop_step, elapsed),
+                        **_eta(cfg, step, start_step, stop_step, elapsed, before),
                     },
                     refresh=False,
                 )
-            reason = "interrupted" if stop.asked else _should_stop(cfg, step, stop_step, ema, elapsed)
+            reason = "interrupted" if stop.asked else _should_stop(cfg, step, stop_step, ema, before + elapsed)
             # Every process must stop at the same step, or the others wait forever.
             if ctx.world > 1 and any_rank(bool(reason), ctx):
                 reason = reason or "another process stopped"
             if ctx.main and step % cfg.preview_every == 0:
                 _write_preview(shown, preview_faces, cfg, step, writer)
-            if ctx.main and cfg.eval_every and step % cfg.eval_every == 0:
-                best_eval = _evaluate(shown, held_out, sets, cfg, step, writer, best_eval, meta_base)
+            # The last step is measured too: it may be the best, and a run shorter than --eval-every (the
+            # demo's at 50) would otherwise keep the weights it started from as best.safetensors.
+            last = reason and reason != "interrupted"
+            if ctx.main and cfg.eval_every and (step % cfg.eval_every == 0 or last):
+                best_eval = _evaluate(shown, held_out, sets, cfg, step, writer, best_eval, meta_base, stored_faces)
             if step % cfg.save_every == 0 or reason:
+                meta_base["seconds"] = round(before + elapsed, 3)
                 if ctx.main:
                     meta_base["codes"] = code_stats(shown, stored_faces)
                 best = save(model, optimizer, step, cfg, ctx, meta_base, lr_scale, ema, best, average)
@@ -544,14 +561,23 @@ def _model_config(cfg: TrainConfig, resume_from, start_from) -> ModelConfig:
         raise DualfaceError(f"--liae {cfg.liae}: the model it continues was built {built}")
     if cfg.coverage is not None and cfg.coverage != model_cfg.coverage:  # the crop came from the checkpoint
         raise DualfaceError(f"--coverage {cfg.coverage}: the checkpoint it starts from crops at {model_cfg.coverage}")
+    # The rest of the shape too: a setting that cannot apply is refused, never silently dropped.
+    if start_from and model_cfg.preset != cfg.preset:  # (--resume refuses it in `resume_point`)
+        raise DualfaceError(f"--preset {cfg.preset}: --init {cfg.init} is a '{model_cfg.preset}' model")
+    for key in ("shared_upscales", "learn_mask"):
+        given = getattr(cfg, key)
+        if given is not None and given != getattr(model_cfg, key):
+            flag = "--" + key.replace("_", "-")
+            raise DualfaceError(f"{flag} {given}: the checkpoint it starts from has {getattr(model_cfg, key)}")
     return model_cfg
 
 
 def _critics(
-    cfg: TrainConfig, model_cfg: ModelConfig, device: torch.device, resumed: bool
+    cfg: TrainConfig, model_cfg: ModelConfig, device: torch.device, resumed: int | None
 ) -> dict[str, tuple[torch.nn.Module, torch.optim.Optimizer]]:
-    """The critics a run trains, by file, each with its optimizer (a resumed run's, restored): the patch
-    critic where --gan-power asks for one, the code critic where --code-power does."""
+    """The critics a run trains, by file, each with its optimizer (a resumed run's, restored, `resumed`
+    being the model's step): the patch critic where --gan-power asks for one, the code critic where
+    --code-power does."""
     wanted: dict[str, torch.nn.Module] = {}
     if cfg.gan_power:
         wanted[gan.CRITIC_FILE] = gan.PatchCritic()
@@ -564,8 +590,11 @@ def _critics(
     for file, critic in wanted.items():
         critic = critic.to(device)
         optimizer = torch.optim.Adam(critic.parameters(), lr=cfg.lr, betas=(0.5, 0.999), **_fused(device))
-        if resumed and gan.load_critic(cfg.model_dir, critic, optimizer, file) is None:
+        saved = gan.load_critic(cfg.model_dir, critic, optimizer, file) if resumed is not None else None
+        if resumed is not None and saved is None:
             log.warning("--resume: no %s in %s; that critic starts afresh", file, cfg.model_dir)
+        elif saved is not None and saved != resumed:  # the newest checkpoint was damaged: the model went back
+            log.warning("--resume: %s is from step %d, the model from step %d; it goes on", file, saved, resumed)
         critics[file] = (critic, optimizer)
     return critics
 
@@ -649,9 +678,12 @@ def _hold_out(sets: list[FaceSet], cfg: TrainConfig, model_cfg: ModelConfig) -> 
     return held
 
 
-def _evaluate(model, held_out, sets, cfg: TrainConfig, step: int, writer, best: float, meta_base: dict) -> float:
+def _evaluate(
+    model, held_out, sets, cfg: TrainConfig, step: int, writer, best: float, meta_base: dict, stored_faces: dict
+) -> float:
     """Log the held-out figures; with `best_by` naming one of them, keep the model that scores highest on
-    it as best.safetensors (an undefined figure ranks below every number). Returns the best score so far."""
+    it as best.safetensors (an undefined figure ranks below every number), with its own code statistics
+    (`convert` recentres by them). Returns the best score so far."""
     embeddings = {s.name: s.embedding for s in sets if s.embedding is not None}
     figures = held_out_figures(model, held_out, embeddings)
     row = [step, *("" if v is None else f"{v:.4f}" for v in figures.values())]
@@ -664,12 +696,11 @@ def _evaluate(model, held_out, sets, cfg: TrainConfig, step: int, writer, best: 
     tqdm.write(f"step {step} held-out: {shown}")
     if cfg.best_by == "loss":
         return best
-    if cfg.best_by not in figures:
-        raise DualfaceError(f"--best-by {cfg.best_by!r}: the held-out figures are {', '.join(figures)}")
     aim = "lower" if cfg.best_by.endswith("/distance") else "higher"
     if rank(figures[cfg.best_by], aim) > best:
         best = rank(figures[cfg.best_by], aim)
-        meta = {**meta_base, "best_by": cfg.best_by, "best_score": figures[cfg.best_by], "eval": figures}
+        meta = {**meta_base, "codes": code_stats(model, stored_faces), "best_by": cfg.best_by}
+        meta |= {"best_score": figures[cfg.best_by], "eval": figures}
         save_checkpoint(cfg.model_dir / "best.safetensors", model, None, step, meta)
     return best
 
@@ -703,13 +734,17 @@ def _should_stop(cfg: TrainConfig, step: int, stop_step: int | None, ema: dict[s
     return ""
 
 
-def _eta(cfg: TrainConfig, step: int, start: int, stop_step: int | None, elapsed: float) -> dict[str, str]:
+def _eta(
+    cfg: TrainConfig, step: int, start: int, stop_step: int | None, elapsed: float, before: float = 0.0
+) -> dict[str, str]:
+    """Time left: by this session's rate to the step limit, or what the time limit leaves of the run's clock
+    (`before`: its seconds before this session)."""
     rate = (step - start) / max(elapsed, 1e-9)
     remaining = []
     if stop_step is not None and rate > 0:
         remaining.append((stop_step - step) / rate)
     if cfg.time_limit is not None:
-        remaining.append(cfg.time_limit - elapsed)
+        remaining.append(cfg.time_limit - before - elapsed)
     if not remaining:
         return {}
     seconds = max(0, int(min(remaining)))

@@ -148,16 +148,25 @@ class Verification:
     too_small: bool = False  # frames under MIN_SIDE carry no mark: only the metadata can say
 
     @property
+    def synthetic(self) -> bool:
+        """Labelled by dualface: the mark found, or, where the frames are too small to carry it, the
+        metadata's label (dualface's own small outputs carry that alone; `verify x && ...` must take them)."""
+        return self.marked or (self.too_small and bool(self.metadata))
+
+    @property
     def verdict(self) -> str:
+        if self.too_small and self.metadata:
+            return f"made by dualface (synthetic), says the metadata; the watermark cannot be read under {MIN_SIDE} px"
         if self.too_small:
-            label = "says synthetic" if self.metadata else "says nothing"
-            return f"frames under {MIN_SIDE} px carry no watermark; the metadata {label}"
+            return f"frames under {MIN_SIDE} px carry no watermark; the metadata says nothing"
         return "made by dualface (synthetic)" if self.marked else "no dualface watermark"
 
 
 def verify(path: Path, samples: int = 30) -> Verification:
     """Look for the mark on `samples` frames spread over a video (0: all of them), or on an image."""
     path = Path(path)
+    if path.is_dir():
+        raise DualfaceError(f"{path}: a folder, not a video or image file")
     if not path.is_file():
         raise DualfaceError(f"{path}: no such file")
     report = Verification()

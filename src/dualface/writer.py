@@ -108,9 +108,12 @@ def video_writer(
                 width, height = size
                 # an odd-sized source gets one replicated edge row/column (`write` pads)
                 video = h264_stream(out, rate, width + width % 2, height + height % 2, crf, preset)
-                # The source's own clock, fine enough for any spacing of its frames.
-                video.time_base = video.codec_context.time_base = video_in.time_base or 1 / rate
-                step = max(1, round(1 / (rate * video.time_base)))  # one frame at the average rate
+                # The source's own clock, fine enough for any spacing of its frames. Frames are timed on this
+                # local copy, never on `video.time_base`: the muxer may replace that when it writes its header
+                # at the first packet (Matroska's 1/1000, some frames into the stream), and `mux` rescales
+                # each packet from the encoder's clock to whatever the stream's is by then.
+                clock = video.time_base = video.codec_context.time_base = video_in.time_base or 1 / rate
+                step = max(1, round(1 / (rate * clock)))  # one frame at the average rate
                 audio = _Audio(audio_source, out, start=start_seconds(video_in), mp4=mp4, name=like)
                 count, last = 0, None
 
@@ -128,13 +131,13 @@ def video_writer(
                     if mark:
                         mark_i420(i420)
                     picture = av.VideoFrame.from_ndarray(i420, format="yuv420p")
-                    last = frame_pts(seconds, count, last, rate, video.time_base)
-                    picture.pts, picture.time_base, picture.duration = last, video.time_base, step
+                    last = frame_pts(seconds, count, last, rate, clock)
+                    picture.pts, picture.time_base, picture.duration = last, clock, step
                     try:
                         for packet in video.encode(picture):
                             out.mux(packet)
                         count += 1
-                        audio.up_to(float((last + step) * video.time_base))
+                        audio.up_to(float((last + step) * clock))
                     except (av.error.FFmpegError, OSError) as error:
                         raise _cannot_write(path, error) from None
 

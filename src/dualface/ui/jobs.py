@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from dualface.config import PROGRESS_ENV
 from dualface.files import atomic_write_bytes
 from dualface.ui.workspace import RequestError
 
@@ -33,6 +34,12 @@ GRACE_S = 10.0  # after Cancel: time to save and exit on SIGINT (training saves 
 # 17 s on a 2-core CPU): SIGKILL waits that much longer for it.
 SAVE_S = 120.0
 KILL_S = 5.0  # then time to exit on SIGTERM before SIGKILL
+# A progress bar as tqdm writes it: "converting clip.mpg:  45%|####5     | 45/100 [00:12<00:15,  3.61frame/s]",
+# or without a total "sampling: 45frame [00:12, 3.61frame/s]" (a slow one's rate reads "1.20s/frame").
+BAR = re.compile(
+    r"^(?:(?P<desc>.*?):\s*)?(?:\d+%\|[^|]*\|\s*)?(?P<done>\d+)(?:/(?P<total>\d+)|(?P<unit>[^\s\[/]*))"
+    r"\s\[(?P<elapsed>[\d:]+)(?:<(?P<left>[\d:?]+))?,\s*(?P<rate>[^\],]+)(?:,[^\]]*)?\]$"
+)
 
 
 @dataclass
@@ -91,7 +98,9 @@ def start(
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},  # the log follows the job line by line
+            # The log follows the job line by line, and shows its progress bars, which the command line turns
+            # off where stderr is no terminal: one state a second, for the job list to read (`progress`).
+            env={**os.environ, "PYTHONUNBUFFERED": "1", PROGRESS_ENV: "1", "TQDM_MININTERVAL": "1"},
         )
     return job, process
 
@@ -99,8 +108,10 @@ def start(
 def list_jobs(root: Path, processes: dict[str, subprocess.Popen]) -> list[Job]:
     """Every job, newest first. A job recorded as running whose runner is gone (killed, machine restarted)
     is reported as failed."""
+    # Reap first: a zombie runner would still count as a live process group below. A reaped runner stays
+    # listed, known to have ended: one stopped before it recorded its pid would pass for starting (`_alive`).
     for process in processes.values():
-        process.poll()  # reap first: a zombie runner would still count as a live process group below
+        process.poll()
     jobs = []
     for path in (root / "jobs").glob("*.json"):
         try:
@@ -114,9 +125,6 @@ def list_jobs(root: Path, processes: dict[str, subprocess.Popen]) -> list[Job]:
             # the job's processes still hold memory, files and the folder lock, so it is not over yet.
             job.status, job.note = "running", "stopping"
         jobs.append(job)
-    for job_id, process in list(processes.items()):
-        if process.poll() is not None:  # reaped: no zombie keeps its pid looking alive
-            del processes[job_id]
     return sorted(jobs, key=lambda j: j.created, reverse=True)
 
 
@@ -179,10 +187,34 @@ def log_tail(root: Path, job_id: str, limit: int = 64_000) -> str:
 
 
 def last_line(root: Path, job_id: str) -> str:
-    """The command's last line of output: what it did, or why it failed (the runner's own lines skipped)."""
-    lines = [line for line in log_tail(root, job_id, 4000).splitlines() if line.strip()]
-    said = [line for line in lines if not line.startswith(("$ ", "[job "))]
-    return (said or lines or [""])[-1][:200]
+    """The current (or last) command's last line of output: what it did, or why it failed, never what the
+    command before it said (the runner's own lines skipped, unless the command has said nothing yet)."""
+    lines = [line.strip() for line in log_tail(root, job_id, 4000).splitlines() if line.strip()]
+    starts = [i for i, line in enumerate(lines) if line.startswith("$ ")]
+    current = lines[starts[-1] :] if starts else lines  # without its "$ " line, the tail is all the current's
+    said = [line for line in current if not line.startswith(("$ ", "[job "))]
+    return (said or current or [""])[-1][:200]
+
+
+def bar_state(line: str) -> str | None:
+    """A progress bar's line in words ("converting clip.mpg: 45/100, 3.61 frame/s, ETA 00:15", or without a
+    total "sampling: frame 45, 3.61 frame/s"); None for any other line."""
+    bar = BAR.match(line)
+    if not bar:
+        return None
+    done = f"{bar['done']}/{bar['total']}" if bar["total"] else f"{bar['unit'] or 'it'} {bar['done']}"
+    words = [done]
+    if not bar["rate"].startswith("?"):  # no rate before the second update
+        words.append(re.sub(r"^([\d.]+)", r"\1 ", bar["rate"].strip()))
+    if bar["left"] and "?" not in bar["left"]:
+        words.append(f"ETA {bar['left']}")
+    return (f"{bar['desc'].strip()}: " if bar["desc"] else "") + ", ".join(words)
+
+
+def progress(root: Path, job_id: str) -> str:
+    """What the job's list shows: its command's last line, a progress bar's read as rate and ETA."""
+    line = last_line(root, job_id)
+    return bar_state(line) or line
 
 
 # ---------------------------------------------------------------------------------------------------------

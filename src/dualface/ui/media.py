@@ -16,26 +16,34 @@ import av
 from dualface.errors import DamagedMediaError, DualfaceError
 from dualface.files import FILE_MODE
 from dualface.video import probe_video, read_video
-from dualface.writer import frame_rate, h264_stream
+from dualface.writer import frame_pts, frame_rate, h264_stream
 
 
 def browser_copy(source: Path, target: Path, crf: int = 20) -> int:
-    """Re-encode `source` as H.264 (yuv420p, even size, same frame rate) into `target` atomically; returns
-    the number of frames written."""
+    """Re-encode `source` as H.264 (yuv420p, even size) into `target` atomically, each frame at its time in
+    the source, as the swap keeps it (`convert`): a variable-rate video (a phone's) plays in step with its
+    swap, where frames spaced at the average rate would drift. Returns the number of frames written."""
     with av.open(str(source)) as container:
-        rate = frame_rate(container.streams.video[0])
+        stream = container.streams.video[0]
+        rate = frame_rate(stream)
+        clock = stream.time_base or 1 / rate  # the source's own, fine enough for any spacing of its frames
+    step = max(1, round(1 / (rate * clock)))  # one frame at the average rate
     upright = probe_video(source)  # the size read_video hands frames over at: a phone's portrait stood up
     width, height = upright.width // 2 * 2, upright.height // 2 * 2  # yuv420p needs even sides
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=".mp4")
     os.close(fd)
-    count = 0
+    count, last = 0, None
+    times: list[float | None] = []
     try:
         with av.open(tmp, "w", options={"movflags": "faststart"}) as out:  # playable before fully loaded
             video = h264_stream(out, rate, width, height, crf, "veryfast")
+            # Timed on `clock`, not on `video.time_base`, which the muxer may replace (see writer.video_writer).
+            video.time_base = video.codec_context.time_base = clock
             try:
-                for _, frame in read_video(source):
+                for _, frame in read_video(source, times):
                     picture = av.VideoFrame.from_ndarray(frame[:height, :width], format="rgb24")
-                    picture.pts = count
+                    last = frame_pts(times[-1], count, last, rate, clock)
+                    picture.pts, picture.time_base, picture.duration = last, clock, step
                     out.mux(video.encode(picture))
                     count += 1
             except DamagedMediaError:

@@ -7,7 +7,11 @@ every POST must carry an `X-Dualface` header, which a page on another site canno
 preflight this server never grants, so no other site can start jobs or upload through your browser.
 """
 
+import contextlib
+import hashlib
 import ipaddress
+import logging
+import math
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -26,24 +30,26 @@ from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dualface import __version__
-from dualface.config import ConvertConfig, EvaluateConfig, ExtractConfig, TrainConfig, default_report_folder
+from dualface.config import ROOT, ConvertConfig, EvaluateConfig, ExtractConfig, TrainConfig, default_report_folder
 from dualface.errors import DualfaceError
 from dualface.files import TRAINING_LOG
 from dualface.options import argv, default, find
-from dualface.presets import MODEL_PRESETS, preset_batch
+from dualface.presets import MODEL_PRESETS
 from dualface.ui import jobs
 from dualface.ui.workspace import (
     SLOTS,
     RequestError,
     check_slot,
     drop_face,
+    extracted_settings,
+    has_model,
     init_workspace,
     inside,
     list_faces,
     list_footage,
     model_step,
     read_names,
-    store_upload,
+    store_uploads,
     training_progress,
     write_names,
 )
@@ -51,8 +57,11 @@ from dualface.video import VIDEO_EXTENSIONS
 
 HERE = Path(__file__).parent
 TEMPLATES = Jinja2Templates(directory=str(HERE / "templates"))
-STARTERS = Path(__file__).resolve().parents[3] / "models"  # the repository's starter weights (models/README.md)
+STARTERS = ROOT / "models"  # the repository's starter weights (models/README.md): a source checkout's only
 MAX_FILES = 50  # per upload request
+TRAIN_STEPS = (1000, 1, 10_000_000)  # the steps field's default and bounds: the UI's own, not an option's
+PREVIEW_EVERY = 25  # the UI refreshes its preview more often than the command line's default
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -88,6 +97,17 @@ def _starters() -> list[str]:
 
 def index(request: Request) -> Response:
     studio = _studio(request)
+    # Extracting again with other settings than the faces' needs "overwrite": the form starts from theirs.
+    extracted = extracted_settings(studio.root)
+    fields = {
+        "every": _field(ExtractConfig, "every", extracted.get("every")),
+        "size": _field(ExtractConfig, "size", extracted.get("size")),
+        "steps": {"name": "steps", "value": TRAIN_STEPS[0], "min": TRAIN_STEPS[1], "max": TRAIN_STEPS[2]},
+        # empty: the preset's, or a resumed run's own
+        "batch_size": {**_field(TrainConfig, "batch_size", ""), "placeholder": "preset's"},
+        "preview_every": _field(TrainConfig, "preview_every", PREVIEW_EVERY),
+        "embed_frames": _field(EvaluateConfig, "embed_frames"),
+    }
     context = {
         "workspace": str(studio.root),
         "max_upload_mb": studio.max_upload_mb,
@@ -95,8 +115,15 @@ def index(request: Request) -> Response:
         "starters": _starters(),
         "presets": list(MODEL_PRESETS),
         "default_preset": default(TrainConfig, "preset"),
+        "fields": fields,
     }
     return TEMPLATES.TemplateResponse(request, "index.html", context)
+
+
+def _field(config: type, name: str, value: Any = None) -> dict:
+    """A number input's name, value and bounds, from the option's declaration (the page copies none)."""
+    low, high = _bounds(config, name)
+    return {"name": name, "value": default(config, name) if value is None else value, "min": low, "max": high}
 
 
 def state(request: Request) -> JSONResponse:
@@ -166,9 +193,15 @@ def _job_summary(root: Path, job: jobs.Job) -> dict:
         step = (training_progress(root / "model" / TRAINING_LOG, points=1) or {}).get("step", 0)
         progress = f"step {step} / {job.params.get('target')}"
     elif job.kind == "extract" and job.status == "running" and job.params.get("slot") in SLOTS:
-        progress = f"{list_faces(root, job.params['slot'], limit=0)['count']} faces so far"
+        faces = f"{list_faces(root, job.params['slot'], limit=0)['count']} faces so far"
+        bar = jobs.bar_state(jobs.last_line(root, job.id))  # the input being read: how far, how fast
+        progress = f"{faces}; {bar}" if bar else faces
+    elif job.kind == "train" and job.status == "cancelled":
+        # Not the command line's advice (add --resume): the UI resumes a model in the workspace by itself.
+        saved = "the last checkpoint is kept: Start training continues from it"
+        progress = f"stopped; {saved}" if has_model(root) else "stopped before its first checkpoint"
     else:
-        progress = job.note or jobs.last_line(root, job.id)
+        progress = job.note or jobs.progress(root, job.id)
     return {
         "id": job.id,
         "kind": job.kind,
@@ -210,16 +243,17 @@ async def upload(request: Request) -> JSONResponse:
         uploads = [item for item in form.getlist("files") if not isinstance(item, str)]
         if not uploads:
             raise RequestError("no file in the upload (the form field is 'files')")
-        stored = []
-        for item in uploads:
-            path = await run_in_threadpool(store_upload, studio.root, slot, item.filename or "", item.file, limit)
-            stored.append(path.name)
-    return JSONResponse({"stored": stored})
+        received = [(item.filename or "", item.file) for item in uploads]
+        stored = await run_in_threadpool(store_uploads, studio.root, slot, received, limit)
+    return JSONResponse({"stored": [path.name for path in stored]})
 
 
 async def set_names(request: Request) -> JSONResponse:
+    studio = _studio(request)
     body = await _body(request)
-    return JSONResponse({"names": write_names(_studio(request).root, body)})
+    if job := studio.running("train"):  # its checkpoints, the first one too, keep the names it started with
+        raise RequestError(f"training is running (job {job.id}): A and B cannot be renamed now", 409)
+    return JSONResponse({"names": write_names(studio.root, body)})
 
 
 def drop(request: Request) -> JSONResponse:
@@ -235,18 +269,23 @@ async def start_extract(request: Request) -> JSONResponse:
     studio = _studio(request)
     body = await _body(request)
     every, size = _option_int(body, ExtractConfig, "every"), _option_int(body, ExtractConfig, "size")
+    overwrite = body.get("overwrite", False)
+    if not isinstance(overwrite, bool):
+        raise RequestError(f"overwrite must be true or false, not {overwrite!r}")
     names = read_names(studio.root)
-    started = []
-    for slot in SLOTS:
-        if not list_footage(studio.root, slot):
-            continue
+    slots = [slot for slot in SLOTS if list_footage(studio.root, slot)]
+    if not slots:
+        raise RequestError("upload footage of A or B first")
+    for slot in slots:  # all checked before any starts: a refusal answers for the whole request
         if studio.running("extract", slot=slot):
             raise RequestError(f"extraction of {names[slot]} is already running", 409)
+    started = []
+    for slot in slots:
         words = argv(ExtractConfig, output=f"faces/{slot}", every=every, size=size)
+        if overwrite:  # faces extracted with other settings are deleted and extracted again
+            words += argv(ExtractConfig, overwrite=True)
         command = jobs.dualface_command("extract", f"footage/{slot}", *words)
         started.append(studio.start("extract", f"extract faces of {names[slot]}", [command], slot=slot))
-    if not started:
-        raise RequestError("upload footage of A or B first")
     return JSONResponse({"jobs": started})
 
 
@@ -254,14 +293,13 @@ async def start_train(request: Request) -> JSONResponse:
     studio = _studio(request)
     root = studio.root
     body = await _body(request)
-    steps = _int(body, "steps", 1000, 1, 10_000_000)
-    preview_every = _option_int(body, TrainConfig, "preview_every", 25)  # the UI refreshes its preview often
+    steps = _int(body, "steps", *TRAIN_STEPS)
+    preview_every = _option_int(body, TrainConfig, "preview_every", PREVIEW_EVERY)
     preset = str(body.get("preset", default(TrainConfig, "preset")))
     if preset not in MODEL_PRESETS:
         raise RequestError(f"unknown preset {preset!r}: choose one of {', '.join(MODEL_PRESETS)}")
-    if body.get("batch_size") in (None, ""):  # left empty: the preset's
-        body["batch_size"] = preset_batch(preset)
-    batch_size = _option_int(body, TrainConfig, "batch_size")
+    # Left empty: no --batch-size, so the command's rule holds (the preset's; on --resume the run's own).
+    batch_size = None if body.get("batch_size") in (None, "") else _option_int(body, TrainConfig, "batch_size")
     init = str(body.get("init") or "")
     if init and init not in _starters():
         raise RequestError(f"no starter weights named {init!r}")
@@ -300,11 +338,13 @@ async def start_convert(request: Request) -> JSONResponse:
     is_video = source.suffix.lower() in VIDEO_EXTENSIONS
     if source.parent != root / "footage" / slot or not source.is_file() or not is_video:
         raise RequestError(f"footage/{slot}/{name}: no such uploaded video")
-    if not model_step(root) and not (root / "model" / "best.safetensors").exists():
+    if not has_model(root):
         raise RequestError("no trained model yet: train first")
     names = read_names(root)
     to = names["b" if slot == "a" else "a"]
-    base = f"{slot}-{name.replace('.', '_')}"  # keeps clip.mp4 and clip.mov apart
+    # The name made readable, and a hash of the name itself: my.clip.mpg and my_clip.mpg read alike, and
+    # must not share (overwrite) one output and one original.
+    base = f"{slot}-{name.replace('.', '_')}-{hashlib.sha1(f'{slot}/{name}'.encode()).hexdigest()[:8]}"
     output, original = f"convert/{base}-to-{to}.mp4", f"convert/{base}-original.mp4"
     commands = []
     if not (root / original).exists():
@@ -353,22 +393,34 @@ async def _body(request: Request) -> dict:
     return body
 
 
+def _bounds(config: type, name: str) -> tuple[int, int | None]:
+    """The whole numbers an option allows (no upper bound: None), for the form's inputs and their checks."""
+    opt = find(config, name)[1]
+    low = opt.low if opt.low is not None else (math.floor(opt.above) + 1 if opt.above is not None else 0)
+    high = opt.high if opt.high is not None else (math.ceil(opt.below) - 1 if opt.below is not None else None)
+    return int(low), None if high is None else int(high)
+
+
 def _option_int(body: dict, config: type, name: str, fallback: int | None = None) -> int:
     """A whole number from the form, within the bounds the option declares (its default if absent)."""
-    opt = find(config, name)[1]
-    low = int(opt.low) if opt.low is not None else 0
-    high = int(opt.high) if opt.high is not None else 10**9
-    return _int(body, name, default(config, name) if fallback is None else fallback, low, high)
+    return _int(body, name, default(config, name) if fallback is None else fallback, *_bounds(config, name))
 
 
-def _int(body: dict, key: str, default: int, low: int, high: int) -> int:
+def _int(body: dict, key: str, default: int, low: int, high: int | None) -> int:
     value = body.get(key, default)
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise RequestError(f"{key} must be a whole number, not {value!r}") from None
-    if not low <= number <= high:
-        raise RequestError(f"{key} must be between {low} and {high}, not {number}")
+    # A form's field is a string of digits, and JSON's 5.0 is 5; but its true and 1.7 are no whole numbers
+    # (int() would take both as 1), nor is 1e999 (infinity: int() raises OverflowError).
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    number = None
+    if isinstance(value, int | str) and not isinstance(value, bool):
+        with contextlib.suppress(ValueError):  # not digits, or more of them than Python converts
+            number = int(value)
+    if number is None:
+        raise RequestError(f"{key} must be a whole number, not {value!r}")
+    if number < low or (high is not None and number > high):
+        allowed = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise RequestError(f"{key} must be {allowed}, not {number}")
     return number
 
 
@@ -415,6 +467,8 @@ def create_app(workspace: Path, max_upload_mb: int = 500) -> Starlette:
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
     app = Starlette(routes=routes, middleware=[Middleware(_RequireHeader)], exception_handlers={DualfaceError: _error})
+    if not STARTERS.is_dir():  # an installed package has no repository around it
+        log.warning("no starter weights: %s does not exist, so new models start from random weights", STARTERS)
     app.state.studio = Studio(init_workspace(workspace), max_upload_mb)
     return app
 

@@ -17,11 +17,15 @@ import json
 import os
 import re
 import tempfile
+import threading
 import unicodedata
+from array import array
 from contextlib import closing
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
+from dualface.alignments import load_alignments
 from dualface.errors import DualfaceError, TooLargeError
 from dualface.files import FILE_MODE, atomic_write_bytes, ensure_writable_dir, latest_checkpoint
 from dualface.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, read_image, read_video
@@ -88,6 +92,14 @@ def write_names(root: Path, names: dict[str, str]) -> dict[str, str]:
             raise RequestError(f"name of {slot.upper()} {name!r}: use 1-32 letters, digits, '_' or '-', no leading '-'")
     if clean["a"] == clean["b"]:
         raise RequestError("A and B need different names")
+    old = read_names(root)
+    if clean != old and has_model(root):
+        # The model's decoders are named after them: `train --resume` and `convert --to` would not find them.
+        raise RequestError(
+            f"the model in model/ was trained as {old['a']} and {old['b']}: they cannot be renamed now "
+            "(a new workspace can use other names)",
+            409,
+        )
     atomic_write_bytes(root / "project.json", json.dumps({"names": clean}, indent=1).encode(), fsync=False)
     return clean
 
@@ -100,13 +112,16 @@ def sanitize_filename(name: str) -> str:
     """A safe file name from what a browser sent: no folders, ASCII letters, digits, '.', '_' and '-' only,
     never hidden or starting with '-' (it is later an argument of the CLI), at most 100 characters."""
     name = re.split(r"[/\\]", name or "")[-1]
-    name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", name).lstrip(".-_")
+    # The extension split off first and cleaned apart: a name of no Latin letters at all (日本語.mpg) keeps
+    # its extension, under the stem "upload", instead of becoming "mpg" and being refused as no video.
     stem, dot, ext = name.rpartition(".")
     if not dot:
         stem, ext = name, ""
+    stem, ext = (unicodedata.normalize("NFKD", part).encode("ascii", "ignore").decode() for part in (stem, ext))
+    ext = re.sub(r"[^A-Za-z0-9]+", "", ext)[:16].lower()  # no media extension is longer
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).lstrip(".-_")
     stem = stem[: 100 - len(ext) - 1] or "upload"
-    return f"{stem}.{ext.lower()}" if ext else stem
+    return f"{stem}.{ext}" if ext else stem
 
 
 def _free_name(folder: Path, name: str) -> Path:
@@ -145,16 +160,39 @@ def _cause(error: Exception, path: Path, label: str) -> str:
     return str(error).split(": ", 1)[-1].replace(str(path), label)
 
 
-def store_upload(root: Path, slot: str, filename: str, data: BinaryIO, limit: int) -> Path:
-    """Copy one uploaded file into footage/<slot>/ under a sanitised, unused name, after checking its
-    extension, its size (at most `limit` bytes, else 413) and that it really is a video or an image (415)."""
+def store_uploads(root: Path, slot: str, files: list[tuple[str, BinaryIO]], limit: int) -> list[Path]:
+    """Copy uploaded (filename, data) pairs into footage/<slot>/ under sanitised, unused names, after checking
+    each one's extension, its size (at most `limit` bytes, else 413) and that it really is a video or an
+    image (415). All or nothing: every file is received and checked before any is moved into place, so a
+    refused file leaves none of the others behind, and the error says so."""
+    folder = root / "footage" / check_slot(slot)
+    received: list[tuple[Path, str]] = []
+    try:
+        for filename, data in files:
+            try:
+                received.append((_receive(root, filename, data, limit), sanitize_filename(filename)))
+            except RequestError as error:
+                if len(files) > 1:
+                    raise RequestError(f"{error}; none of the {len(files)} files was stored", error.status) from None
+                raise
+        stored = []
+        for partial, name in received:
+            path = _free_name(folder, name)
+            partial.rename(path)
+            stored.append(path)
+        return stored
+    finally:
+        for partial, _ in received:
+            partial.unlink(missing_ok=True)
+
+
+def _receive(root: Path, filename: str, data: BinaryIO, limit: int) -> Path:
+    """One upload, checked, in footage/.incoming/: received outside footage/<slot>/, so an extraction running
+    meanwhile never meets a half-uploaded file, and with its extension, which FFmpeg goes by."""
     name = sanitize_filename(filename)
     if Path(name).suffix.lower() not in UPLOAD_EXTENSIONS:
         allowed = " ".join(sorted(UPLOAD_EXTENSIONS))
         raise RequestError(f"{filename}: not a video or image file; allowed extensions: {allowed}", 415)
-    folder = root / "footage" / check_slot(slot)
-    # Received outside footage/<slot>/, so an extraction running meanwhile never meets a half-uploaded file,
-    # and with its extension, which FFmpeg goes by.
     incoming = root / "footage" / ".incoming"
     incoming.mkdir(exist_ok=True)
     fd, partial_name = tempfile.mkstemp(dir=incoming, suffix=Path(name).suffix)
@@ -169,11 +207,10 @@ def store_upload(root: Path, slot: str, filename: str, data: BinaryIO, limit: in
                 out.write(chunk)
         media_kind(partial, label=filename)
         os.chmod(partial, FILE_MODE)  # mkstemp's owner-only mode is not what an uploaded file should keep
-        path = _free_name(folder, name)
-        partial.rename(path)
-        return path
-    finally:
+        return partial
+    except BaseException:
         partial.unlink(missing_ok=True)
+        raise
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -211,35 +248,115 @@ def model_step(root: Path) -> int:
     return int(latest.stem.removeprefix("step-")) if latest else 0
 
 
+def has_model(root: Path) -> bool:
+    """Whether model/ holds a checkpoint to resume or convert with."""
+    return bool(model_step(root)) or (root / "model" / "best.safetensors").exists()
+
+
+def extracted_settings(root: Path) -> dict[str, Any]:
+    """`size` and `every` of the newest extraction in faces/a and faces/b, as its alignments file records them
+    ({} before the first): extracting again with other ones needs --overwrite, so the page starts from these.
+    `every` comes from a video's (a folder of photos records 1 whatever was asked)."""
+    found = []
+    for path in (p for slot in SLOTS for p in (root / "faces" / slot).glob("*.alignments.json")):
+        try:
+            alignments = load_alignments(path)
+            found.append((path.stat().st_mtime, alignments["source"].get("kind"), alignments["settings"]))
+        except (DualfaceError, OSError):
+            continue  # one being replaced this instant, or damaged: extraction itself says so
+    settings: dict[str, Any] = {}
+    for _, kind, recorded in sorted(found, key=lambda item: item[0]):  # the newest last, so its values stay
+        if isinstance(recorded.get("size"), int):
+            settings["size"] = recorded["size"]
+        if kind == "video" and isinstance(recorded.get("every"), int):
+            settings["every"] = recorded["every"]
+    return settings
+
+
+@dataclass
+class _Log:
+    """A training log as read so far: the columns the page shows, and where reading stopped."""
+
+    file: tuple[int, int]  # (device, inode): another file (a new model's log) is read from its start
+    header: bytes  # its first line: a log begun again under other columns is read from its start too
+    offset: int  # bytes read, to the end of the last whole line
+    columns: dict[str, int]
+    steps: array = field(default_factory=lambda: array("q"))
+    seconds: array = field(default_factory=lambda: array("d"))
+    losses: dict[str, array] = field(default_factory=dict)
+    egs_per_s: float = 0.0  # the last row's
+    run_start: int = 0  # the current run's first row (see `_read_log`)
+
+
+# The page polls every 750 ms, and a long run's log holds hundreds of thousands of rows (0.6 s to parse
+# 300k): each poll reads only the rows appended since the last. Two polls may run at once (thread pool).
+_LOGS: dict[Path, _Log] = {}
+_LOGS_LOCK = threading.Lock()
+
+
+def _read_log(path: Path) -> _Log | None:
+    """`path`'s log, brought up to date with the whole lines appended since it was last read."""
+    try:
+        with open(path, "rb") as f:
+            stat = os.fstat(f.fileno())
+            header = f.readline()
+            log = _LOGS.get(path)
+            same = log is not None and log.file == (stat.st_dev, stat.st_ino) and log.header == header
+            if not same or stat.st_size < log.offset:
+                names = next(csv.reader([header.decode("utf-8", "replace")]), [])
+                if not header.endswith(b"\n") or not {"step", "seconds", "egs_per_s"} <= set(names):
+                    return None
+                loss_names = [name.removeprefix("loss_") for name in names if name.startswith("loss_")]
+                columns = {name: i for i, name in enumerate(names)}
+                log = _Log((stat.st_dev, stat.st_ino), header, len(header), columns)
+                log.losses = {name: array("d") for name in loss_names}
+                _LOGS[path] = log
+            f.seek(log.offset)
+            data = f.read()
+    except OSError:
+        return None
+    data = data[: data.rfind(b"\n") + 1]  # a half-written last line is read when it is whole
+    log.offset += len(data)
+    column = log.columns
+    for row in csv.reader(io.StringIO(data.decode("utf-8", "replace"))):
+        if len(row) != len(column):
+            continue
+        try:
+            step, seconds = int(row[column["step"]]), float(row[column["seconds"]])
+            egs = float(row[column["egs_per_s"]])
+            losses = {name: float(row[column[f"loss_{name}"]]) for name in log.losses}
+        except ValueError:
+            continue
+        # `seconds` restarts from zero with each run (--resume appends to the log): the current run begins
+        # at the last row where it went down.
+        if log.seconds and seconds < log.seconds[-1]:
+            log.run_start = len(log.steps)
+        log.steps.append(step)
+        log.seconds.append(seconds)
+        for name, value in losses.items():
+            log.losses[name].append(value)
+        log.egs_per_s = egs
+    return log
+
+
 def training_progress(log_csv: Path, points: int = 300) -> dict | None:
     """What `dualface train` has logged in training_log.csv: the last step, EGs/s, losses, the step rate of
     the current run, and the loss series (at most `points` rows, evenly spaced). None before the first row."""
-    try:
-        rows = list(csv.reader(io.StringIO(log_csv.read_text())))
-    except OSError:
-        return None
-    header, rows = (rows[0], rows[1:]) if rows else ([], [])
-    rows = [r for r in rows if len(r) == len(header)]  # the last line may be half-written
-    if not rows:
-        return None
-    column = {name: i for i, name in enumerate(header)}
-    loss_names = [name.removeprefix("loss_") for name in header if name.startswith("loss_")]
-    last = rows[-1]
-    # `seconds` restarts from zero with each run (--resume appends to the log): the current run's first
-    # row is where it last went down.
-    first = len(rows) - 1
-    while first > 0 and float(rows[first - 1][column["seconds"]]) <= float(rows[first][column["seconds"]]):
-        first -= 1
-    steps = int(last[column["step"]]) - int(rows[first][column["step"]])
-    seconds = float(last[column["seconds"]]) - float(rows[first][column["seconds"]])
-    keep = rows[:: -max(1, len(rows) // points)][:points][::-1]  # counted back from the last row, so it is in
-    return {
-        "step": int(last[column["step"]]),
-        "egs_per_s": float(last[column["egs_per_s"]]),
-        "steps_per_s": steps / seconds if steps and seconds > 0 else None,
-        "losses": {n: float(last[column[f"loss_{n}"]]) for n in loss_names},
-        "series": {
-            "steps": [int(r[column["step"]]) for r in keep],
-            **{n: [float(r[column[f"loss_{n}"]]) for r in keep] for n in loss_names},
-        },
-    }
+    with _LOGS_LOCK:
+        log = _read_log(log_csv)
+        if log is None or not log.steps:
+            return None
+        first, last = log.run_start, len(log.steps) - 1
+        steps = log.steps[last] - log.steps[first]
+        seconds = log.seconds[last] - log.seconds[first]
+        keep = range(last, -1, -max(1, len(log.steps) // points))[:points][::-1]  # counted back from the last row
+        return {
+            "step": log.steps[last],
+            "egs_per_s": log.egs_per_s,
+            "steps_per_s": steps / seconds if steps and seconds > 0 else None,
+            "losses": {name: values[last] for name, values in log.losses.items()},
+            "series": {
+                "steps": [log.steps[i] for i in keep],
+                **{name: [values[i] for i in keep] for name, values in log.losses.items()},
+            },
+        }

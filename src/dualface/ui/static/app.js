@@ -252,7 +252,8 @@ for (const form of document.querySelectorAll("form.upload")) {
 }
 
 onSubmit("extract-form", async (form) => {
-  const { jobs } = await post("/api/extract", formValues(form));
+  // A checkbox is sent as true or false (a form sends "on", or nothing).
+  const { jobs } = await post("/api/extract", { ...formValues(form), overwrite: form.elements.overwrite.checked });
   return `started ${jobs.join(", ")}`;
 });
 
