@@ -2,10 +2,10 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# torch's CPU wheel where no NVIDIA GPU is visible: PyPI's Linux torch, pinned or not, is a multi-GB CUDA build.
-# PyTorch's CPU index offers 2.13.0+cpu, which outranks PyPI's 2.13.0 of the same release (a local
-# version sorts above the plain one), and only torch is looked up there (--no-deps below): its
-# dependencies come from PyPI with the project's. Set TORCH_SPEC to choose another build.
+# torch's CPU wheel where no NVIDIA GPU is visible: PyPI's x86_64 Linux torch, pinned or not, is a
+# multi-GB CUDA build. PyTorch's CPU index offers 2.13.0+cpu, which outranks PyPI's 2.13.0 of the same
+# release (a local version sorts above the plain one), and only torch is looked up there (--no-deps
+# below): its dependencies come from PyPI with the project's. Set TORCH_SPEC to choose another build.
 HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo yes)
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 TORCH_SPEC ?= $(if $(HAS_GPU),torch,torch==2.13.0 --extra-index-url $(TORCH_CPU_INDEX))

@@ -328,13 +328,19 @@ def main() -> None:
     named, args.directions = bool(args.directions), args.directions or list(DIRECTIONS)
     for share in ("--decay", "--warp-off"):
         if any(a == share or a.startswith(f"{share}=") for a in extra) and args.every < args.minutes:
-            # each evaluation resumes a fresh `dualface train --time`, whose share would recur every segment
+            # each segment is a `dualface train --time` to the total so far, whose share is of that total
             parser.error(f"{share} counts a share of one training: give --every equal to --minutes")
     if unknown := set(args.directions) - set(ALL_DIRECTIONS):
         parser.error(f"no direction {', '.join(sorted(unknown))}: choose from {', '.join(ALL_DIRECTIONS)}")
-    source, source_clips, target, target_clips, _ = ALL_DIRECTIONS[args.directions[0]]
+    # The pair in the table's order, whichever direction is named first: obama-s1 alone trains [s1, obama],
+    # as every run recorded did (a model's identities are in order, and --resume-from checks them).
+    first = next(d for d in ALL_DIRECTIONS if d in args.directions)
+    source, source_clips, target, target_clips, _ = ALL_DIRECTIONS[first]
     if any({ALL_DIRECTIONS[d][0], ALL_DIRECTIONS[d][2]} != {source, target} for d in args.directions):
         parser.error("one run trains one pair: give directions of the same two people")
+    if set(args.directions) & set(UNSEEN_PAIR) and any(a == "--init" or a.startswith("--init=") for a in extra):
+        # bench/base_model.py pooled grid/more, these two speakers' held-out clips too
+        parser.error("the unseen pair is seen by the base models: train it from scratch (no --init)")
 
     runs = {}  # the recorded figures --remeasure or --reconvert start from, checked before any work
     if args.reconvert:
@@ -371,16 +377,22 @@ def main() -> None:
     rows: dict[str, list] = {d: list(earlier[d]["evaluations"]) if earlier else [] for d in args.directions}
     usable_at: dict[str, dict | None] = {d: earlier[d]["usable_at"] if earlier else None for d in args.directions}
     trained, swaps, reports = (rows[args.directions[0]][-1]["minutes"] if earlier else 0.0), {}, {}
+    offset = 0.0  # seconds of the minutes trained that its checkpoint's clock does not hold
     if earlier:  # a copy: the earlier run's model stays as its figures describe it
         subprocess.run(["cp", "-r", str(args.cache / args.resume_from), str(model)], check=True)
+        from dualface.checkpoint import latest_checkpoint, read_meta
+
+        # a model trained before its checkpoints kept their clock (2026-12-07) restarts it at 0
+        offset = trained * 60 - read_meta(latest_checkpoint(model)).get("seconds", 0.0)
     started = time.perf_counter()
     while trained < args.minutes - 1e-6:
         chunk = min(args.every, args.minutes - trained)
         t = time.perf_counter()
         # --time is the run's training time in all (a resumed run goes on from its checkpoint's clock, since
-        # 2026-12-07's tenth session): each segment trains to the total so far.
+        # 2026-12-07's tenth session): each segment trains to the total so far, by that clock.
+        until = (trained + chunk) * 60 - offset
         dualface(
-            "train", str(face[source]), str(face[target]), "-m", str(model), "--time", f"{(trained + chunk) * 60:.0f}s",
+            "train", str(face[source]), str(face[target]), "-m", str(model), "--time", f"{until:.0f}s",
             "--no-progress", "--seed", str(args.seed), *(["--resume"] if trained else []), *extra,
         )  # fmt: skip
         trained += chunk

@@ -31,6 +31,7 @@ from dualface.config import AugmentConfig, ExtractConfig, TrainConfig, parse_dur
 from dualface.data import FaceSet, load_face_set
 from dualface.errors import DualfaceError
 from dualface.extract import extract
+from dualface.heldout import figure_names
 from dualface.landmarks import mouth_opening
 from dualface.model import Autoencoder, ModelConfig
 from dualface.presets import preset_batch, preset_lr
@@ -370,7 +371,8 @@ def test_resume_past_its_end_trains_nothing_and_the_clock_goes_on(face_dirs, tmp
     assert first.stopped_by == "time" and spent >= 3.0
     assert train(quick(face_dirs, tmp_path / "t", time_limit=3.0, resume=True)).step == first.step
     more = train(quick(face_dirs, tmp_path / "t", time_limit=spent + 1.0, resume=True))
-    assert more.stopped_by == "time" and more.seconds < 3.0  # the second left, not a fresh budget
+    trained = read_meta(latest_checkpoint(tmp_path / "t"))["seconds"] - spent
+    assert more.stopped_by == "time" and 1.0 <= trained < 3.0  # the second left, not a fresh budget (4 s and more)
     with open(tmp_path / "t" / "training_log.csv", newline="") as f:
         seconds = [float(r["seconds"]) for r in csv.DictReader(f)]
     assert seconds == sorted(seconds)  # the log's clock goes on across the resume
@@ -397,7 +399,10 @@ def test_best_by_a_held_out_figure_is_checked_before_a_step_and_kept_with_its_ow
     settings = dict(eval_every=4, eval_faces=4, held_out={"s1": other}, best_by="s1/psnr", save_every=100)
     train(quick(face_dirs, tmp_path / "m", iterations=3, lr=1e-3, **settings))
     with open(tmp_path / "m" / "eval_log.csv", newline="") as f:
-        assert [r["step"] for r in csv.DictReader(f)] == ["0", "3"]
+        rows = list(csv.DictReader(f))
+    assert [r["step"] for r in rows] == ["0", "3"]
+    # the figures --best-by is checked against before the first step are those measured
+    assert list(rows[0])[1:] == figure_names(["s1", "brbk7n"], ["s1"], {"s1", "brbk7n"}, None)
     best = load_checkpoint(tmp_path / "m" / "best.safetensors")
     model = model_from(best)
     faces = {}
@@ -410,6 +415,16 @@ def test_best_by_a_held_out_figure_is_checked_before_a_step_and_kept_with_its_ow
     with pytest.raises(DualfaceError, match="--best-by 's1/pnsr': the held-out figures are s1/ssim, s1/psnr"):
         train(quick(face_dirs, tmp_path / "m", iterations=6, resume=True, **{**settings, "best_by": "s1/pnsr"}))
     assert read_meta(latest_checkpoint(tmp_path / "m"))["step"] == 3
+
+
+def test_a_run_takes_its_preset_from_the_checkpoint_it_continues_or_starts_from(face_dirs, tmp_path):
+    """A model's shape is its checkpoint's, so its preset (and the rate and batch that go with it) is too:
+    --resume or --init without --preset is not refused for the default's not matching."""
+    train(quick(face_dirs, tmp_path / "m", iterations=1, preset="lite128", batch_size=None))
+    assert quick(face_dirs, tmp_path / "n", init=tmp_path / "m").preset == "lite128"
+    assert quick(face_dirs, tmp_path / "n", init=tmp_path / "m", batch_size=None).batch_size == preset_batch("lite128")
+    assert train(quick(face_dirs, tmp_path / "m", iterations=2, resume=True, batch_size=None)).step == 2
+    assert quick(face_dirs, tmp_path / "n").preset == "lite"  # nothing to continue: the default
 
 
 def test_stop_rules(face_dirs, tmp_path):

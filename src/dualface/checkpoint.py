@@ -164,7 +164,9 @@ def read_meta(path: Path) -> dict[str, Any]:
             head = f.read(8)
             length = int.from_bytes(head, "little")
             # A damaged header's length can be any 64-bit number: read none past the file's end.
-            if len(head) < 8 or length > os.fstat(f.fileno()).st_size - 8:
+            if len(head) < 8:
+                raise ValueError(f"{len(head)} bytes, shorter than a header's length")
+            if length > os.fstat(f.fileno()).st_size - 8:
                 raise ValueError(f"its header claims {length} bytes, past the file's end")
             raw = head + f.read(length)
         text = _metadata(raw)

@@ -6,6 +6,7 @@ the tables they name (presets, losses, masks, colour transfers, blends, detector
 table entry is a new choice everywhere. Nothing here imports torch: `--help`, `verify` and `ui` start fast.
 """
 
+import contextlib
 import importlib
 import re
 from collections.abc import Callable, Iterable
@@ -15,7 +16,7 @@ from typing import Any
 
 from dualface.errors import DualfaceError
 from dualface.options import check, option
-from dualface.presets import MODEL_PRESETS, preset_batch, preset_lr
+from dualface.presets import DEFAULT_PRESET, MODEL_PRESETS, preset_batch, preset_lr
 
 SAME_PERSON = 0.6  # dlib's embedding distance below which two faces are the same person (its documented 0.6)
 TRAIN_MAX_BATCH = 512  # per identity: 512 faces of the classic 64 px model already take GBs of activations
@@ -179,7 +180,11 @@ class TrainConfig:
     names: list[str] = option(
         factory=list, flag="--name", help="Identity names, one per face folder (default: folders')."
     )
-    preset: str = option("lite", choices=lambda: list(MODEL_PRESETS), help="Model preset (presets.py).")
+    preset: str | None = option(
+        None,
+        choices=lambda: list(MODEL_PRESETS),
+        help=f"Model preset (presets.py; default: the checkpoint's with --resume or --init, else {DEFAULT_PRESET}).",
+    )
     shared_upscales: int | None = option(
         None, low=0, help="Decoder upscales shared by all identities (default: the preset's; 0: separate decoders)."
     )
@@ -350,9 +355,30 @@ class TrainConfig:
         if unknown:
             raise DualfaceError(f"--held-out {unknown[0]}=...: not an identity here ({', '.join(self.names)})")
         check(self)
+        self.preset = self.preset or recorded_preset(self) or DEFAULT_PRESET
         if not self.resume:  # a resumed run's come from its checkpoint (`runstate.settled`)
             self.lr = preset_lr(self.preset) if self.lr is None else self.lr
             self.batch_size = preset_batch(self.preset) if self.batch_size is None else self.batch_size
+
+
+def recorded_preset(cfg: TrainConfig) -> str | None:
+    """The preset of the checkpoint a run continues (--resume) or starts from (--init): a model's shape is
+    its checkpoint's, so its preset, with the rate and batch that go with it, is too. None where there is
+    none to read (the run itself then says why, in its own words)."""
+    from dualface.checkpoint import read_meta
+    from dualface.files import checkpoints_in
+    from dualface.runstate import init_file
+
+    paths: list[Path] = []
+    with contextlib.suppress(DualfaceError, OSError):
+        if cfg.resume:
+            paths = list(reversed(checkpoints_in(cfg.model_dir)))
+        elif cfg.init:
+            paths = [init_file(cfg.init)]
+    for path in paths:  # newest first: a damaged newest one is set aside by the run, which goes on from the next
+        with contextlib.suppress(DualfaceError, OSError, KeyError, TypeError):
+            return read_meta(path)["model_config"]["preset"]
+    return None
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -80,16 +80,22 @@ def _run(cfg: DemoConfig, out: Path, log) -> DemoResult:
     clips = _clips(cfg)
     # The cheap checks before any work: a bad --starter or a foreign folder, said after minutes of extraction,
     # is a wasted run. The model is trained into a folder of its own and takes the earlier run's place only
-    # once trained, so a failed run leaves the earlier model, which its swap and report name, as it was.
-    model, fresh = out / "model", out / "model.training"
+    # once trained, so a failed or stopped training leaves the earlier model as it was.
+    model, fresh, earlier = out / "model", out / "model.training", out / "model.earlier"
     starter = None if cfg.from_scratch else Path(cfg.starter)
     if starter is not None:
         if not starter.is_file():
             raise DualfaceError(f"{starter}: starter weights not found (pass --from-scratch to train without them)")
-        load_checkpoint(starter)  # a file that holds no model is named now
-    for folder in (model, fresh):
+        shape = load_checkpoint(starter).meta["model_config"]  # a file that holds no model is named now
+        if shape["preset"] != PRESET:  # the demo's recipe (rate, batch, critic) is lite128's
+            raise DualfaceError(f"{starter}: a '{shape['preset']}' model; the demo trains {PRESET}")
+    for folder in (model, fresh, earlier):
         if folder.exists() and not (folder / MARKER).exists():  # never delete what the demo did not make
             raise DualfaceError(f"{folder} exists and was not made by the demo; choose another --output")
+    if earlier.exists() and model.exists():  # a run killed as it swapped the two in
+        shutil.rmtree(earlier)
+    elif earlier.exists():
+        earlier.rename(model)
     faces = {}
     for name, paths in clips.items():
         log(f"[1/4] extracting {name} from {', '.join(p.name for p in paths)}")
@@ -129,9 +135,11 @@ def _run(cfg: DemoConfig, out: Path, log) -> DemoResult:
     )
     if trained.stopped_by == "interrupted":  # train saved and stopped on Ctrl-C: the demo stops too
         raise KeyboardInterrupt
-    if model.exists():
-        shutil.rmtree(model)
+    if model.exists():  # two renames, so that no moment leaves no model at all
+        model.rename(earlier)
     fresh.rename(model)
+    if earlier.exists():
+        shutil.rmtree(earlier)
     chosen = resolve_checkpoint(model, "best")
     best = load_checkpoint(chosen)
     held = best.meta.get("best_score")

@@ -67,7 +67,10 @@ def _expressions(model: Autoencoder, crops: np.ndarray) -> np.ndarray:
     return np.array([(mouth_opening(p), eye_opening(p)) for p in (drawn_landmarks(c, to_mean) for c in crops)])
 
 
-@torch.no_grad()
+OWN_FIGURES = ("ssim", "psnr")  # an identity's held-out faces drawn as itself
+PAIR_FIGURES = ("transfer", "distance", "mouth", "eyes")  # drawn as another: `held_out_figures` says what each is
+
+
 def swap_targets(identities: list[str], name: str, embedded: set[str], liae: str | None) -> list[str]:
     """Whom `name`'s held-out faces are swapped into: every other identity with an embedding, but an LIAE
     model swaps into one identity only (drawn as another, a face keeps its look)."""
@@ -80,12 +83,13 @@ def figure_names(identities: list[str], held: list[str], embedded: set[str], lia
     """The names `held_out_figures` returns, known before any is measured (`--best-by` is checked by them)."""
     names = []
     for name in held:
-        names += [f"{name}/ssim", f"{name}/psnr"]
+        names += [f"{name}/{figure}" for figure in OWN_FIGURES]
         for other in swap_targets(identities, name, embedded, liae):
-            names += [f"{name}->{other}/{figure}" for figure in ("transfer", "distance", "mouth", "eyes")]
+            names += [f"{name}->{other}/{figure}" for figure in PAIR_FIGURES]
     return names
 
 
+@torch.no_grad()
 def held_out_figures(
     model: Autoencoder, held_out: dict[str, tuple[np.ndarray, np.ndarray]], embeddings: dict[str, np.ndarray]
 ) -> dict[str, float | None]:
@@ -106,7 +110,7 @@ def held_out_figures(
     figures: dict[str, float | None] = {}
     for name, (faces, points) in held_out.items():
         quality = reconstruction(model, faces, name)
-        figures[f"{name}/ssim"], figures[f"{name}/psnr"] = quality["ssim"], quality["psnr"]
+        figures |= {f"{name}/{figure}": quality[figure] for figure in OWN_FIGURES}
         own = _expressions(model, faces)
         for other in swap_targets(model.identities, name, set(embeddings), model.config.liae):
             swaps = as_uint8(draw(model, faces, other, _device(model))[0])
@@ -121,9 +125,12 @@ def held_out_figures(
                 closer.append(d_target < d_source)
                 to_target.append(d_target)
             drawn = _expressions(model, swaps)
-            figures[f"{name}->{other}/transfer"] = float(np.mean(closer))
-            figures[f"{name}->{other}/distance"] = float(np.mean(to_target))
-            figures[f"{name}->{other}/mouth"] = concordance(own[:, 0], drawn[:, 0])
-            figures[f"{name}->{other}/eyes"] = concordance(own[:, 1], drawn[:, 1])
+            pair = (
+                float(np.mean(closer)),
+                float(np.mean(to_target)),
+                concordance(own[:, 0], drawn[:, 0]),
+                concordance(own[:, 1], drawn[:, 1]),
+            )
+            figures |= {f"{name}->{other}/{figure}": v for figure, v in zip(PAIR_FIGURES, pair, strict=True)}
     model.train(was_training)
     return figures

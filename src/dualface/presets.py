@@ -7,6 +7,7 @@ Nothing here imports torch, so the option layer can list it.
 from typing import Any
 
 # Each preset: the model's shape, and "lr" and "batch", the learning rate and batch it trains at by default.
+DEFAULT_PRESET = "lite"  # a new model's, where neither --preset nor a checkpoint it continues names one
 MODEL_PRESETS: dict[str, dict[str, Any]] = {
     # The classic recipe's 5e-5 and batch 16 for the classic-sized models.
     "original": {"lr": 5e-5, "batch": 16},

@@ -394,8 +394,13 @@ def _train(
     rollbacks, lanes = 0, None
     # A run resumed past its end (the same command again) has nothing to do, and must not take a step more.
     done = _should_stop(cfg, step, stop_step, ema, before) if resume_from else ""
-    if done and ctx.main:
-        log.info("%s is at step %d, already stopped by %s: nothing to train", cfg.model_dir, step, done)
+    if done and ctx.main:  # said where it is seen: a user who meant "train 30 minutes more" learns the rule here
+        rule = (
+            f"{before:.0f} s of --time {cfg.time_limit:.0f} s (it counts the run's time in all)"
+            if done == "time"
+            else done
+        )
+        log.warning("%s: already at step %d, past its end (%s): nothing to train", cfg.model_dir, step, rule)
     stopped_by = done or stopped_by
     stop.defer = True  # from here a signal stops the run at a step's end, saved (interrupts.py)
     try:
@@ -696,6 +701,8 @@ def _evaluate(
     tqdm.write(f"step {step} held-out: {shown}")
     if cfg.best_by == "loss":
         return best
+    if cfg.best_by not in figures:  # checked before the first step (`figure_names`): the two must agree
+        raise DualfaceError(f"--best-by {cfg.best_by!r}: the held-out figures are {', '.join(figures)}")
     aim = "lower" if cfg.best_by.endswith("/distance") else "higher"
     if rank(figures[cfg.best_by], aim) > best:
         best = rank(figures[cfg.best_by], aim)

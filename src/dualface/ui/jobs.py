@@ -110,7 +110,7 @@ def list_jobs(root: Path, processes: dict[str, subprocess.Popen]) -> list[Job]:
     is reported as failed."""
     # Reap first: a zombie runner would still count as a live process group below. A reaped runner stays
     # listed, known to have ended: one stopped before it recorded its pid would pass for starting (`_alive`).
-    for process in processes.values():
+    for process in list(processes.values()):  # a copy: a request in another thread may start a job meanwhile
         process.poll()
     jobs = []
     for path in (root / "jobs").glob("*.json"):
@@ -124,6 +124,8 @@ def list_jobs(root: Path, processes: dict[str, subprocess.Popen]) -> list[Job]:
             # The runner records the outcome just before it exits: until its whole process group is gone
             # the job's processes still hold memory, files and the folder lock, so it is not over yet.
             job.status, job.note = "running", "stopping"
+        elif job.status != "running" and job.id in processes and processes[job.id].poll() is not None:
+            del processes[job.id]  # its outcome is on record: the runner is needed no more
         jobs.append(job)
     return sorted(jobs, key=lambda j: j.created, reverse=True)
 

@@ -34,7 +34,7 @@ from dualface.config import ROOT, ConvertConfig, EvaluateConfig, ExtractConfig, 
 from dualface.errors import DualfaceError
 from dualface.files import TRAINING_LOG
 from dualface.options import argv, default, find
-from dualface.presets import MODEL_PRESETS
+from dualface.presets import DEFAULT_PRESET, MODEL_PRESETS
 from dualface.ui import jobs
 from dualface.ui.workspace import (
     SLOTS,
@@ -114,7 +114,7 @@ def index(request: Request) -> Response:
         "version": __version__,
         "starters": _starters(),
         "presets": list(MODEL_PRESETS),
-        "default_preset": default(TrainConfig, "preset"),
+        "default_preset": DEFAULT_PRESET,
         "fields": fields,
     }
     return TEMPLATES.TemplateResponse(request, "index.html", context)
@@ -295,7 +295,7 @@ async def start_train(request: Request) -> JSONResponse:
     body = await _body(request)
     steps = _int(body, "steps", *TRAIN_STEPS)
     preview_every = _option_int(body, TrainConfig, "preview_every", PREVIEW_EVERY)
-    preset = str(body.get("preset", default(TrainConfig, "preset")))
+    preset = str(body.get("preset", DEFAULT_PRESET))
     if preset not in MODEL_PRESETS:
         raise RequestError(f"unknown preset {preset!r}: choose one of {', '.join(MODEL_PRESETS)}")
     # Left empty: no --batch-size, so the command's rule holds (the preset's; on --resume the run's own).
@@ -314,16 +314,20 @@ async def start_train(request: Request) -> JSONResponse:
     start_step = model_step(root)
     target = start_step + steps  # --iterations counts from step 0, and a resumed model is past it
     words = argv(
-        TrainConfig, model_dir="model", names=[names["a"], names["b"]], preset=preset, batch_size=batch_size,
-        iterations=target, preview_every=preview_every,
+        TrainConfig, model_dir="model", names=[names["a"], names["b"]], batch_size=batch_size, iterations=target,
+        preview_every=preview_every,
     )  # fmt: skip
     command = jobs.dualface_command("train", "faces/a", "faces/b", *words)
     label = f"train {names['a']} <-> {names['b']} to step {target}"
+    # The preset is the form's for a new model only: a model it continues, or starter weights it starts
+    # from, has a shape of its own, and the command takes its preset from that checkpoint.
     if start_step:
         command += argv(TrainConfig, resume=True)  # the model continues; a starter only seeds a new one
     elif init:
         command += argv(TrainConfig, init=STARTERS / init)
         label += f" from {init}"
+    else:
+        command += argv(TrainConfig, preset=preset)
     job_id = studio.start("train", label, [command], target=target, batch_size=batch_size)
     return JSONResponse({"job": job_id})
 

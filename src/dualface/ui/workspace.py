@@ -11,6 +11,7 @@ The two identities live in fixed slots "a" and "b" (folder names); their display
 the user's, kept in project.json, so renaming never moves files.
 """
 
+import bisect
 import csv
 import io
 import json
@@ -290,6 +291,7 @@ class _Log:
 
 # The page polls every 750 ms, and a long run's log holds hundreds of thousands of rows (0.6 s to parse
 # 300k): each poll reads only the rows appended since the last. Two polls may run at once (thread pool).
+RATE_WINDOW_S = 60.0  # training seconds the shown step rate is taken over
 _LOGS: dict[Path, _Log] = {}
 _LOGS_LOCK = threading.Lock()
 
@@ -327,8 +329,8 @@ def _read_log(path: Path) -> _Log | None:
             losses = {name: float(row[column[f"loss_{name}"]]) for name in log.losses}
         except ValueError:
             continue
-        # `seconds` restarts from zero with each run (--resume appends to the log): the current run begins
-        # at the last row where it went down.
+        # `seconds` restarted from zero with each run in logs written before 2026-12-07 (since, a resumed run's
+        # clock goes on from its checkpoint's): there, the current run begins at the last row where it went down.
         if log.seconds and seconds < log.seconds[-1]:
             log.run_start = len(log.steps)
         log.steps.append(step)
@@ -346,7 +348,10 @@ def training_progress(log_csv: Path, points: int = 300) -> dict | None:
         log = _read_log(log_csv)
         if log is None or not log.steps:
             return None
-        first, last = log.run_start, len(log.steps) - 1
+        last = len(log.steps) - 1
+        # The rate of the last RATE_WINDOW_S of training: a resumed run's clock goes on from the earlier
+        # sessions', whose pace (another load on the CPU) is not this one's.
+        first = bisect.bisect_left(log.seconds, log.seconds[last] - RATE_WINDOW_S, lo=log.run_start, hi=last)
         steps = log.steps[last] - log.steps[first]
         seconds = log.seconds[last] - log.seconds[first]
         keep = range(last, -1, -max(1, len(log.steps) // points))[:points][::-1]  # counted back from the last row
