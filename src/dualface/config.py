@@ -366,18 +366,13 @@ def recorded_preset(cfg: TrainConfig) -> str | None:
     its checkpoint's, so its preset, with the rate and batch that go with it, is too. None where there is
     none to read (the run itself then says why, in its own words)."""
     from dualface.checkpoint import read_meta
-    from dualface.files import checkpoints_in
-    from dualface.runstate import init_file
+    from dualface.runstate import init_file, newest_meta
 
-    paths: list[Path] = []
-    with contextlib.suppress(DualfaceError, OSError):
+    with contextlib.suppress(DualfaceError, OSError, KeyError, TypeError):
         if cfg.resume:
-            paths = list(reversed(checkpoints_in(cfg.model_dir)))
-        elif cfg.init:
-            paths = [init_file(cfg.init)]
-    for path in paths:  # newest first: a damaged newest one is set aside by the run, which goes on from the next
-        with contextlib.suppress(DualfaceError, OSError, KeyError, TypeError):
-            return read_meta(path)["model_config"]["preset"]
+            return newest_meta(cfg.model_dir)["model_config"]["preset"]
+        if cfg.init:
+            return read_meta(init_file(cfg.init))["model_config"]["preset"]
     return None
 
 

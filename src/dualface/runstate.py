@@ -68,17 +68,22 @@ def settled(cfg: TrainConfig) -> TrainConfig:
     versions (lite128's batch went from 16 to 4), and a run should not change pace unasked half-way."""
     if cfg.batch_size is not None and cfg.lr is not None:  # always so without --resume (`TrainConfig`)
         return cfg
-    recorded: dict = {}
-    for path in reversed(checkpoints_in(cfg.model_dir)):
-        with contextlib.suppress(DualfaceError):
-            recorded = read_meta(path).get("train", {})
-            break
+    recorded = newest_meta(cfg.model_dir).get("train", {})
     # A worker's batch under --processes; the step's is that times the processes.
     batch = cfg.batch_size or recorded.get("batch_size", 0) * recorded.get("processes", 1) or preset_batch(cfg.preset)
     lr = cfg.lr or recorded.get("lr") or preset_lr(cfg.preset)
     if recorded:
         log.info("resuming at batch %d and learning rate %g, as given or as the run was trained", batch, lr)
     return replace(cfg, batch_size=batch, lr=lr)
+
+
+def newest_meta(folder: Path) -> dict:
+    """The metadata of a model folder's newest checkpoint that reads ({} where none does): what a resumed run
+    was trained as, looked up before it loads (a damaged newest one is set aside by the run itself)."""
+    for path in reversed(checkpoints_in(folder)):
+        with contextlib.suppress(DualfaceError):
+            return read_meta(path)
+    return {}
 
 
 def resume_point(cfg: TrainConfig):

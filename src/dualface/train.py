@@ -269,8 +269,7 @@ def _train(
     if cfg.best_by != "loss":  # a typo found at the first evaluation would cost the steps before it
         embedded = {s.name for s in sets if s.embedding is not None}
         figures = figure_names(cfg.names, list(held_out), embedded, model_cfg.liae)
-        if cfg.best_by not in figures:
-            raise DualfaceError(f"--best-by {cfg.best_by!r}: the held-out figures are {', '.join(figures)}")
+        _check_best_by(cfg.best_by, figures)
     _check_batch(cfg, sets)
     torch.manual_seed(cfg.seed)
     model = Autoencoder(model_cfg, cfg.names).to(device)
@@ -701,8 +700,7 @@ def _evaluate(
     tqdm.write(f"step {step} held-out: {shown}")
     if cfg.best_by == "loss":
         return best
-    if cfg.best_by not in figures:  # checked before the first step (`figure_names`): the two must agree
-        raise DualfaceError(f"--best-by {cfg.best_by!r}: the held-out figures are {', '.join(figures)}")
+    _check_best_by(cfg.best_by, figures)  # checked before the first step (`figure_names`): the two must agree
     aim = "lower" if cfg.best_by.endswith("/distance") else "higher"
     if rank(figures[cfg.best_by], aim) > best:
         best = rank(figures[cfg.best_by], aim)
@@ -710,6 +708,11 @@ def _evaluate(
         meta |= {"best_score": figures[cfg.best_by], "eval": figures}
         save_checkpoint(cfg.model_dir / "best.safetensors", model, None, step, meta)
     return best
+
+
+def _check_best_by(best_by: str, figures) -> None:
+    if best_by not in figures:
+        raise DualfaceError(f"--best-by {best_by!r}: the held-out figures are {', '.join(figures)}")
 
 
 def _check_batch(cfg: TrainConfig, sets: list[FaceSet]) -> None:

@@ -289,9 +289,10 @@ class _Log:
     run_start: int = 0  # the current run's first row (see `_read_log`)
 
 
+RATE_WINDOW_S = 60.0  # training seconds the shown step rate is taken over
+
 # The page polls every 750 ms, and a long run's log holds hundreds of thousands of rows (0.6 s to parse
 # 300k): each poll reads only the rows appended since the last. Two polls may run at once (thread pool).
-RATE_WINDOW_S = 60.0  # training seconds the shown step rate is taken over
 _LOGS: dict[Path, _Log] = {}
 _LOGS_LOCK = threading.Lock()
 
