@@ -74,9 +74,13 @@ function megabytes(bytes) {
 
 function renderNames(names) {
   for (const el of document.querySelectorAll(".name")) el.textContent = names[el.dataset.slot];
+  const before = rendered.names ? JSON.parse(rendered.names) : { a: "", b: "" };
   if (changed("names", names)) {
-    document.getElementById("name-a").value = names.a;
-    document.getElementById("name-b").value = names.b;
+    for (const slot of ["a", "b"]) {
+      // Never over what the user has typed: a poll that lands late (a busy CPU) would undo it.
+      const input = document.getElementById(`name-${slot}`);
+      if (input.value === before[slot]) input.value = names[slot];
+    }
   }
 }
 
